@@ -1,0 +1,697 @@
+//! The `postdesk` command: parses arguments, builds a [`Processor`], prints results and maps
+//! them to exit codes. All decisions live in the library; this file is wiring and output.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write as _};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use postdesk::classify::Verdict;
+use postdesk::config::{Config, DEFAULT_DATABASE};
+use postdesk::process::{Action, Delivery};
+use postdesk::source::{self, SourceMessage};
+use postdesk::store::{SqliteOptions, SqliteStore, Store, TicketFilter};
+use postdesk::{Error, Processor, exit};
+
+/// Turn inbound email into support tickets.
+///
+/// Quick start: `postdesk ingest < message.eml` stores a message in ./postdesk.db;
+/// `postdesk tickets list` shows the tickets.
+#[derive(Debug, Parser)]
+#[command(
+    name = "postdesk",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    /// TOML configuration file (optional; every setting has a default).
+    #[arg(long, global = true, env = "POSTDESK_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Database URL [default: the config's `database`, else sqlite://postdesk.db].
+    #[arg(long, global = true, env = "POSTDESK_DATABASE_URL", value_name = "URL")]
+    database: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Store one message read from standard input (for Postfix pipe / /etc/aliases).
+    ///
+    /// Exit status: 0 when the message is stored, quarantined or dropped by policy;
+    /// 75 (EX_TEMPFAIL) for anything that may work later (database locked or unreachable,
+    /// disk full, configuration error, deadline, internal error), so the MTA keeps the
+    /// message and retries. No other status is ever used.
+    ///
+    /// Postfix master.cf example:
+    ///   postdesk unix - n n - - pipe flags=Rq user=postdesk
+    ///     argv=/usr/local/bin/postdesk ingest --recipient ${recipient}
+    Ingest {
+        /// Print the outcome as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Envelope recipient (Postfix `${recipient}`): selects the queue.
+        #[arg(long, value_name = "ADDR")]
+        recipient: Option<String>,
+        /// Queue to file the message in (must be configured); overrides --recipient.
+        #[arg(long, value_name = "NAME")]
+        queue: Option<String>,
+        /// Envelope sender (Postfix `${sender}`).
+        #[arg(long, value_name = "ADDR")]
+        sender: Option<String>,
+    },
+    /// Classify and thread-preview messages without storing them.
+    Explain {
+        /// One JSON object per line and per file, in order.
+        #[arg(long)]
+        json: bool,
+        /// Message files (.eml).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Import mbox files, Maildir folders, folders of .eml files or single messages.
+    ///
+    /// Messages go through the same pipeline as `ingest`, in order, in batched
+    /// transactions. Re-running an import is safe: messages already stored count as
+    /// duplicates.
+    Import(ImportArgs),
+    /// Look at tickets.
+    #[command(subcommand)]
+    Tickets(TicketsCommand),
+    /// Look at quarantined and dropped messages.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+    /// Work with the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Messages per transaction [default: the config's import.batch_size, 500].
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
+    /// Never show a progress bar (it is shown only on a terminal anyway).
+    #[arg(long)]
+    no_progress: bool,
+    /// Files and folders to import, in order.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum TicketsCommand {
+    /// List tickets, newest first.
+    List {
+        /// JSON array output.
+        #[arg(long)]
+        json: bool,
+        /// Only tickets with this status (open, closed).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only tickets in this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one ticket with its messages.
+    Show {
+        /// Ticket reference, e.g. PD-42 (or just 42).
+        reference: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuarantineCommand {
+    /// List held messages, newest first.
+    List {
+        /// JSON array output.
+        #[arg(long)]
+        json: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file; every error is reported with line and field.
+    Check {
+        /// The file [default: --config / POSTDESK_CONFIG].
+        file: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // A broken master.cf line must not bounce customers' mail: ingest tempfails.
+            let ingest = args
+                .get(1..)
+                .unwrap_or_default()
+                .iter()
+                .any(|a| a == "ingest");
+            if ingest && e.use_stderr() {
+                let _ = source::read_capped(std::io::stdin().lock(), 0);
+                eprintln!(
+                    "4.3.0 postdesk: invalid arguments: {}",
+                    e.to_string().trim()
+                );
+                return ExitCode::from(exit::TEMPFAIL);
+            }
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    init_tracing();
+    match cli.command {
+        Command::Ingest { .. } => ExitCode::from(ingest_main(&cli)),
+        _ => match run(&cli) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("postdesk: {e:#}");
+                ExitCode::from(exit::FAILURE)
+            }
+        },
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POSTDESK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// `ingest`: 0 or 75, nothing else, whatever happens (panics included).
+fn ingest_main(cli: &Cli) -> u8 {
+    let Command::Ingest {
+        json,
+        recipient,
+        queue,
+        sender,
+    } = &cli.command
+    else {
+        unreachable!("called for ingest only")
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| -> Result<postdesk::Outcome, Error> {
+        let config = load_config(cli)?;
+        let (raw, total) =
+            source::read_capped(std::io::stdin().lock(), config.limits.quarantine_raw_cap)?;
+        let delivery = Delivery {
+            recipient: recipient.clone(),
+            queue: queue.clone(),
+            sender: sender.clone(),
+            total_size: (total > raw.len() as u64).then_some(total),
+        };
+        let rt = runtime()?;
+        rt.block_on(async {
+            let store = open_store(cli, &config, StoreUse::Write).await?;
+            let processor = Processor::new(config, store);
+            processor.process_with(&raw, &delivery).await
+        })
+    }))
+    .unwrap_or_else(|panic| {
+        let msg = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(Error::Panic(msg))
+    });
+    match result {
+        Ok(outcome) => {
+            let line = if *json {
+                serde_json::to_string(&outcome).unwrap_or_default()
+            } else {
+                let what = outcome
+                    .ticket_ref
+                    .clone()
+                    .or(outcome.held_id.map(|h| format!("held #{h}")))
+                    .unwrap_or_default();
+                format!("{} {what}", outcome.action.as_str())
+            };
+            let _ = writeln!(std::io::stdout(), "{line}");
+            exit::OK
+        }
+        Err(e) => {
+            let code = exit::for_ingest_error(&e);
+            eprintln!("{} postdesk: {e}", exit::ingest_status_text(code));
+            code
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config, Error> {
+    match &cli.config {
+        Some(path) => Ok(Config::load(path)?),
+        None => Ok(Config::default()),
+    }
+}
+
+fn database_url<'a>(cli: &'a Cli, config: &'a Config) -> &'a str {
+    cli.database
+        .as_deref()
+        .or(config.database.as_deref())
+        .unwrap_or(DEFAULT_DATABASE)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreUse {
+    /// Create the database if needed.
+    Write,
+    /// Use the database if it exists, else an empty in-memory one (never create a file).
+    Preview,
+    /// The database must exist.
+    Read,
+}
+
+async fn open_store(cli: &Cli, config: &Config, usage: StoreUse) -> Result<SqliteStore, Error> {
+    let url = database_url(cli, config);
+    if !url.starts_with("sqlite:") {
+        return Err(postdesk::store::StoreError::Config(format!(
+            "`{url}`: only sqlite: URLs are supported by this build"
+        ))
+        .into());
+    }
+    let opts = SqliteOptions {
+        create_if_missing: usage == StoreUse::Write,
+        busy_timeout: Duration::from_secs(config.limits.busy_timeout_secs),
+        ..SqliteOptions::default()
+    };
+    let url = if usage == StoreUse::Preview && !SqliteStore::exists(url)? {
+        "sqlite::memory:"
+    } else {
+        url
+    };
+    let opts = if url == "sqlite::memory:" {
+        SqliteOptions {
+            max_connections: 1,
+            ..opts
+        }
+    } else {
+        opts
+    };
+    Ok(SqliteStore::open(url, &opts).await?)
+}
+
+fn run(cli: &Cli) -> anyhow::Result<u8> {
+    if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
+        return config_check(file.as_deref().or(cli.config.as_deref()));
+    }
+    let config = match load_config(cli) {
+        Ok(c) => c,
+        Err(Error::Config(errors)) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            bail!("invalid configuration");
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        match &cli.command {
+            Command::Explain { json, files } => {
+                let store = open_store(cli, &config, StoreUse::Preview).await?;
+                explain(Processor::new(config, store), files, *json).await
+            }
+            Command::Import(args) => {
+                let store = open_store(cli, &config, StoreUse::Write).await?;
+                import(Processor::new(config, store), args).await
+            }
+            Command::Tickets(cmd) => {
+                let store = open_store(cli, &config, StoreUse::Read)
+                    .await
+                    .with_context(|| format!("opening {}", database_url(cli, &config)))?;
+                tickets(Processor::new(config, store), cmd).await
+            }
+            Command::Quarantine(QuarantineCommand::List { json, limit }) => {
+                let store = open_store(cli, &config, StoreUse::Read)
+                    .await
+                    .with_context(|| format!("opening {}", database_url(cli, &config)))?;
+                let held = store.held(*limit).await?;
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&held)?);
+                } else {
+                    println!(
+                        "{:>6}  {:<11}  {:<22}  {:<28}  SUBJECT",
+                        "ID", "ACTION", "REASON", "FROM"
+                    );
+                    for h in held {
+                        println!(
+                            "{:>6}  {:<11}  {:<22}  {:<28}  {}",
+                            h.id,
+                            h.action,
+                            clip(&h.reason, 22),
+                            clip(h.from.as_deref().unwrap_or("-"), 28),
+                            clip(h.subject.as_deref().unwrap_or("-"), 60)
+                        );
+                    }
+                }
+                Ok(exit::OK)
+            }
+            Command::Ingest { .. } | Command::Config(_) => unreachable!("handled before"),
+        }
+    })
+}
+
+fn config_check(file: Option<&Path>) -> anyhow::Result<u8> {
+    let Some(file) = file else {
+        println!("no configuration file given (--config or POSTDESK_CONFIG): defaults apply");
+        return Ok(exit::OK);
+    };
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    match Config::from_toml(&text) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            Ok(exit::OK)
+        }
+        Err(errors) => {
+            for mut e in errors {
+                e.path = Some(file.to_path_buf());
+                eprintln!("{e}");
+            }
+            Ok(exit::FAILURE)
+        }
+    }
+}
+
+async fn explain(p: Processor<SqliteStore>, files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
+    let mut code = exit::OK;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for file in files {
+        let result = match std::fs::read(file) {
+            Ok(raw) => p.explain(&raw).await.map_err(anyhow::Error::from),
+            Err(e) => Err(anyhow::Error::from(e)),
+        };
+        match result {
+            Ok(x) if json => {
+                let mut v = serde_json::to_value(&x)?;
+                v["file"] = serde_json::Value::String(file.display().to_string());
+                writeln!(out, "{v}")?;
+            }
+            Ok(x) => {
+                writeln!(out, "{}", file.display())?;
+                writeln!(out, "  verdict:  {}", x.verdict)?;
+                for r in &x.reasons {
+                    writeln!(out, "    because {r}")?;
+                }
+                writeln!(out, "  from:     {}", x.from.as_deref().unwrap_or("-"))?;
+                writeln!(out, "  subject:  {}", x.subject.as_deref().unwrap_or("-"))?;
+                match &x.thread {
+                    Some(postdesk::thread::ThreadDecision::Existing {
+                        ticket_id, reason, ..
+                    }) => writeln!(
+                        out,
+                        "  thread:   {} ({reason})",
+                        p.tag().reference(*ticket_id)
+                    )?,
+                    Some(postdesk::thread::ThreadDecision::New { reason }) => {
+                        writeln!(out, "  thread:   new ticket ({reason})")?
+                    }
+                    None => {}
+                }
+                writeln!(out, "  action:   {} (queue {})", x.action.as_str(), x.queue)?;
+            }
+            Err(e) => {
+                code = exit::FAILURE;
+                if json {
+                    let v = serde_json::json!({"file": file.display().to_string(), "error": format!("{e:#}")});
+                    writeln!(out, "{v}")?;
+                } else {
+                    writeln!(out, "{}: error: {e:#}", file.display())?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(code)
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+struct ImportSummary {
+    messages: u64,
+    by_action: BTreeMap<&'static str, u64>,
+    by_verdict: BTreeMap<&'static str, u64>,
+    read_errors: u64,
+    seconds: f64,
+    messages_per_second: f64,
+}
+
+async fn import(p: Processor<SqliteStore>, args: &ImportArgs) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let mut files = Vec::new();
+    for path in &args.paths {
+        files.extend(source::expand(path).with_context(|| format!("reading {}", path.display()))?);
+    }
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f.path()).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = if args.no_progress || !std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::hidden())
+    } else {
+        let b = ProgressBar::new(total_bytes);
+        b.set_style(ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+        )?);
+        b
+    };
+    let batch_size = args
+        .batch_size
+        .unwrap_or(p.config().import.batch_size)
+        .max(1);
+    let mut summary = ImportSummary::default();
+    let mut batch: Vec<SourceMessage> = Vec::with_capacity(batch_size);
+    for file in &files {
+        for m in
+            source::messages(file).with_context(|| format!("opening {}", file.path().display()))?
+        {
+            match m {
+                Ok(m) => batch.push(m),
+                Err(e) => {
+                    summary.read_errors += 1;
+                    bar.suspend(|| eprintln!("postdesk: reading {}: {e}", file.path().display()));
+                    continue;
+                }
+            }
+            if batch.len() >= batch_size {
+                flush(&p, &mut batch, &mut summary, &bar).await?;
+            }
+        }
+    }
+    flush(&p, &mut batch, &mut summary, &bar).await?;
+    p.store().checkpoint().await?;
+    bar.finish_and_clear();
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.messages_per_second = summary.messages as f64 / summary.seconds.max(1e-9);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "imported {} messages in {:.2} s ({:.0}/s)",
+            summary.messages, summary.seconds, summary.messages_per_second
+        );
+        for a in [
+            Action::Created,
+            Action::Appended,
+            Action::Duplicate,
+            Action::Quarantined,
+            Action::Dropped,
+        ] {
+            println!(
+                "  {:<12} {}",
+                a.as_str(),
+                summary.by_action.get(a.as_str()).unwrap_or(&0)
+            );
+        }
+        println!("  by verdict:");
+        for v in Verdict::ALL {
+            if let Some(n) = summary.by_verdict.get(v.as_str()) {
+                println!("    {:<10} {n}", v.as_str());
+            }
+        }
+        if summary.read_errors > 0 {
+            println!("  read errors  {}", summary.read_errors);
+        }
+    }
+    Ok(if summary.read_errors > 0 {
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
+}
+
+async fn flush(
+    p: &Processor<SqliteStore>,
+    batch: &mut Vec<SourceMessage>,
+    summary: &mut ImportSummary,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let items: Vec<(&[u8], Delivery)> = batch
+        .iter()
+        .map(|m| (m.raw.as_slice(), Delivery::default()))
+        .collect();
+    let outcomes = p
+        .process_batch(&items)
+        .await
+        .with_context(|| format!("importing the batch starting at {}", batch[0].origin))?;
+    for o in &outcomes {
+        summary.messages += 1;
+        *summary.by_action.entry(o.action.as_str()).or_default() += 1;
+        *summary.by_verdict.entry(o.verdict.as_str()).or_default() += 1;
+    }
+    bar.inc(batch.iter().map(|m| m.raw.len() as u64).sum());
+    bar.set_message(format!("{} messages", summary.messages));
+    batch.clear();
+    Ok(())
+}
+
+async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Result<u8> {
+    match cmd {
+        TicketsCommand::List {
+            json,
+            status,
+            queue,
+            limit,
+        } => {
+            let filter = TicketFilter {
+                status: status.clone(),
+                queue: queue.clone(),
+                limit: Some(*limit),
+            };
+            let list = p.store().tickets(&filter).await?;
+            if *json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|t| {
+                        let mut v = serde_json::to_value(t).unwrap_or_default();
+                        v["ref"] = p.tag().reference(t.id).into();
+                        v
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "{:<10}  {:<6}  {:<10}  {:>4}  {:<20}  {:<28}  SUBJECT",
+                    "TICKET", "STATUS", "QUEUE", "MSGS", "UPDATED", "REQUESTER"
+                );
+                for t in list {
+                    println!(
+                        "{:<10}  {:<6}  {:<10}  {:>4}  {:<20}  {:<28}  {}",
+                        p.tag().reference(t.id),
+                        t.status,
+                        clip(&t.queue, 10),
+                        t.messages,
+                        clip(&t.updated_at, 19),
+                        clip(&t.requester, 28),
+                        clip(&t.subject, 60)
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }
+        TicketsCommand::Show { reference, json } => {
+            let Some(id) = p.tag().parse_reference(reference) else {
+                bail!(
+                    "`{reference}` is not a ticket reference (like {})",
+                    p.tag().reference(42)
+                );
+            };
+            let Some(t) = p.store().ticket(id).await? else {
+                eprintln!("postdesk: no ticket {}", p.tag().reference(id));
+                return Ok(exit::FAILURE);
+            };
+            if *json {
+                let mut v = serde_json::to_value(&t)?;
+                v["ref"] = p.tag().reference(id).into();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(exit::OK);
+            }
+            println!("{}  {}", p.tag().reference(id), t.ticket.subject);
+            println!("  status:    {}", t.ticket.status);
+            println!("  queue:     {}", t.ticket.queue);
+            println!("  requester: {}", t.ticket.requester);
+            println!("  created:   {}", t.ticket.created_at);
+            println!("  updated:   {}", t.ticket.updated_at);
+            for (i, m) in t.thread.iter().enumerate() {
+                println!();
+                println!(
+                    "--- message {} of {} ({}) ---",
+                    i + 1,
+                    t.thread.len(),
+                    m.verdict
+                );
+                println!("  from:    {}", m.from.as_deref().unwrap_or("-"));
+                println!(
+                    "  date:    {}",
+                    m.sent_at.as_deref().unwrap_or(&m.received_at)
+                );
+                println!("  subject: {}", m.subject);
+                println!("  thread:  {}", m.thread_reason);
+                for a in &m.attachments {
+                    println!(
+                        "  attach:  {} ({}, {} bytes)",
+                        a.filename.as_deref().unwrap_or("(unnamed)"),
+                        a.content_type,
+                        a.size
+                    );
+                }
+                println!();
+                for line in m.reply_text.lines() {
+                    println!("  {line}");
+                }
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn clip(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}

@@ -1,0 +1,487 @@
+//! Configuration: an optional TOML file, validated with line-precise errors.
+//!
+//! postdesk runs with no file at all; every field has a default. See `postdesk.example.toml`
+//! at the root of the repository for every field with its meaning.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::parse::ParseLimits;
+
+/// The default database when neither `--database`, `POSTDESK_DATABASE_URL` nor the config
+/// file names one.
+pub const DEFAULT_DATABASE: &str = "sqlite://postdesk.db";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Database URL; the command line and `POSTDESK_DATABASE_URL` take precedence.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Ticket numbering and the default queue.
+    #[serde(default)]
+    pub tickets: TicketsConfig,
+    /// Queues by name, each with the support addresses that feed it.
+    #[serde(default)]
+    pub queues: BTreeMap<String, QueueConfig>,
+    /// Size, time and part limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Bulk import settings.
+    #[serde(default)]
+    pub import: ImportConfig,
+}
+
+/// `[tickets]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketsConfig {
+    /// Reference prefix: tickets are `PREFIX-N`, tagged `[PREFIX-N]` in subjects.
+    #[serde(default = "default_prefix")]
+    pub prefix: Spanned<String>,
+    /// Queue for mail whose recipient matches no queue.
+    #[serde(default = "default_queue")]
+    pub default_queue: Spanned<String>,
+}
+
+impl Default for TicketsConfig {
+    fn default() -> Self {
+        TicketsConfig {
+            prefix: default_prefix(),
+            default_queue: default_queue(),
+        }
+    }
+}
+
+fn default_prefix() -> Spanned<String> {
+    Spanned::new(0..0, "PD".into())
+}
+fn default_queue() -> Spanned<String> {
+    Spanned::new(0..0, "support".into())
+}
+
+/// `[queues.NAME]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Recipient addresses that feed this queue (`billing@example.com`). A `+token`
+    /// detail in the recipient is ignored when matching.
+    #[serde(default)]
+    pub addresses: Vec<Spanned<String>>,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Larger messages are quarantined, not parsed (bytes; default 25 MiB).
+    #[serde(default = "d_max_message_size")]
+    pub max_message_size: u64,
+    /// Above this, only the headers of a message are kept in quarantine (bytes; default
+    /// 64 MiB). The rest of the input is read and counted, never stored.
+    #[serde(default = "d_raw_cap")]
+    pub quarantine_raw_cap: u64,
+    /// More MIME parts than this: quarantined (default 1000).
+    #[serde(default = "d_parts")]
+    pub max_mime_parts: usize,
+    /// `ingest` gives up with exit 75 after this many seconds (default 60, well under
+    /// Postfix's `command_time_limit` of 1000 s).
+    #[serde(default = "d_deadline")]
+    pub deadline_secs: u64,
+    /// How long to wait for another writer to release the database (seconds; default 30).
+    #[serde(default = "d_busy")]
+    pub busy_timeout_secs: u64,
+}
+
+fn d_max_message_size() -> u64 {
+    25 * 1024 * 1024
+}
+fn d_raw_cap() -> u64 {
+    64 * 1024 * 1024
+}
+fn d_parts() -> usize {
+    1000
+}
+fn d_deadline() -> u64 {
+    60
+}
+fn d_busy() -> u64 {
+    30
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_size: d_max_message_size(),
+            quarantine_raw_cap: d_raw_cap(),
+            max_mime_parts: d_parts(),
+            deadline_secs: d_deadline(),
+            busy_timeout_secs: d_busy(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The limits the parse stage applies.
+    pub fn parse_limits(&self) -> ParseLimits {
+        ParseLimits {
+            max_message_size: self.max_message_size,
+            max_mime_parts: self.max_mime_parts,
+        }
+    }
+}
+
+/// `[import]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportConfig {
+    /// Messages per transaction during `postdesk import` (default 500).
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+}
+
+fn d_batch() -> usize {
+    500
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        ImportConfig {
+            batch_size: d_batch(),
+        }
+    }
+}
+
+/// A configuration problem, located in the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{column}: {}{message}", file_name(.path), field_prefix(.field))]
+pub struct ConfigError {
+    /// The file, when the configuration came from one.
+    pub path: Option<PathBuf>,
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// 1-based column (0 when unknown).
+    pub column: usize,
+    /// Dotted field name, e.g. `limits.max_message_size`, when known.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn file_name(p: &Option<PathBuf>) -> String {
+    p.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<config>".into())
+}
+
+fn field_prefix(f: &Option<String>) -> String {
+    f.as_ref().map(|f| format!("`{f}`: ")).unwrap_or_default()
+}
+
+impl Config {
+    /// Read and validate the file at `path`; every problem is reported.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                path: Some(path.to_path_buf()),
+                line: 0,
+                column: 0,
+                field: None,
+                message: format!("cannot read: {e}"),
+            }]
+        })?;
+        Config::from_toml(&text).map_err(|mut errors| {
+            for e in &mut errors {
+                e.path = Some(path.to_path_buf());
+            }
+            errors
+        })
+    }
+
+    /// Parse and validate TOML text. Every problem is reported, not just the first.
+    ///
+    /// ```
+    /// use postdesk::config::Config;
+    /// let err = Config::from_toml("[limits]\nmax_message_size = \"big\"\n").unwrap_err();
+    /// assert_eq!(err[0].line, 2);
+    /// assert_eq!(err[0].field.as_deref(), Some("limits.max_message_size"));
+    /// ```
+    pub fn from_toml(text: &str) -> Result<Config, Vec<ConfigError>> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            vec![located(text, span, e.message().to_string())]
+        })?;
+        let errors = cfg.validate(text);
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn validate(&self, text: &str) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut bad = |span: Range<usize>, field: &str, msg: String| {
+            let mut e = located(text, span, msg);
+            e.field = Some(field.to_string());
+            errors.push(e);
+        };
+        let prefix = self.tickets.prefix.get_ref();
+        if prefix.is_empty()
+            || prefix.len() > 16
+            || !prefix.bytes().all(|b| b.is_ascii_alphanumeric())
+            || !prefix.as_bytes()[0].is_ascii_alphabetic()
+        {
+            bad(
+                self.tickets.prefix.span(),
+                "tickets.prefix",
+                format!("`{prefix}` must be 1-16 ASCII letters or digits, starting with a letter"),
+            );
+        }
+        let dq = self.tickets.default_queue.get_ref();
+        if !valid_queue_name(dq) {
+            bad(
+                self.tickets.default_queue.span(),
+                "tickets.default_queue",
+                format!("`{dq}` is not a valid queue name (letters, digits, `-`, `_`)"),
+            );
+        }
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for (name, q) in &self.queues {
+            if !valid_queue_name(name) {
+                bad(
+                    0..0,
+                    &format!("queues.{name}"),
+                    "queue names are letters, digits, `-` and `_`".into(),
+                );
+            }
+            for a in &q.addresses {
+                let field = format!("queues.{name}.addresses");
+                let addr = a.get_ref();
+                if !looks_like_address(addr) {
+                    bad(
+                        a.span(),
+                        &field,
+                        format!("`{addr}` is not an email address"),
+                    );
+                } else if let Some(other) = seen.insert(addr.to_lowercase(), name.clone()) {
+                    bad(
+                        a.span(),
+                        &field,
+                        format!("`{addr}` is already an address of queue `{other}`"),
+                    );
+                }
+            }
+        }
+        let l = &self.limits;
+        if l.max_message_size == 0 {
+            bad(
+                0..0,
+                "limits.max_message_size",
+                "must be greater than 0".into(),
+            );
+        }
+        if l.quarantine_raw_cap < l.max_message_size {
+            bad(
+                0..0,
+                "limits.quarantine_raw_cap",
+                "must be at least limits.max_message_size".into(),
+            );
+        }
+        if l.deadline_secs == 0 || l.deadline_secs > 900 {
+            bad(
+                0..0,
+                "limits.deadline_secs",
+                "must be between 1 and 900 (below the MTA's command time limit)".into(),
+            );
+        }
+        if self.import.batch_size == 0 {
+            bad(0..0, "import.batch_size", "must be greater than 0".into());
+        }
+        // Fields without a span (plain numbers) are located by their key in the text.
+        for e in &mut errors {
+            if e.line == 0 {
+                if let Some(field) = &e.field {
+                    if let Some((line, col)) = find_key(text, field) {
+                        e.line = line;
+                        e.column = col;
+                    }
+                }
+            }
+        }
+        errors
+    }
+
+    /// The queue for a delivery: the recipient's queue if any configured address matches
+    /// (ignoring a `+detail`), else the default queue.
+    pub fn queue_for_recipient(&self, recipient: &str) -> &str {
+        let r = strip_detail(recipient);
+        self.queues
+            .iter()
+            .find(|(_, q)| {
+                q.addresses
+                    .iter()
+                    .any(|a| a.get_ref().eq_ignore_ascii_case(&r))
+            })
+            .map(|(name, _)| name.as_str())
+            .unwrap_or(self.tickets.default_queue.get_ref())
+    }
+
+    /// Whether `name` is a configured queue (or the default queue).
+    pub fn has_queue(&self, name: &str) -> bool {
+        name == self.tickets.default_queue.get_ref() || self.queues.contains_key(name)
+    }
+}
+
+fn strip_detail(addr: &str) -> String {
+    let addr = addr.trim().trim_matches(|c| c == '<' || c == '>');
+    match addr.rsplit_once('@') {
+        Some((local, domain)) => {
+            let local = local.split('+').next().unwrap_or(local);
+            format!("{local}@{domain}").to_lowercase()
+        }
+        None => addr.to_lowercase(),
+    }
+}
+
+fn valid_queue_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn looks_like_address(s: &str) -> bool {
+    match s.rsplit_once('@') {
+        Some((l, d)) => {
+            !l.is_empty()
+                && d.contains('.')
+                && !d.starts_with('.')
+                && !d.ends_with('.')
+                && !s
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+        }
+        None => false,
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, col)
+}
+
+/// An error at `span`, with the dotted key found at that position when possible.
+fn located(text: &str, span: Range<usize>, message: String) -> ConfigError {
+    let (line, column) = if span == (0..0) && text.is_empty() {
+        (0, 0)
+    } else {
+        line_col(text, span.start)
+    };
+    ConfigError {
+        path: None,
+        line,
+        column,
+        field: key_at_line(text, line),
+        message,
+    }
+}
+
+/// `table.key` for the `key = ...` on 1-based `line`, using the nearest `[table]` above.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let this = lines.get(line.checked_sub(1)?)?.trim();
+    let key = this.split_once('=')?.0.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let table = lines[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
+    })
+}
+
+/// Where the dotted `field` is set in `text` (line, column), if it is.
+fn find_key(text: &str, field: &str) -> Option<(usize, usize)> {
+    let (table, key) = field.rsplit_once('.').unwrap_or(("", field));
+    let mut current = String::new();
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        } else if let Some((k, _)) = t.split_once('=') {
+            if current == table && k.trim().trim_matches('"') == key {
+                return Some((i + 1, l.len() - l.trim_start().len() + 1));
+            }
+        }
+    }
+    // A table of its own, e.g. a bad queue name: `[queues.NAME]`.
+    text.lines().enumerate().find_map(|(i, l)| {
+        let t = l.trim();
+        (t.starts_with('[') && t.trim_matches(|c| c == '[' || c == ']').trim() == field)
+            .then_some((i + 1, 1))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.tickets.prefix.get_ref(), "PD");
+        assert_eq!(c.limits.max_message_size, 25 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_field_names_line_and_field() {
+        let e = Config::from_toml("[tickets]\nprefix = \"HD\"\n\n[limits]\nmax_mesage_size = 5\n")
+            .unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].field.as_deref()),
+            (5, Some("limits.max_mesage_size"))
+        );
+        assert!(e[0].message.contains("unknown field"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported_with_lines() {
+        let text = "[tickets]\nprefix = \"P D\"\n\n[queues.billing]\naddresses = [\"billing@example.com\", \"nope\"]\n\n[limits]\ndeadline_secs = 0\n";
+        let e = Config::from_toml(text).unwrap_err();
+        let got: Vec<(usize, &str)> = e
+            .iter()
+            .map(|e| (e.line, e.field.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, "tickets.prefix"),
+                (5, "queues.billing.addresses"),
+                (8, "limits.deadline_secs")
+            ]
+        );
+    }
+
+    #[test]
+    fn queue_by_recipient_ignores_detail_and_case() {
+        let c =
+            Config::from_toml("[queues.billing]\naddresses = [\"billing@example.com\"]\n").unwrap();
+        assert_eq!(c.queue_for_recipient("Billing+abc@Example.com"), "billing");
+        assert_eq!(c.queue_for_recipient("help@example.com"), "support");
+    }
+}

@@ -1,0 +1,50 @@
+//! postdesk turns inbound email into support tickets.
+//!
+//! Every message goes through the same pipeline of plain data types:
+//!
+//! ```text
+//! raw bytes ──parse──▶ ParsedMessage ──classify──▶ Classification
+//!                                    ──thread────▶ ThreadKeys ─(store lookup)─▶ ThreadDecision
+//!                                    ──store─────▶ Outcome
+//! ```
+//!
+//! - [`parse`]: mail-parser behind limits and `catch_unwind`; bad input becomes a
+//!   quarantine reason, never an error or a panic.
+//! - [`classify`]: human, autoreply, bulk, loop, bounce, spam, with the evidence.
+//! - [`thread`]: which ticket a message belongs to, decided from what the store finds.
+//! - [`store`]: the [`Store`](store::Store) trait and the embedded SQLite store.
+//! - [`process`]: the [`Processor`] that runs it all in one transaction per message.
+//! - [`source`]: reading mbox files, Maildir folders and `.eml` files for import.
+//! - [`exit`]: the sysexits contract with MTAs.
+//!
+//! # Example
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use postdesk::{Config, Processor, store::{SqliteOptions, SqliteStore}};
+//!
+//! let store = SqliteStore::open("sqlite::memory:", &SqliteOptions { max_connections: 1, ..Default::default() }).await?;
+//! let processor = Processor::new(Config::default(), store);
+//! let outcome = processor
+//!     .process(b"From: ann@example.org\r\nSubject: Printer on fire\r\n\r\nHelp!\r\n")
+//!     .await?;
+//! println!("{} {}", outcome.action.as_str(), outcome.ticket_ref.unwrap()); // created PD-1
+//! # Ok::<(), postdesk::Error>(())
+//! # }).unwrap();
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod classify;
+pub mod config;
+pub mod error;
+pub mod exit;
+pub mod parse;
+pub mod process;
+pub mod source;
+pub mod store;
+pub mod thread;
+
+pub use config::Config;
+pub use error::Error;
+pub use process::{Action, Delivery, Outcome, Processor};

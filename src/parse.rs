@@ -1,0 +1,509 @@
+//! Stage 1: raw bytes → [`ParsedMessage`].
+//!
+//! Pure: no I/O, never panics (mail-parser is called behind `catch_unwind`), and never
+//! returns an error for bad mail. A message that cannot become a ticket comes back as
+//! [`Parsed::Rejected`] with a [`RejectReason`], which the processor turns into a
+//! quarantine record.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
+use sha2::{Digest, Sha256};
+
+/// Limits applied while parsing. All of them are configurable (see [`crate::config`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseLimits {
+    /// Messages larger than this are quarantined instead of parsed (bytes).
+    pub max_message_size: u64,
+    /// Messages with more MIME parts than this are quarantined.
+    pub max_mime_parts: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits {
+            max_message_size: 25 * 1024 * 1024,
+            max_mime_parts: 1000,
+        }
+    }
+}
+
+/// A name and address, as found in `From`, `To` and `Cc`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Mailbox {
+    /// Display name, decoded, if any.
+    pub name: Option<String>,
+    /// The address, lower-cased domain part, as written otherwise.
+    pub address: String,
+}
+
+impl Mailbox {
+    /// The address in the form used for comparisons: trimmed and lower-cased.
+    pub fn key(&self) -> String {
+        self.address.trim().to_lowercase()
+    }
+}
+
+/// One header field as it appeared, unfolded, its value trimmed but not decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawHeader {
+    /// Field name as written (compare case-insensitively).
+    pub name: String,
+    /// Raw value with folding removed and surrounding white space trimmed.
+    pub value: String,
+}
+
+/// An attachment: any MIME part that is not one of the message's bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// File name as the sender gave it (never used as a path).
+    pub filename: Option<String>,
+    /// `type/subtype`, lower-cased; `application/octet-stream` when absent.
+    pub content_type: String,
+    /// Decoded content.
+    pub content: Vec<u8>,
+}
+
+/// A successfully parsed message: plain owned data, the input of every later stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedMessage {
+    /// `Message-ID` without angle brackets, if the message has a usable one.
+    pub message_id: Option<String>,
+    /// First `From` mailbox.
+    pub from: Option<Mailbox>,
+    /// `Sender` mailbox, if present.
+    pub sender: Option<Mailbox>,
+    /// `Reply-To` mailbox, if present.
+    pub reply_to: Option<Mailbox>,
+    /// All `To` mailboxes.
+    pub to: Vec<Mailbox>,
+    /// All `Cc` mailboxes.
+    pub cc: Vec<Mailbox>,
+    /// `Return-Path`: `Some("")` for the null sender `<>`.
+    pub return_path: Option<String>,
+    /// Decoded subject, or empty.
+    pub subject: String,
+    /// `Date` as RFC 3339, if it parses.
+    pub date: Option<String>,
+    /// Message-IDs in `In-Reply-To`.
+    pub in_reply_to: Vec<String>,
+    /// Message-IDs in `References`, oldest first.
+    pub references: Vec<String>,
+    /// Every header field in order.
+    pub headers: Vec<RawHeader>,
+    /// The text body (all text parts joined; HTML converted when there is no text part),
+    /// with `\n` line endings.
+    pub text_body: String,
+    /// The HTML body, when the message has a real HTML part.
+    pub html_body: Option<String>,
+    /// Attachments in order.
+    pub attachments: Vec<Attachment>,
+}
+
+impl ParsedMessage {
+    /// All raw values of the header `name` (case-insensitive), in order.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
+
+    /// The first raw value of the header `name`, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
+
+    /// The address replies go to by default: `From`, else `Sender`, else `Return-Path`.
+    pub fn sender_address(&self) -> Option<String> {
+        self.from
+            .as_ref()
+            .or(self.sender.as_ref())
+            .map(Mailbox::key)
+            .or_else(|| {
+                self.return_path
+                    .as_deref()
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_lowercase)
+            })
+            .filter(|a| !a.is_empty())
+    }
+}
+
+/// Why a message could not be parsed into a [`ParsedMessage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// The input was empty.
+    Empty,
+    /// Larger than [`ParseLimits::max_message_size`].
+    TooLarge,
+    /// No header block could be found: not an RFC 5322 message.
+    NotAMessage,
+    /// More MIME parts than [`ParseLimits::max_mime_parts`].
+    TooManyParts,
+    /// The parser panicked on this input (a bug upstream, contained here).
+    ParserPanic,
+}
+
+impl RejectReason {
+    /// Stable machine name, as stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Empty => "empty",
+            RejectReason::TooLarge => "too_large",
+            RejectReason::NotAMessage => "not_a_message",
+            RejectReason::TooManyParts => "too_many_parts",
+            RejectReason::ParserPanic => "parser_panic",
+        }
+    }
+}
+
+/// The result of parsing: a message, or a reason to quarantine the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// A message the pipeline can work with.
+    Message(Box<ParsedMessage>),
+    /// Input to quarantine, with a human-readable detail.
+    Rejected {
+        /// Machine reason.
+        reason: RejectReason,
+        /// Human explanation.
+        detail: String,
+    },
+}
+
+/// SHA-256 of the raw bytes, lower-case hex: the identity of a message without a Message-ID.
+pub fn content_hash(raw: &[u8]) -> String {
+    let digest = Sha256::digest(raw);
+    let mut out = String::with_capacity(64);
+    for b in digest.iter() {
+        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+    }
+    out
+}
+
+/// The header block of `raw`: everything up to the first empty line, at most `cap` bytes.
+pub fn header_block(raw: &[u8], cap: usize) -> &[u8] {
+    let limit = raw.len().min(cap);
+    let head = &raw[..limit];
+    let end = find(head, b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| find(head, b"\n\n").map(|i| i + 2))
+        .unwrap_or(limit);
+    &raw[..end]
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parse `raw` within `limits`. `total_size` is the size of the whole message when `raw`
+/// holds only its beginning (input larger than the hard cap); `None` when `raw` is all of it.
+///
+/// ```
+/// use postdesk::parse::{parse, Parsed, ParseLimits};
+/// let raw = b"From: Ann <ann@example.org>\r\nSubject: Printer\r\nMessage-ID: <a1@example.org>\r\n\r\nIt is on fire.\r\n";
+/// let Parsed::Message(m) = parse(raw, None, &ParseLimits::default()) else { panic!() };
+/// assert_eq!(m.message_id.as_deref(), Some("a1@example.org"));
+/// assert_eq!(m.text_body, "It is on fire.\n");
+/// ```
+pub fn parse(raw: &[u8], total_size: Option<u64>, limits: &ParseLimits) -> Parsed {
+    let size = total_size.unwrap_or(raw.len() as u64);
+    if size == 0 || raw.iter().all(u8::is_ascii_whitespace) {
+        return Parsed::Rejected {
+            reason: RejectReason::Empty,
+            detail: "the input is empty".into(),
+        };
+    }
+    if size > limits.max_message_size {
+        return Parsed::Rejected {
+            reason: RejectReason::TooLarge,
+            detail: format!(
+                "message is {size} bytes, over the limit of {} bytes",
+                limits.max_message_size
+            ),
+        };
+    }
+    match catch_unwind(AssertUnwindSafe(|| parse_inner(raw, limits))) {
+        Ok(parsed) => parsed,
+        Err(_) => Parsed::Rejected {
+            reason: RejectReason::ParserPanic,
+            detail: "the MIME parser panicked on this input".into(),
+        },
+    }
+}
+
+fn parse_inner(raw: &[u8], limits: &ParseLimits) -> Parsed {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return not_a_message("no header fields found");
+    };
+    if msg.parts.len() > limits.max_mime_parts {
+        return Parsed::Rejected {
+            reason: RejectReason::TooManyParts,
+            detail: format!(
+                "message has {} MIME parts, over the limit of {}",
+                msg.parts.len(),
+                limits.max_mime_parts
+            ),
+        };
+    }
+    let headers: Vec<RawHeader> = msg
+        .headers_raw()
+        .map(|(name, value)| RawHeader {
+            name: name.to_string(),
+            value: unfold(value),
+        })
+        .collect();
+    // mail-parser finds "headers" in almost anything; insist on at least one field a
+    // message must or usually has, so random bytes are not turned into tickets.
+    let has_key_field = headers.iter().any(|h| {
+        [
+            "from",
+            "sender",
+            "to",
+            "subject",
+            "message-id",
+            "date",
+            "received",
+        ]
+        .iter()
+        .any(|k| h.name.eq_ignore_ascii_case(k))
+    });
+    if !has_key_field || !plausible_header_names(&headers) {
+        return not_a_message("no From, To, Subject, Date, Message-ID or Received field");
+    }
+
+    let mut text_body = String::new();
+    for i in 0..msg.text_body_count() {
+        if let Some(t) = msg.body_text(i) {
+            if !text_body.is_empty() && !text_body.ends_with('\n') {
+                text_body.push('\n');
+            }
+            text_body.push_str(&t);
+        }
+    }
+    let text_body = normalize_newlines(text_body);
+
+    let mut html_body: Option<String> = None;
+    for (i, part) in msg.html_bodies().enumerate() {
+        if part.is_text_html() {
+            if let Some(h) = msg.body_html(i) {
+                html_body.get_or_insert_with(String::new).push_str(&h);
+            }
+        }
+    }
+
+    let attachments = msg
+        .attachments()
+        .map(|part| Attachment {
+            filename: part.attachment_name().map(str::to_string),
+            content_type: part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub).to_lowercase(),
+                    None => ct.ctype().to_lowercase(),
+                })
+                .unwrap_or_else(|| match part.body {
+                    PartType::Message(_) => "message/rfc822".into(),
+                    PartType::Text(_) => "text/plain".into(),
+                    PartType::Html(_) => "text/html".into(),
+                    _ => "application/octet-stream".into(),
+                }),
+            content: part.contents().to_vec(),
+        })
+        .collect();
+
+    Parsed::Message(Box::new(ParsedMessage {
+        message_id: msg
+            .message_id()
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty()),
+        from: first_mailbox(msg.from()),
+        sender: first_mailbox(msg.sender()),
+        reply_to: first_mailbox(msg.reply_to()),
+        to: all_mailboxes(msg.to()),
+        cc: all_mailboxes(msg.cc()),
+        return_path: return_path(&headers),
+        subject: msg
+            .subject()
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+        date: msg.date().map(|d| d.to_rfc3339()),
+        in_reply_to: id_list(msg.in_reply_to()),
+        references: id_list(msg.references()),
+        headers,
+        text_body,
+        html_body,
+        attachments,
+    }))
+}
+
+fn not_a_message(detail: &str) -> Parsed {
+    Parsed::Rejected {
+        reason: RejectReason::NotAMessage,
+        detail: detail.into(),
+    }
+}
+
+/// Header names are printable ASCII without colon or space (RFC 5322 §2.2); binary junk
+/// that mail-parser reads as "headers" fails this.
+fn plausible_header_names(headers: &[RawHeader]) -> bool {
+    headers
+        .iter()
+        .all(|h| !h.name.is_empty() && h.name.bytes().all(|b| (33..=126).contains(&b) && b != b':'))
+}
+
+fn unfold(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, line) in value.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if i > 0 {
+            out.push(' ');
+            out.push_str(line.trim_start());
+        } else {
+            out.push_str(line);
+        }
+    }
+    out.trim().to_string()
+}
+
+fn normalize_newlines(s: String) -> String {
+    if s.contains('\r') {
+        s.replace("\r\n", "\n")
+    } else {
+        s
+    }
+}
+
+fn mailbox(addr: &mail_parser::Addr<'_>) -> Option<Mailbox> {
+    let address = addr.address.as_deref()?.trim();
+    if address.is_empty() {
+        return None;
+    }
+    Some(Mailbox {
+        name: addr
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
+        address: address.to_string(),
+    })
+}
+
+fn first_mailbox(a: Option<&Address<'_>>) -> Option<Mailbox> {
+    a.and_then(|a| a.iter().find_map(mailbox))
+}
+
+fn all_mailboxes(a: Option<&Address<'_>>) -> Vec<Mailbox> {
+    a.map(|a| a.iter().filter_map(mailbox).collect())
+        .unwrap_or_default()
+}
+
+fn id_list(v: &HeaderValue<'_>) -> Vec<String> {
+    let ids: Vec<String> = match v {
+        HeaderValue::Text(t) => vec![t.to_string()],
+        HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+        _ => Vec::new(),
+    };
+    ids.into_iter()
+        .map(|i| i.trim().trim_matches(|c| c == '<' || c == '>').to_string())
+        .filter(|i| !i.is_empty())
+        .collect()
+}
+
+/// `Return-Path` is kept as the MTA wrote it: `<>` becomes `Some("")`.
+fn return_path(headers: &[RawHeader]) -> Option<String> {
+    let v = headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("return-path"))?;
+    let inner = v.value.trim().trim_start_matches('<');
+    let inner = inner.split('>').next().unwrap_or("").trim();
+    Some(inner.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(raw: &str) -> ParsedMessage {
+        match parse(raw.as_bytes(), None, &ParseLimits::default()) {
+            Parsed::Message(m) => *m,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_and_whitespace_are_rejected() {
+        for raw in [&b""[..], b"\r\n\r\n  \n"] {
+            assert!(matches!(
+                parse(raw, None, &ParseLimits::default()),
+                Parsed::Rejected {
+                    reason: RejectReason::Empty,
+                    ..
+                }
+            ));
+        }
+    }
+
+    #[test]
+    fn binary_garbage_is_not_a_message() {
+        let raw: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+        assert!(matches!(
+            parse(&raw, None, &ParseLimits::default()),
+            Parsed::Rejected {
+                reason: RejectReason::NotAMessage,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn oversize_is_rejected_by_declared_total() {
+        let limits = ParseLimits {
+            max_message_size: 10,
+            ..ParseLimits::default()
+        };
+        let r = parse(b"Subject: x\r\n\r\nbody", Some(1_000), &limits);
+        assert!(matches!(
+            r,
+            Parsed::Rejected {
+                reason: RejectReason::TooLarge,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn threading_headers_and_null_return_path() {
+        let m = msg(
+            "Return-Path: <>\r\nFrom: a@b.c\r\nIn-Reply-To: <x@y>\r\nReferences: <r1@y>\r\n <r2@y>\r\n\r\nhi\r\n",
+        );
+        assert_eq!(m.return_path.as_deref(), Some(""));
+        assert_eq!(m.in_reply_to, vec!["x@y"]);
+        assert_eq!(m.references, vec!["r1@y", "r2@y"]);
+        assert_eq!(m.header("references"), Some("<r1@y> <r2@y>"));
+    }
+
+    #[test]
+    fn content_hash_is_hex_sha256() {
+        assert_eq!(
+            content_hash(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn header_block_stops_at_blank_line() {
+        assert_eq!(
+            header_block(b"A: 1\r\nB: 2\r\n\r\nbody", 1000),
+            b"A: 1\r\nB: 2\r\n\r\n"
+        );
+        assert_eq!(header_block(b"A: 1\nbody-without-end", 4), b"A: 1");
+    }
+}
