@@ -226,7 +226,8 @@ impl<S: Store> Processor<S> {
     /// Everything `process` would decide, without storing anything.
     pub async fn explain(&self, raw: &[u8]) -> Result<Explanation, Error> {
         let p = self.prepare(raw, &Delivery::default())?;
-        Ok(match &p.body {
+        let duplicate = self.store.find_duplicate(&p.dedup_key).await?.is_some();
+        let mut explanation = match &p.body {
             PreparedBody::Message { msg, class, keys } => {
                 let lookup = self.store.lookup(keys).await?;
                 let decision = decide(keys, &lookup, &self.tag);
@@ -260,7 +261,11 @@ impl<S: Store> Processor<S> {
                 action: Action::Quarantined,
                 queue: p.queue.clone(),
             },
-        })
+        };
+        if duplicate {
+            explanation.action = Action::Duplicate;
+        }
+        Ok(explanation)
     }
 
     /// The pure stages: parse, classify, thread keys, queue, dedup key.

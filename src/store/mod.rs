@@ -305,6 +305,13 @@ pub trait Store: Send + Sync {
         keys: &ThreadKeys,
     ) -> impl Future<Output = Result<ThreadLookup, StoreError>> + Send;
 
+    /// A message or held record already stored under `dedup_key` (outside a transaction,
+    /// for previews).
+    fn find_duplicate(
+        &self,
+        dedup_key: &str,
+    ) -> impl Future<Output = Result<Option<Duplicate>, StoreError>> + Send;
+
     /// Tickets, newest first.
     fn tickets(
         &self,

@@ -181,6 +181,11 @@ impl Store for SqliteStore {
         lookup(&mut conn, keys).await
     }
 
+    async fn find_duplicate(&self, dedup_key: &str) -> Result<Option<Duplicate>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        find_duplicate(&mut conn, dedup_key).await
+    }
+
     async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
         let rows = sqlx::query(
             "SELECT t.id, t.queue, t.requester, t.subject, t.status, t.created_at, t.updated_at,
@@ -303,6 +308,31 @@ fn ticket_summary(r: &sqlx::sqlite::SqliteRow) -> Result<TicketSummary, StoreErr
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
+}
+
+async fn find_duplicate(
+    conn: &mut sqlx::SqliteConnection,
+    dedup_key: &str,
+) -> Result<Option<Duplicate>, StoreError> {
+    let ticket: Option<i64> =
+        sqlx::query_scalar("SELECT ticket_id FROM messages WHERE dedup_key = $1")
+            .bind(dedup_key)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(t) = ticket {
+        return Ok(Some(Duplicate {
+            ticket_id: Some(t),
+            held_id: None,
+        }));
+    }
+    let held: Option<i64> = sqlx::query_scalar("SELECT id FROM held_messages WHERE dedup_key = $1")
+        .bind(dedup_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(held.map(|h| Duplicate {
+        ticket_id: None,
+        held_id: Some(h),
+    }))
 }
 
 async fn lookup(
@@ -439,26 +469,7 @@ impl SqliteTx {
 
 impl StoreTx for SqliteTx {
     async fn find_duplicate(&mut self, dedup_key: &str) -> Result<Option<Duplicate>, StoreError> {
-        let ticket: Option<i64> =
-            sqlx::query_scalar("SELECT ticket_id FROM messages WHERE dedup_key = $1")
-                .bind(dedup_key)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-        if let Some(t) = ticket {
-            return Ok(Some(Duplicate {
-                ticket_id: Some(t),
-                held_id: None,
-            }));
-        }
-        let held: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM held_messages WHERE dedup_key = $1")
-                .bind(dedup_key)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-        Ok(held.map(|h| Duplicate {
-            ticket_id: None,
-            held_id: Some(h),
-        }))
+        find_duplicate(&mut self.tx, dedup_key).await
     }
 
     async fn lookup(&mut self, keys: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
