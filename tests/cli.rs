@@ -1,0 +1,701 @@
+//! Integration tests: the real `postdesk` binary against real SQLite files in temporary
+//! directories, the way an MTA or a sysadmin runs it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_postdesk");
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn db_url(&self) -> String {
+        format!("sqlite://{}", self.path("tickets.db").display())
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(self.dir.path())
+            .env_remove("POSTDESK_CONFIG")
+            .env("POSTDESK_DATABASE_URL", self.db_url())
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let data = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&data);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        out
+    }
+
+    /// `ingest --json` with `raw`; asserts exit 0 and returns the outcome.
+    fn ingest(&self, raw: &str) -> Value {
+        self.ingest_args(&[], raw)
+    }
+
+    fn ingest_args(&self, extra: &[&str], raw: &str) -> Value {
+        let mut args = vec!["ingest", "--json"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args, raw.as_bytes());
+        assert_eq!(
+            code(&out),
+            0,
+            "stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args, b"");
+        assert_eq!(
+            code(&out),
+            0,
+            "stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn write(&self, name: &str, content: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited, not killed")
+}
+
+fn mail(from: &str, subject: &str, message_id: &str, extra: &str, body: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: support@example.com\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\nDate: Thu, 5 Nov 2026 10:00:00 +0000\r\n{extra}\r\n{body}\r\n"
+    )
+}
+
+fn first(env: &Env) -> Value {
+    env.ingest(&mail(
+        "Ann <ann@example.org>",
+        "Printer on fire",
+        "m1@example.org",
+        "",
+        "It is on fire.",
+    ))
+}
+
+#[test]
+fn new_ticket_is_created_and_listed() {
+    let env = Env::new();
+    let o = first(&env);
+    assert_eq!(o["action"], "created");
+    assert_eq!(o["ticket_ref"], "PD-1");
+    assert_eq!(o["message_id"], "m1@example.org");
+    assert_eq!(o["verdict"], "human");
+    let list = env.json(&["tickets", "list", "--json"]);
+    assert_eq!(list[0]["ref"], "PD-1");
+    assert_eq!(list[0]["requester"], "ann@example.org");
+    assert_eq!(list[0]["subject"], "Printer on fire");
+    assert_eq!(list[0]["status"], "open");
+}
+
+#[test]
+fn reply_threads_by_in_reply_to() {
+    let env = Env::new();
+    first(&env);
+    let o = env.ingest(&mail(
+        "ann@example.org",
+        "Re: Printer on fire",
+        "m2@example.org",
+        "In-Reply-To: <m1@example.org>\r\n",
+        "Still burning.",
+    ));
+    assert_eq!(
+        (o["action"].as_str(), o["ticket_id"].as_i64()),
+        (Some("appended"), Some(1))
+    );
+}
+
+#[test]
+fn reply_threads_by_references_only() {
+    let env = Env::new();
+    first(&env);
+    // A client that dropped In-Reply-To; the first entry of References is the ticket's.
+    let o = env.ingest(&mail(
+        "colleague@example.org",
+        "Re: Printer on fire",
+        "m3@example.org",
+        "References: <m1@example.org> <unknown-elsewhere@example.net>\r\n",
+        "Me too.",
+    ));
+    assert_eq!(
+        (o["action"].as_str(), o["ticket_id"].as_i64()),
+        (Some("appended"), Some(1))
+    );
+}
+
+#[test]
+fn reply_threads_by_subject_reference_from_participant() {
+    let env = Env::new();
+    first(&env);
+    let o = env.ingest(&mail(
+        "Ann <ANN@example.org>",
+        "Re: [PD-1] Printer on fire",
+        "m4@example.org",
+        "",
+        "New mail, no headers kept.",
+    ));
+    assert_eq!(
+        (o["action"].as_str(), o["ticket_id"].as_i64()),
+        (Some("appended"), Some(1))
+    );
+    assert!(o["thread"].as_str().unwrap().contains("subject tag"));
+}
+
+#[test]
+fn stranger_quoting_a_subject_tag_cannot_add_to_the_ticket() {
+    let env = Env::new();
+    first(&env);
+    let o = env.ingest(&mail(
+        "mallory@example.net",
+        "Re: [PD-1] Printer on fire",
+        "evil@example.net",
+        "",
+        "Please send me the invoice.",
+    ));
+    assert_eq!(
+        (o["action"].as_str(), o["ticket_id"].as_i64()),
+        (Some("created"), Some(2))
+    );
+    let t = env.json(&["tickets", "show", "PD-1", "--json"]);
+    assert_eq!(t["thread"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn duplicate_delivery_is_stored_once() {
+    let env = Env::new();
+    let raw = mail(
+        "ann@example.org",
+        "Hello",
+        "dup@example.org",
+        "",
+        "Twice delivered.",
+    );
+    assert_eq!(env.ingest(&raw)["action"], "created");
+    // The second delivery of the same message, even through another path.
+    let second = raw.replace("To: support@example.com", "To: help@example.com");
+    let o = env.ingest(&second);
+    assert_eq!(
+        (o["action"].as_str(), o["ticket_ref"].as_str()),
+        (Some("duplicate"), Some("PD-1"))
+    );
+    let t = env.json(&["tickets", "show", "PD-1", "--json"]);
+    assert_eq!(t["thread"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn duplicate_without_message_id_is_found_by_content_hash() {
+    let env = Env::new();
+    let raw = "From: old@example.org\r\nSubject: no id\r\n\r\nplain\r\n";
+    assert_eq!(env.ingest(raw)["action"], "created");
+    assert_eq!(env.ingest(raw)["action"], "duplicate");
+    let other = "From: old@example.org\r\nSubject: no id\r\n\r\nother text\r\n";
+    assert_eq!(env.ingest(other)["action"], "created");
+}
+
+#[test]
+fn garbage_and_empty_input_are_quarantined_with_exit_0() {
+    let env = Env::new();
+    let garbage: Vec<u8> = (0..50_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let out = env.run(&["ingest", "--json"], &garbage);
+    assert_eq!(code(&out), 0);
+    let o: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (o["action"].as_str(), o["verdict"].as_str()),
+        (Some("quarantined"), Some("invalid"))
+    );
+    let out = env.run(&["ingest", "--json"], b"");
+    assert_eq!(code(&out), 0);
+    let o: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(o["action"], "quarantined");
+    let held = env.json(&["quarantine", "list", "--json"]);
+    assert_eq!(held.as_array().unwrap().len(), 2);
+    assert_eq!(held[1]["raw_kept"], true);
+}
+
+#[test]
+fn oversize_message_is_quarantined_and_headers_kept_above_the_hard_cap() {
+    let env = Env::new();
+    let cfg = env.write(
+        "postdesk.toml",
+        b"[limits]\nmax_message_size = 10000\nquarantine_raw_cap = 20000\n",
+    );
+    let cfg = cfg.to_str().unwrap();
+    let body = "x".repeat(76) + "\r\n";
+    // 15 kB: over the limit, under the hard cap: kept whole.
+    let medium = mail(
+        "big@example.org",
+        "Big",
+        "big1@example.org",
+        "",
+        &body.repeat(190),
+    );
+    let o = env.ingest_args(&["--config", cfg], &medium);
+    assert_eq!(o["action"], "quarantined");
+    assert_eq!(o["message_id"], "big1@example.org");
+    assert!(o["reasons"][0].as_str().unwrap().starts_with("too_large"));
+    // 1 MB: above the hard cap: all of stdin is read, headers are kept.
+    let huge = mail(
+        "big@example.org",
+        "Huge",
+        "big2@example.org",
+        "",
+        &body.repeat(13_000),
+    );
+    let o = env.ingest_args(&["--config", cfg], &huge);
+    assert_eq!(o["action"], "quarantined");
+    let held = env.json(&["--config", cfg, "quarantine", "list", "--json"]);
+    assert_eq!(held[0]["size"].as_u64(), Some(huge.len() as u64));
+    assert_eq!(held[0]["raw_kept"], false);
+    assert_eq!(held[1]["raw_kept"], true);
+    assert_eq!(held[0]["subject"], "Huge");
+}
+
+#[test]
+fn unwritable_database_exits_75() {
+    let env = Env::new();
+    let raw = mail("ann@example.org", "Hi", "x@example.org", "", "body");
+    // The database's directory does not exist (and cannot be created by SQLite).
+    let out = env
+        .cmd(&["ingest"])
+        .env(
+            "POSTDESK_DATABASE_URL",
+            "sqlite:///nonexistent-postdesk-dir/sub/t.db",
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(raw.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(code(&out), 75);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("4.3.0 "));
+    // The database path is a directory.
+    std::fs::create_dir(env.path("adir.db")).unwrap();
+    let url = format!("sqlite://{}", env.path("adir.db").display());
+    let out = env.run(&["--database", &url, "ingest"], raw.as_bytes());
+    assert_eq!(code(&out), 75);
+}
+
+#[test]
+fn database_locked_past_the_deadline_exits_75() {
+    let env = Env::new();
+    first(&env);
+    let cfg = env.write(
+        "p.toml",
+        b"[limits]\ndeadline_secs = 1\nbusy_timeout_secs = 30\n",
+    );
+    let db = env.path("tickets.db");
+    // Hold the write lock from another connection for the whole delivery.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let code_seen = rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let out = env.run(
+            &["--config", cfg.to_str().unwrap(), "ingest"],
+            mail("b@example.org", "Locked", "locked@example.org", "", "x").as_bytes(),
+        );
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the deadline must cut the wait short"
+        );
+        sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+        (code(&out), String::from_utf8_lossy(&out.stderr).to_string())
+    });
+    assert_eq!(code_seen.0, 75, "{}", code_seen.1);
+    assert!(code_seen.1.contains("deadline"), "{}", code_seen.1);
+    // Nothing was lost: the MTA retries and it goes through.
+    let o = env.ingest(&mail(
+        "b@example.org",
+        "Locked",
+        "locked@example.org",
+        "",
+        "x",
+    ));
+    assert_eq!(o["action"], "created");
+}
+
+#[test]
+fn configuration_and_argument_errors_tempfail_ingest() {
+    let env = Env::new();
+    let raw = mail("a@example.org", "s", "cfg@example.org", "", "b");
+    let bad = env.write("bad.toml", b"[limits]\nmax_message_size = \"lots\"\n");
+    let out = env.run(
+        &["--config", bad.to_str().unwrap(), "ingest"],
+        raw.as_bytes(),
+    );
+    assert_eq!(code(&out), 75);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:2:"), "{err}");
+    let out = env.run(&["--config", "missing.toml", "ingest"], raw.as_bytes());
+    assert_eq!(code(&out), 75);
+    let out = env.run(&["ingest", "--no-such-flag"], raw.as_bytes());
+    assert_eq!(code(&out), 75);
+    let out = env.run(&["ingest", "--queue", "nope"], raw.as_bytes());
+    assert_eq!(code(&out), 75);
+    // Nothing was stored by any of them.
+    assert!(
+        !env.path("tickets.db").exists()
+            || env
+                .json(&["tickets", "list", "--json"])
+                .as_array()
+                .unwrap()
+                .is_empty()
+    );
+}
+
+#[test]
+fn recipient_selects_the_queue() {
+    let env = Env::new();
+    let cfg = env.write(
+        "p.toml",
+        b"[queues.billing]\naddresses = [\"billing@example.com\"]\n",
+    );
+    let cfg = cfg.to_str().unwrap();
+    let o = env.ingest_args(
+        &["--config", cfg, "--recipient", "Billing+x@example.com"],
+        &mail("a@example.org", "Invoice", "q1@example.org", "", "b"),
+    );
+    assert_eq!(o["queue"], "billing");
+    let o = env.ingest_args(
+        &["--config", cfg],
+        &mail("a@example.org", "Other", "q2@example.org", "", "b"),
+    );
+    assert_eq!(o["queue"], "support");
+    let o = env.ingest_args(
+        &["--config", cfg, "--queue", "billing"],
+        &mail("a@example.org", "Q", "q3@example.org", "", "b"),
+    );
+    assert_eq!(o["queue"], "billing");
+    let list = env.json(&["tickets", "list", "--json", "--queue", "billing"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn twenty_concurrent_deliveries_all_succeed_without_duplicates() {
+    let env = Env::new();
+    // A fresh database: the first deliveries also race to create the schema.
+    let messages: Vec<String> = (0..20)
+        .map(|i| {
+            mail(
+                &format!("c{i}@example.org"),
+                &format!("Concurrent {i}"),
+                &format!("c{i}@example.org"),
+                "",
+                "x",
+            )
+        })
+        .collect();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(40));
+    let handles: Vec<_> = messages
+        .iter()
+        .chain(messages.iter()) // every message delivered twice, at the same time
+        .cloned()
+        .map(|m| {
+            let mut cmd = env.cmd(&["ingest", "--json"]);
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut child = cmd
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                barrier.wait();
+                child.stdin.take().unwrap().write_all(m.as_bytes()).unwrap();
+                child.wait_with_output().unwrap()
+            })
+        })
+        .collect();
+    let mut created = 0;
+    let mut duplicates = 0;
+    for h in handles {
+        let out = h.join().unwrap();
+        assert_eq!(
+            code(&out),
+            0,
+            "stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let o: Value = serde_json::from_slice(&out.stdout).unwrap();
+        match o["action"].as_str().unwrap() {
+            "created" => created += 1,
+            "duplicate" => duplicates += 1,
+            other => panic!("unexpected action {other}"),
+        }
+    }
+    assert_eq!((created, duplicates), (20, 20));
+    let list = env.json(&["tickets", "list", "--json", "--limit", "100"]);
+    assert_eq!(list.as_array().unwrap().len(), 20);
+}
+
+#[test]
+fn database_is_wal_with_durable_commits() {
+    let env = Env::new();
+    first(&env);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mode: String = rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&env.db_url())
+            .await
+            .unwrap();
+        sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    });
+    assert_eq!(mode, "wal");
+}
+
+fn mbox(messages: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in messages {
+        out.extend_from_slice(b"From import@example.org Thu Nov  5 10:00:00 2026\n");
+        for line in m.replace("\r\n", "\n").lines() {
+            if line.trim_start_matches('>').starts_with("From ") {
+                out.push(b'>');
+            }
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+#[test]
+fn import_mbox_maildir_and_eml_is_idempotent() {
+    let env = Env::new();
+    let mut msgs: Vec<String> = (0..30)
+        .map(|i| {
+            mail(
+                &format!("u{i}@example.org"),
+                &format!("Topic {i}"),
+                &format!("imp{i}@example.org"),
+                "",
+                "From the start, a body line.",
+            )
+        })
+        .collect();
+    msgs.push(mail(
+        "u0@example.org",
+        "Re: Topic 0",
+        "imp-r@example.org",
+        "In-Reply-To: <imp0@example.org>\r\n",
+        "reply",
+    ));
+    env.write("archive.mbox", &mbox(&msgs[..20]));
+    for (i, m) in msgs[20..30].iter().enumerate() {
+        env.write(
+            &format!("Maildir/cur/17000000{i:02}.M1P1.host:2,S"),
+            m.as_bytes(),
+        );
+    }
+    std::fs::create_dir_all(env.path("Maildir/new")).unwrap();
+    std::fs::create_dir_all(env.path("Maildir/tmp")).unwrap();
+    env.write("reply.eml", msgs[30].as_bytes());
+    let args = [
+        "import",
+        "--json",
+        "--batch-size",
+        "7",
+        "archive.mbox",
+        "Maildir",
+        "reply.eml",
+    ];
+    let s = env.json(&args);
+    assert_eq!(s["messages"], 31);
+    assert_eq!(s["by_action"]["created"], 30);
+    assert_eq!(s["by_action"]["appended"], 1);
+    assert_eq!(s["by_verdict"]["human"], 31);
+    let again = env.json(&args);
+    assert_eq!(again["by_action"]["duplicate"], 31);
+    // mboxrd unescaping: the body line starting with "From " came back intact.
+    let t = env.json(&["tickets", "show", "PD-1", "--json"]);
+    assert_eq!(
+        t["thread"][0]["reply_text"].as_str().unwrap().trim(),
+        "From the start, a body line."
+    );
+    let t = env.json(&["tickets", "show", "PD-1", "--json"]);
+    assert_eq!(t["thread"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn explain_prints_one_json_line_per_file_in_order_without_creating_a_database() {
+    let env = Env::new();
+    let a = env.write(
+        "a.eml",
+        mail("a@example.org", "First", "e1@example.org", "", "one").as_bytes(),
+    );
+    let b = env.write(
+        "b.eml",
+        mail(
+            "b@example.org",
+            "Away",
+            "e2@example.org",
+            "Auto-Submitted: auto-replied\r\n",
+            "away",
+        )
+        .as_bytes(),
+    );
+    let out = env.run(
+        &[
+            "explain",
+            "--json",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "missing.eml",
+        ],
+        b"",
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(
+        (lines[0]["verdict"].as_str(), lines[0]["subject"].as_str()),
+        (Some("human"), Some("First"))
+    );
+    assert_eq!(lines[0]["reply_text"].as_str().unwrap().trim(), "one");
+    assert_eq!(lines[0]["bounce"], Value::Null);
+    assert_eq!(lines[1]["verdict"], "autoreply");
+    assert!(
+        lines[1]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("Auto-Submitted")
+    );
+    assert!(lines[2]["error"].is_string());
+    assert_eq!(code(&out), 1);
+    assert!(
+        !env.path("tickets.db").exists(),
+        "explain must not create a database"
+    );
+}
+
+#[test]
+fn config_check_reports_every_error_with_line_and_field() {
+    let env = Env::new();
+    let good = env.write("good.toml", b"[tickets]\nprefix = \"HD\"\n");
+    let out = env.run(&["config", "check", good.to_str().unwrap()], b"");
+    assert_eq!(code(&out), 0);
+    let bad = env.write(
+        "bad.toml",
+        b"[tickets]\nprefix = \"H D\"\n\n[queues.billing]\naddresses = [\"not-an-address\"]\n",
+    );
+    let out = env.run(&["config", "check", bad.to_str().unwrap()], b"");
+    assert_eq!(code(&out), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:2:10: `tickets.prefix`"), "{err}");
+    assert!(
+        err.contains("bad.toml:5:14: `queues.billing.addresses`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ticket_prefix_from_config_is_used_for_references_and_tags() {
+    let env = Env::new();
+    let cfg = env.write("p.toml", b"[tickets]\nprefix = \"HD\"\n");
+    let cfg = cfg.to_str().unwrap();
+    let o = env.ingest_args(
+        &["--config", cfg],
+        &mail("a@example.org", "S", "p1@example.org", "", "b"),
+    );
+    assert_eq!(o["ticket_ref"], "HD-1");
+    let o = env.ingest_args(
+        &["--config", cfg],
+        &mail("a@example.org", "Re: [HD-1] S", "p2@example.org", "", "b"),
+    );
+    assert_eq!(o["action"], "appended");
+    let out = env.run(&["--config", cfg, "tickets", "show", "HD-1"], b"");
+    assert_eq!(code(&out), 0);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("HD-1  S"));
+}
+
+#[test]
+fn autoreply_joins_its_ticket_without_reopening_or_becoming_a_participant() {
+    let env = Env::new();
+    first(&env);
+    let o = env.ingest(&mail(
+        "ooo@example.org",
+        "Automatic reply: Printer on fire",
+        "ooo1@example.org",
+        "Auto-Submitted: auto-replied\r\nIn-Reply-To: <m1@example.org>\r\n",
+        "I am away.",
+    ));
+    assert_eq!(
+        (o["action"].as_str(), o["ticket_id"].as_i64()),
+        (Some("appended"), Some(1))
+    );
+    let t = env.json(&["tickets", "show", "PD-1", "--json"]);
+    assert_eq!(t["participants"], serde_json::json!(["ann@example.org"]));
+    // Without a thread to join, an autoreply is quarantined, not a new ticket.
+    let o = env.ingest(&mail(
+        "ooo@example.org",
+        "Out of office",
+        "ooo2@example.org",
+        "Auto-Submitted: auto-replied\r\n",
+        "away",
+    ));
+    assert_eq!(o["action"], "quarantined");
+}
