@@ -101,8 +101,8 @@ fn token(value: &str) -> String {
 /// assert_eq!(classify(&m).verdict, Verdict::Autoreply);
 /// ```
 pub fn classify(msg: &ParsedMessage) -> Classification {
-    let rules: [fn(&ParsedMessage) -> Option<(Verdict, String)>; 5] =
-        [own_loop, bounce, auto_submitted, precedence, list_headers];
+    type Rule = fn(&ParsedMessage) -> Option<(Verdict, String)>;
+    let rules: [Rule; 5] = [own_loop, bounce, auto_submitted, precedence, list_headers];
     for rule in rules {
         if let Some((verdict, reason)) = rule(msg) {
             return Classification {

@@ -291,10 +291,10 @@ fn parse_inner(raw: &[u8], limits: &ParseLimits) -> Parsed {
 
     let mut html_body: Option<String> = None;
     for (i, part) in msg.html_bodies().enumerate() {
-        if part.is_text_html() {
-            if let Some(h) = msg.body_html(i) {
-                html_body.get_or_insert_with(String::new).push_str(&h);
-            }
+        if part.is_text_html()
+            && let Some(h) = msg.body_html(i)
+        {
+            html_body.get_or_insert_with(String::new).push_str(&h);
         }
     }
 

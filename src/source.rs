@@ -209,12 +209,12 @@ mod tests {
 
     #[test]
     fn mbox_splits_and_unescapes() {
-        let mbox = "From a@b Mon Jan  1 00:00:00 2024\nSubject: one\n\nbody\n>From the start\n\nFrom b@c Mon Jan  1 00:00:00 2024\nSubject: two\n\nFrom here on, text\n";
+        let mbox = "From a@b Mon Jan  1 00:00:00 2024\nSubject: one\n\nbody\n>From the start\n\nFrom b@c Mon Jan  1 00:00:00 2024\nSubject: two\n\n>From here on, text\n>>From quoted\n";
         assert_eq!(
             split(mbox),
             vec![
                 "Subject: one\n\nbody\nFrom the start\n",
-                "Subject: two\n\nFrom here on, text\n"
+                "Subject: two\n\nFrom here on, text\n>From quoted\n"
             ]
         );
     }

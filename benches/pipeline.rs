@@ -1,0 +1,145 @@
+//! `cargo bench --bench pipeline`: the speed figures of postdesk, printed as a table.
+//!
+//! (a) pipe mode: one `postdesk ingest` process per message, spawn to exit, with a durable
+//!     commit into SQLite (what Postfix `pipe` does), median over 300 messages;
+//! (b) `postdesk import` of an mbox, messages per second;
+//! (c) parse only (mail-parser through `postdesk::parse`), the ceiling to compare with;
+//! (d) open store → process one message → close, in one process, with and without
+//!     SQLite's checkpoint-on-close: why postdesk disables it.
+//!
+//! Set `POSTDESK_BENCH_MESSAGES` to change the corpus size (default 5000).
+
+mod corpus;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use postdesk::parse::{ParseLimits, Parsed, parse};
+use postdesk::store::{SqliteOptions, SqliteStore};
+use postdesk::{Config, Processor};
+
+const BIN: &str = env!("CARGO_BIN_EXE_postdesk");
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn pct(v: &[f64], p: f64) -> f64 {
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let n: usize = std::env::var("POSTDESK_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let messages = corpus::generate(n, 42);
+    let bytes: usize = messages.iter().map(Vec::len).sum();
+    println!(
+        "corpus: {n} messages, {:.1} MB, {} with attachments",
+        bytes as f64 / 1e6,
+        messages.iter().filter(|m| m.len() > 20_000).count()
+    );
+    let dir = tempfile::tempdir().unwrap();
+
+    // (a) pipe mode
+    let pipe_n = 300.min(n);
+    let db = format!("sqlite://{}", dir.path().join("pipe.db").display());
+    let mut times = Vec::with_capacity(pipe_n);
+    for m in &messages[..pipe_n] {
+        let start = Instant::now();
+        let mut child = Command::new(BIN)
+            .args(["--database", &db, "ingest"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(m).unwrap();
+        let status = child.wait().unwrap();
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        assert!(status.success(), "ingest failed");
+    }
+    let med = median(&mut times);
+    println!(
+        "(a) pipe mode, process per message: median {med:.2} ms, p90 {:.2} ms, max {:.2} ms over {pipe_n} messages",
+        pct(&times, 0.9),
+        times[times.len() - 1]
+    );
+
+    // (b) import
+    let mbox = dir.path().join("all.mbox");
+    std::fs::write(&mbox, corpus::to_mbox(&messages)).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("import.db").display());
+    let start = Instant::now();
+    let out = Command::new(BIN)
+        .args(["--database", &db, "import", "--json", "--no-progress"])
+        .arg(&mbox)
+        .output()
+        .unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!(
+        "(b) import: {} messages in {wall:.2} s = {:.0} messages/s (whole process; {:.1} MB/s); actions {}",
+        summary["messages"],
+        n as f64 / wall,
+        bytes as f64 / 1e6 / wall,
+        summary["by_action"]
+    );
+
+    // (c) parse only
+    let limits = ParseLimits::default();
+    let rounds = 3;
+    let start = Instant::now();
+    let mut ok = 0;
+    for _ in 0..rounds {
+        for m in &messages {
+            if let Parsed::Message(_) = parse(m, None, &limits) {
+                ok += 1;
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(ok, n * rounds);
+    println!(
+        "(c) parse only: {:.0} messages/s ({:.0} MB/s)",
+        (n * rounds) as f64 / secs,
+        (bytes * rounds) as f64 / 1e6 / secs
+    );
+
+    // (d) checkpoint on close, in process
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for ckpt in [true, false] {
+        let path = dir.path().join(format!("ckpt-{ckpt}.db"));
+        let url = format!("sqlite://{}", path.display());
+        let opts = SqliteOptions {
+            checkpoint_on_close: ckpt,
+            max_connections: 1,
+            ..SqliteOptions::default()
+        };
+        let mut times = Vec::new();
+        rt.block_on(async {
+            for m in &messages[..200.min(n)] {
+                let start = Instant::now();
+                let store = SqliteStore::open(&url, &opts).await.unwrap();
+                let p = Processor::new(Config::default(), store);
+                p.process(m).await.unwrap();
+                p.store().close().await;
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        });
+        println!(
+            "(d) open+process+close in process, checkpoint_on_close={ckpt}: median {:.2} ms",
+            median(&mut times)
+        );
+    }
+}
