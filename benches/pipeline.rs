@@ -71,6 +71,9 @@ fn main() {
     // (b) import
     let mbox = dir.path().join("all.mbox");
     std::fs::write(&mbox, corpus::to_mbox(&messages)).unwrap();
+    if let Ok(keep) = std::env::var("POSTDESK_BENCH_KEEP_MBOX") {
+        std::fs::copy(&mbox, keep).unwrap();
+    }
     let db = format!("sqlite://{}", dir.path().join("import.db").display());
     let start = Instant::now();
     let out = Command::new(BIN)

@@ -117,6 +117,19 @@ impl ParsedMessage {
             .map(|h| h.value.as_str())
     }
 
+    /// The addresses that take part in a conversation by writing this message: the sender
+    /// and everyone in `Cc`, lower-cased, without duplicates.
+    pub fn participants(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.sender_address().into_iter().collect();
+        for c in &self.cc {
+            let k = c.key();
+            if !k.is_empty() && !out.contains(&k) {
+                out.push(k);
+            }
+        }
+        out
+    }
+
     /// The address replies go to by default: `From`, else `Sender`, else `Return-Path`.
     pub fn sender_address(&self) -> Option<String> {
         self.from

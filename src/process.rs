@@ -5,6 +5,7 @@
 //! does the duplicate check, the thread lookup, the policy decision and the writes, and
 //! commits. Only after the commit does `process` return `Ok`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
@@ -16,7 +17,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::parse::{self, Parsed, ParsedMessage, RejectReason};
 use crate::store::{HeldAction, HeldMessage, NewMessage, Store, StoreTx, Write, Written};
-use crate::thread::{SubjectTag, ThreadDecision, ThreadKeys, ThreadMethod, decide};
+use crate::thread::{
+    BatchOverlay, SubjectTag, ThreadDecision, ThreadKeys, ThreadLookup, ThreadMethod, decide,
+};
 
 /// At most this much of a message's head is kept as its "headers" in a held record.
 const MAX_HEADER_BLOCK: usize = 256 * 1024;
@@ -196,31 +199,28 @@ impl<S: Store> Processor<S> {
     pub async fn process_with(&self, raw: &[u8], delivery: &Delivery) -> Result<Outcome, Error> {
         let secs = self.config.limits.deadline_secs;
         let work = async {
-            let prepared = self.prepare(raw, delivery)?;
+            let prepared = [self.prepare(raw, delivery)?];
             let mut tx = self.store.begin().await?;
-            let outcome = self.apply(&mut tx, &prepared).await?;
+            let mut outcomes = self.apply(&mut tx, &prepared).await?;
             tx.commit().await?;
-            Ok(outcome)
+            Ok(outcomes.remove(0))
         };
         tokio::time::timeout(Duration::from_secs(secs), work)
             .await
             .map_err(|_| Error::Deadline(secs))?
     }
 
-    /// Process many messages in one transaction, in order (bulk import). Either all are
-    /// committed or none.
+    /// Process many messages in one transaction, in order (bulk import): a later message
+    /// threads onto an earlier one of the same batch. Either all are committed or none.
     pub async fn process_batch(&self, items: &[(&[u8], Delivery)]) -> Result<Vec<Outcome>, Error> {
         let prepared: Vec<Prepared<'_>> = items
             .iter()
             .map(|(raw, d)| self.prepare(raw, d))
             .collect::<Result<_, _>>()?;
         let mut tx = self.store.begin().await?;
-        let mut out = Vec::with_capacity(prepared.len());
-        for p in &prepared {
-            out.push(self.apply(&mut tx, p).await?);
-        }
+        let outcomes = self.apply(&mut tx, &prepared).await?;
         tx.commit().await?;
-        Ok(out)
+        Ok(outcomes)
     }
 
     /// Everything `process` would decide, without storing anything.
@@ -352,129 +352,219 @@ impl<S: Store> Processor<S> {
         Ok(default.to_string())
     }
 
-    async fn apply<T: StoreTx>(&self, tx: &mut T, p: &Prepared<'_>) -> Result<Outcome, Error> {
+    /// Decide and write a batch inside `tx`: one duplicate query, one lookup, one write
+    /// call for the whole batch.
+    async fn apply<T: StoreTx>(
+        &self,
+        tx: &mut T,
+        batch: &[Prepared<'_>],
+    ) -> Result<Vec<Outcome>, Error> {
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        if let Some(dup) = tx.find_duplicate(&p.dedup_key).await? {
+        let dedup_keys: Vec<&str> = batch.iter().map(|p| p.dedup_key.as_str()).collect();
+        let duplicates = tx.find_duplicates(&dedup_keys).await?;
+        let keys: Vec<&ThreadKeys> = batch
+            .iter()
+            .filter_map(|p| match &p.body {
+                PreparedBody::Message { keys, .. } => Some(keys),
+                PreparedBody::Rejected { .. } => None,
+            })
+            .collect();
+        let mut lookups = tx.lookup(&keys).await?.into_iter();
+
+        // Decide every message in order; writes are collected and made in one call.
+        struct Decided {
+            outcome: Outcome,
+            participants: Vec<String>,
+            thread_reason: String,
+            subject: String,
+            requester: String,
+        }
+        let mut overlay = BatchOverlay::default();
+        let mut seen: HashMap<&str, Option<i64>> = HashMap::new();
+        let mut decided: Vec<(Decided, Option<Step>)> = Vec::with_capacity(batch.len());
+        for p in batch {
+            let lookup = match &p.body {
+                PreparedBody::Message { .. } => lookups.next().unwrap_or_default(),
+                PreparedBody::Rejected { .. } => ThreadLookup::default(),
+            };
             let (verdict, reasons, message_id) = match &p.body {
                 PreparedBody::Message { msg, class, .. } => {
                     (class.verdict, class.reasons.clone(), msg.message_id.clone())
                 }
-                PreparedBody::Rejected { reason, .. } => {
-                    (Verdict::Invalid, vec![reason.as_str().to_string()], None)
-                }
+                PreparedBody::Rejected {
+                    reason,
+                    detail,
+                    head,
+                } => (
+                    Verdict::Invalid,
+                    vec![format!("{}: {detail}", reason.as_str())],
+                    head.as_ref().and_then(|h| h.message_id.clone()),
+                ),
             };
-            return Ok(Outcome {
+            let mut outcome = Outcome {
                 action: Action::Duplicate,
-                ticket_id: dup.ticket_id,
-                ticket_ref: dup.ticket_id.map(|t| self.tag.reference(t)),
-                held_id: dup.held_id,
+                ticket_id: None,
+                ticket_ref: None,
+                held_id: None,
                 message_id,
                 verdict,
                 reasons,
-                thread: Some(format!("already stored under {}", p.dedup_key)),
+                thread: None,
                 queue: p.queue.clone(),
-            });
+            };
+            let blank = |outcome| Decided {
+                outcome,
+                participants: Vec::new(),
+                thread_reason: String::new(),
+                subject: String::new(),
+                requester: String::new(),
+            };
+            let earlier = duplicates
+                .get(&p.dedup_key)
+                .map(|d| (d.ticket_id, d.held_id))
+                .or_else(|| seen.get(p.dedup_key.as_str()).map(|t| (*t, None)));
+            if let Some((ticket_id, held_id)) = earlier {
+                outcome.ticket_id = ticket_id;
+                outcome.held_id = held_id;
+                outcome.thread = Some(format!("already stored under {}", p.dedup_key));
+                decided.push((blank(outcome), None));
+                continue;
+            }
+            let PreparedBody::Message { msg, class, keys } = &p.body else {
+                seen.insert(&p.dedup_key, None);
+                outcome.action = Action::Quarantined;
+                decided.push((blank(outcome), Some(Step::Hold(HeldAction::Quarantined))));
+                continue;
+            };
+            let decision = decide(keys, &overlay.merge(keys, &lookup), &self.tag);
+            let thread_reason = match &decision {
+                ThreadDecision::New { reason } => format!("new ticket: {reason}"),
+                ThreadDecision::Existing { reason, .. } => reason.clone(),
+            };
+            let mut step = policy(class.verdict, &decision);
+            let mut participants = Vec::new();
+            match &mut step {
+                Step::Create { ticket_id } => {
+                    *ticket_id = tx.new_ticket_id().await?;
+                    participants = msg.participants();
+                    overlay.record(msg.message_id.as_deref(), *ticket_id, &participants, true);
+                }
+                Step::Append {
+                    ticket_id,
+                    participants: joins,
+                    ..
+                } => {
+                    if *joins {
+                        participants = msg.participants();
+                    }
+                    overlay.record(msg.message_id.as_deref(), *ticket_id, &participants, false);
+                }
+                Step::Hold(_) => {}
+            }
+            seen.insert(&p.dedup_key, step.ticket_id());
+            outcome.action = step.action();
+            outcome.ticket_id = step.ticket_id();
+            outcome.thread = Some(thread_reason.clone());
+            decided.push((
+                Decided {
+                    outcome,
+                    participants,
+                    thread_reason,
+                    subject: ticket_subject(&msg.subject, &self.tag),
+                    requester: msg.sender_address().unwrap_or_default(),
+                },
+                Some(step),
+            ));
         }
-        match &p.body {
-            PreparedBody::Rejected {
-                reason,
-                detail,
-                head,
-            } => {
-                let held = self.hold(
+
+        let hold_texts: Vec<(String, String)> = batch
+            .iter()
+            .map(|p| match &p.body {
+                PreparedBody::Message { class, .. } => (
+                    format!("verdict:{}", class.verdict),
+                    format!("{} mail: {}", class.verdict, class.reasons.join("; ")),
+                ),
+                PreparedBody::Rejected { reason, detail, .. } => {
+                    (reason.as_str().to_string(), detail.clone())
+                }
+            })
+            .collect();
+        let mut writes = Vec::new();
+        let mut write_of = Vec::new();
+        for (i, (p, (d, step))) in batch.iter().zip(&decided).enumerate() {
+            let Some(step) = step else {
+                write_of.push(None);
+                continue;
+            };
+            write_of.push(Some(writes.len()));
+            let (hold_reason, hold_detail) = &hold_texts[i];
+            writes.push(match (&p.body, *step) {
+                (PreparedBody::Rejected { head, .. }, _) => Write::Hold(self.hold(
                     p,
                     head.as_deref(),
                     HeldAction::Quarantined,
-                    reason.as_str(),
-                    detail,
+                    hold_reason,
+                    hold_detail,
                     Verdict::Invalid,
                     &now,
-                );
-                let Written::Held(id) = tx.write(&Write::Hold(held)).await? else {
-                    unreachable!("a hold write yields a held id")
-                };
-                Ok(Outcome {
-                    action: Action::Quarantined,
-                    ticket_id: None,
-                    ticket_ref: None,
-                    held_id: Some(id),
-                    message_id: head.as_ref().and_then(|h| h.message_id.clone()),
-                    verdict: Verdict::Invalid,
-                    reasons: vec![format!("{}: {detail}", reason.as_str())],
-                    thread: None,
-                    queue: p.queue.clone(),
-                })
-            }
-            PreparedBody::Message { msg, class, keys } => {
-                let lookup = tx.lookup(keys).await?;
-                let decision = decide(keys, &lookup, &self.tag);
-                let thread_reason = match &decision {
-                    ThreadDecision::New { reason } => format!("new ticket: {reason}"),
-                    ThreadDecision::Existing { reason, .. } => reason.clone(),
-                };
-                let message = NewMessage {
-                    dedup_key: &p.dedup_key,
-                    content_hash: &p.content_hash,
-                    parsed: msg,
-                    raw: p.raw,
-                    envelope_sender: p.delivery.sender.as_deref(),
-                    envelope_recipient: p.delivery.recipient.as_deref(),
-                    verdict: class.verdict,
-                    reasons: &class.reasons,
-                    thread_reason: &thread_reason,
-                    reply_text: &msg.text_body,
-                    received_at: &now,
-                };
-                let step = policy(class.verdict, &decision);
-                let hold_reason = format!("verdict:{}", class.verdict);
-                let hold_detail = format!("{} mail: {}", class.verdict, class.reasons.join("; "));
-                let subject = ticket_subject(&msg.subject, &self.tag);
-                let requester = msg.sender_address().unwrap_or_default();
-                let write = match step {
-                    Step::Create => Write::NewTicket {
-                        queue: &p.queue,
-                        requester: &requester,
-                        subject: &subject,
-                        message,
-                    },
-                    Step::Append {
-                        ticket_id,
-                        reopen,
-                        participants,
-                    } => Write::Append {
-                        ticket_id,
-                        reopen,
-                        add_participants: participants,
-                        message,
-                    },
-                    Step::Hold(action) => Write::Hold(self.hold(
-                        p,
-                        Some(msg),
-                        action,
-                        &hold_reason,
-                        &hold_detail,
-                        class.verdict,
-                        &now,
-                    )),
-                };
-                let written = tx.write(&write).await?;
-                let (ticket_id, held_id) = match written {
-                    Written::Ticket(t) => (Some(t), None),
-                    Written::Held(h) => (None, Some(h)),
-                };
-                Ok(Outcome {
-                    action: step.action(),
-                    ticket_id,
-                    ticket_ref: ticket_id.map(|t| self.tag.reference(t)),
-                    held_id,
-                    message_id: msg.message_id.clone(),
-                    verdict: class.verdict,
-                    reasons: class.reasons.clone(),
-                    thread: Some(thread_reason),
-                    queue: p.queue.clone(),
-                })
-            }
+                )),
+                (PreparedBody::Message { msg, class, .. }, step) => {
+                    let message = NewMessage {
+                        dedup_key: &p.dedup_key,
+                        content_hash: &p.content_hash,
+                        parsed: msg,
+                        raw: p.raw,
+                        envelope_sender: p.delivery.sender.as_deref(),
+                        envelope_recipient: p.delivery.recipient.as_deref(),
+                        verdict: class.verdict,
+                        reasons: &class.reasons,
+                        thread_reason: &d.thread_reason,
+                        reply_text: &msg.text_body,
+                        received_at: &now,
+                    };
+                    match step {
+                        Step::Create { ticket_id } => Write::NewTicket {
+                            id: ticket_id,
+                            queue: &p.queue,
+                            requester: &d.requester,
+                            subject: &d.subject,
+                            message,
+                            participants: &d.participants,
+                        },
+                        Step::Append {
+                            ticket_id, reopen, ..
+                        } => Write::Append {
+                            ticket_id,
+                            reopen,
+                            message,
+                            participants: &d.participants,
+                        },
+                        Step::Hold(action) => Write::Hold(self.hold(
+                            p,
+                            Some(msg),
+                            action,
+                            hold_reason,
+                            hold_detail,
+                            class.verdict,
+                            &now,
+                        )),
+                    }
+                }
+            });
         }
+        let written = tx.write(&writes).await?;
+        Ok(decided
+            .into_iter()
+            .zip(write_of)
+            .map(|((d, _), w)| {
+                let mut o = d.outcome;
+                if let Some(Written::Held(id)) = w.and_then(|w| written.get(w)) {
+                    o.held_id = Some(*id);
+                }
+                o.ticket_ref = o.ticket_id.map(|t| self.tag.reference(t));
+                o
+            })
+            .collect())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -513,7 +603,10 @@ impl<S: Store> Processor<S> {
 /// What the policy does with a verdict, given the threading decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
-    Create,
+    Create {
+        /// Filled in from the store when the step is taken (0 until then).
+        ticket_id: i64,
+    },
     Append {
         ticket_id: i64,
         reopen: bool,
@@ -523,9 +616,16 @@ enum Step {
 }
 
 impl Step {
+    fn ticket_id(self) -> Option<i64> {
+        match self {
+            Step::Create { ticket_id } | Step::Append { ticket_id, .. } => Some(ticket_id),
+            Step::Hold(_) => None,
+        }
+    }
+
     fn action(self) -> Action {
         match self {
-            Step::Create => Action::Created,
+            Step::Create { .. } => Action::Created,
             Step::Append { .. } => Action::Appended,
             Step::Hold(HeldAction::Quarantined) => Action::Quarantined,
             Step::Hold(HeldAction::Dropped) => Action::Dropped,
@@ -543,7 +643,7 @@ fn policy(verdict: Verdict, decision: &ThreadDecision) -> Step {
         ThreadDecision::New { .. } => None,
     };
     match (verdict, existing) {
-        (Verdict::Human, None) => Step::Create,
+        (Verdict::Human, None) => Step::Create { ticket_id: 0 },
         (Verdict::Human, Some((ticket_id, _))) => Step::Append {
             ticket_id,
             reopen: true,
@@ -629,6 +729,6 @@ mod tests {
             Step::Hold(HeldAction::Quarantined)
         );
         assert_eq!(policy(Verdict::Loop, &new), Step::Hold(HeldAction::Dropped));
-        assert_eq!(policy(Verdict::Human, &new), Step::Create);
+        assert_eq!(policy(Verdict::Human, &new), Step::Create { ticket_id: 0 });
     }
 }

@@ -7,6 +7,8 @@
 //!    write the message, so the answer cannot go stale);
 //! 3. [`decide`] turns keys and lookup into a [`ThreadDecision`].
 
+use std::collections::{HashMap, HashSet};
+
 use regex::Regex;
 
 /// What a message offers for threading.
@@ -108,6 +110,79 @@ pub struct ThreadLookup {
     pub by_header: Vec<(String, TicketHit)>,
     /// Tickets that exist for the subject references, in subject order.
     pub by_subject: Vec<TicketHit>,
+}
+
+/// What earlier messages of the same batch (one store transaction) wrote, so that later
+/// messages of the batch thread as if those were already stored: a reply imported in the
+/// same batch as the message it answers still finds it.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOverlay {
+    messages: HashMap<String, i64>,
+    participants: HashSet<(i64, String)>,
+    tickets: HashSet<i64>,
+}
+
+impl BatchOverlay {
+    /// `stored` (the store's answer for the state before the batch) completed with what
+    /// this batch wrote so far, in the order of `keys`.
+    pub fn merge(&self, keys: &ThreadKeys, stored: &ThreadLookup) -> ThreadLookup {
+        let is_participant = |ticket_id: i64, known: bool| {
+            known
+                || keys
+                    .sender
+                    .as_ref()
+                    .is_some_and(|s| self.participants.contains(&(ticket_id, s.clone())))
+        };
+        let mut out = ThreadLookup::default();
+        for id in &keys.referenced_ids {
+            let hit = match stored.by_header.iter().find(|(m, _)| m == id) {
+                Some((_, h)) => Some((h.ticket_id, h.sender_is_participant)),
+                None => self.messages.get(id).map(|&t| (t, false)),
+            };
+            if let Some((ticket_id, known)) = hit {
+                out.by_header.push((
+                    id.clone(),
+                    TicketHit {
+                        ticket_id,
+                        sender_is_participant: is_participant(ticket_id, known),
+                    },
+                ));
+            }
+        }
+        for &r in &keys.subject_refs {
+            let hit = match stored.by_subject.iter().find(|h| h.ticket_id == r) {
+                Some(h) => Some((h.ticket_id, h.sender_is_participant)),
+                None => self.tickets.contains(&r).then_some((r, false)),
+            };
+            if let Some((ticket_id, known)) = hit {
+                out.by_subject.push(TicketHit {
+                    ticket_id,
+                    sender_is_participant: is_participant(ticket_id, known),
+                });
+            }
+        }
+        out
+    }
+
+    /// Note that a message was stored in `ticket_id` (`created`: the ticket is new) and
+    /// that `participants` now take part in it.
+    pub fn record(
+        &mut self,
+        message_id: Option<&str>,
+        ticket_id: i64,
+        participants: &[String],
+        created: bool,
+    ) {
+        if let Some(m) = message_id {
+            self.messages.entry(m.to_string()).or_insert(ticket_id);
+        }
+        for p in participants {
+            self.participants.insert((ticket_id, p.clone()));
+        }
+        if created {
+            self.tickets.insert(ticket_id);
+        }
+    }
 }
 
 /// How a message was matched to its ticket.
@@ -215,6 +290,37 @@ mod tests {
             decide(&keys, &lookup, &t),
             ThreadDecision::New { .. }
         ));
+    }
+
+    #[test]
+    fn overlay_threads_replies_to_messages_of_the_same_batch() {
+        let mut o = BatchOverlay::default();
+        o.record(Some("first@x"), 7, &["ann@x".to_string()], true);
+        let keys = ThreadKeys {
+            referenced_ids: vec!["first@x".into()],
+            subject_refs: vec![7],
+            sender: Some("ann@x".into()),
+        };
+        let l = o.merge(&keys, &ThreadLookup::default());
+        assert_eq!(
+            l.by_header[0].1,
+            TicketHit {
+                ticket_id: 7,
+                sender_is_participant: true
+            }
+        );
+        assert_eq!(
+            l.by_subject,
+            vec![TicketHit {
+                ticket_id: 7,
+                sender_is_participant: true
+            }]
+        );
+        let stranger = ThreadKeys {
+            sender: Some("eve@x".into()),
+            ..keys
+        };
+        assert!(!o.merge(&stranger, &ThreadLookup::default()).by_subject[0].sender_is_participant);
     }
 
     #[test]

@@ -5,11 +5,16 @@
 //! SQLite the transaction starts with `BEGIN IMMEDIATE`, so concurrent deliveries queue
 //! for the write lock instead of failing, and a lookup can never go stale before its write.
 //!
+//! The transaction API works on batches (a single delivery is a batch of one): every
+//! round trip to the database is paid once per batch, not once per message, which is what
+//! lets `import` run at thousands of messages per second.
+//!
 //! [`SqliteStore`] is the embedded default. An application can bring its own store by
 //! implementing these two traits.
 
 mod sqlite;
 
+use std::collections::HashMap;
 use std::future::Future;
 
 pub use sqlite::{SqliteOptions, SqliteStore};
@@ -128,6 +133,8 @@ pub struct HeldMessage<'a> {
 pub enum Write<'a> {
     /// Open a ticket with its first message.
     NewTicket {
+        /// The ticket's id, from [`StoreTx::new_ticket_id`].
+        id: i64,
         /// Queue the ticket belongs to.
         queue: &'a str,
         /// Requester address.
@@ -136,6 +143,8 @@ pub enum Write<'a> {
         subject: &'a str,
         /// First message.
         message: NewMessage<'a>,
+        /// Addresses that become participants (lower-cased).
+        participants: &'a [String],
     },
     /// Add a message to a ticket.
     Append {
@@ -143,10 +152,10 @@ pub enum Write<'a> {
         ticket_id: i64,
         /// Reopen the ticket if it is closed.
         reopen: bool,
-        /// Whether the sender becomes a participant (not for automatic mail).
-        add_participants: bool,
         /// The message.
         message: NewMessage<'a>,
+        /// Addresses that become participants (empty for automatic mail).
+        participants: &'a [String],
     },
     /// Record a quarantined or dropped message.
     Hold(HeldMessage<'a>),
@@ -162,21 +171,30 @@ pub enum Written {
 }
 
 /// A write transaction. Dropping it without [`StoreTx::commit`] rolls back.
+///
+/// Lookups answer for the state at the start of the batch; the processor accounts for what
+/// the batch itself writes (see [`crate::thread::BatchOverlay`]).
 pub trait StoreTx: Send {
-    /// A message or held record already stored under `dedup_key`.
-    fn find_duplicate(
+    /// For each of `dedup_keys` already stored as a message or held record, what it is.
+    fn find_duplicates(
         &mut self,
-        dedup_key: &str,
-    ) -> impl Future<Output = Result<Option<Duplicate>, StoreError>> + Send;
+        dedup_keys: &[&str],
+    ) -> impl Future<Output = Result<HashMap<String, Duplicate>, StoreError>> + Send;
 
-    /// Everything [`crate::thread::decide`] needs for `keys`.
+    /// One [`ThreadLookup`] per entry of `keys`, in order.
     fn lookup(
         &mut self,
-        keys: &ThreadKeys,
-    ) -> impl Future<Output = Result<ThreadLookup, StoreError>> + Send;
+        keys: &[&ThreadKeys],
+    ) -> impl Future<Output = Result<Vec<ThreadLookup>, StoreError>> + Send;
 
-    /// Perform one write.
-    fn write(&mut self, w: &Write<'_>) -> impl Future<Output = Result<Written, StoreError>> + Send;
+    /// Reserve the id of a ticket this transaction will create.
+    fn new_ticket_id(&mut self) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Perform `writes` in order; one [`Written`] per write.
+    fn write(
+        &mut self,
+        writes: &[Write<'_>],
+    ) -> impl Future<Output = Result<Vec<Written>, StoreError>> + Send;
 
     /// Make every write durable. Only after this returns may the source be told "done".
     fn commit(self) -> impl Future<Output = Result<(), StoreError>> + Send;

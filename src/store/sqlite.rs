@@ -12,11 +12,13 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, Row, Sqlite, Transaction};
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, Transaction};
 
 use super::{
-    AttachmentInfo, Duplicate, HeldSummary, NewMessage, Store, StoreError, StoreTx, StoredMessage,
-    TicketDetail, TicketFilter, TicketSummary, Write, Written,
+    AttachmentInfo, Duplicate, HeldMessage, HeldSummary, NewMessage, Store, StoreError, StoreTx,
+    StoredMessage, TicketDetail, TicketFilter, TicketSummary, Write, Written,
 };
 use crate::thread::{ThreadKeys, ThreadLookup, TicketHit};
 
@@ -166,6 +168,7 @@ async fn disable_checkpoint_on_close(conn: &mut sqlx::SqliteConnection) -> Resul
 #[derive(Debug)]
 pub struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
+    next_ticket_id: Option<i64>,
 }
 
 impl Store for SqliteStore {
@@ -173,12 +176,18 @@ impl Store for SqliteStore {
 
     async fn begin(&self) -> Result<SqliteTx, StoreError> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(SqliteTx { tx })
+        Ok(SqliteTx {
+            tx,
+            next_ticket_id: None,
+        })
     }
 
     async fn lookup(&self, keys: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        lookup(&mut conn, keys).await
+        Ok(lookup_many(&mut conn, &[keys])
+            .await?
+            .pop()
+            .unwrap_or_default())
     }
 
     async fn find_duplicate(&self, dedup_key: &str) -> Result<Option<Duplicate>, StoreError> {
@@ -314,244 +323,394 @@ async fn find_duplicate(
     conn: &mut sqlx::SqliteConnection,
     dedup_key: &str,
 ) -> Result<Option<Duplicate>, StoreError> {
-    let ticket: Option<i64> =
-        sqlx::query_scalar("SELECT ticket_id FROM messages WHERE dedup_key = $1")
-            .bind(dedup_key)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if let Some(t) = ticket {
-        return Ok(Some(Duplicate {
-            ticket_id: Some(t),
-            held_id: None,
-        }));
-    }
-    let held: Option<i64> = sqlx::query_scalar("SELECT id FROM held_messages WHERE dedup_key = $1")
-        .bind(dedup_key)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(held.map(|h| Duplicate {
-        ticket_id: None,
-        held_id: Some(h),
-    }))
+    let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT ticket_id, NULL FROM messages WHERE dedup_key = $1
+         UNION ALL
+         SELECT NULL, id FROM held_messages WHERE dedup_key = $1
+         LIMIT 1",
+    )
+    .bind(dedup_key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(ticket_id, held_id)| Duplicate { ticket_id, held_id }))
 }
 
-async fn lookup(
+/// At most three queries for a whole batch, none for a kind of key no message has: every
+/// query is a round trip to SQLite's worker thread.
+async fn lookup_many(
     conn: &mut sqlx::SqliteConnection,
-    keys: &ThreadKeys,
-) -> Result<ThreadLookup, StoreError> {
-    let mut out = ThreadLookup::default();
-    for id in keys.referenced_ids.iter().take(MAX_REFERENCES) {
-        let ticket: Option<i64> =
-            sqlx::query_scalar("SELECT ticket_id FROM messages WHERE message_id = $1 LIMIT 1")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if let Some(ticket_id) = ticket {
-            let hit = hit(conn, ticket_id, keys.sender.as_deref()).await?;
-            out.by_header.push((id.clone(), hit));
-        }
-    }
-    for &ticket_id in keys.subject_refs.iter().take(MAX_REFERENCES) {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tickets WHERE id = $1")
-            .bind(ticket_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if exists.is_some() {
-            out.by_subject
-                .push(hit(conn, ticket_id, keys.sender.as_deref()).await?);
-        }
-    }
-    Ok(out)
-}
-
-async fn hit(
-    conn: &mut sqlx::SqliteConnection,
-    ticket_id: i64,
-    sender: Option<&str>,
-) -> Result<TicketHit, StoreError> {
-    let sender_is_participant = match sender {
-        Some(s) => sqlx::query_scalar::<_, i64>(
-            "SELECT 1 FROM participants WHERE ticket_id = $1 AND address = $2",
+    keys: &[&ThreadKeys],
+) -> Result<Vec<ThreadLookup>, StoreError> {
+    let ids: HashSet<&str> = keys
+        .iter()
+        .flat_map(|k| {
+            k.referenced_ids
+                .iter()
+                .take(MAX_REFERENCES)
+                .map(String::as_str)
+        })
+        .collect();
+    let refs: HashSet<i64> = keys
+        .iter()
+        .flat_map(|k| k.subject_refs.iter().take(MAX_REFERENCES).copied())
+        .collect();
+    let by_id: HashMap<String, i64> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT message_id, MIN(ticket_id) FROM messages
+             WHERE message_id IN (SELECT value FROM json_each($1))
+             GROUP BY message_id",
         )
-        .bind(ticket_id)
-        .bind(s)
-        .fetch_optional(&mut *conn)
+        .bind(json_list(&ids))
+        .fetch_all(&mut *conn)
         .await?
-        .is_some(),
-        None => false,
+        .into_iter()
+        .collect()
     };
-    Ok(TicketHit {
+    let existing: HashSet<i64> = if refs.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT id FROM tickets WHERE id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(json_list(&refs))
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    // Which (ticket, sender) pairs are participants.
+    let mut pairs: HashSet<(i64, &str)> = HashSet::new();
+    for k in keys {
+        let Some(sender) = k.sender.as_deref() else {
+            continue;
+        };
+        for id in k.referenced_ids.iter().take(MAX_REFERENCES) {
+            if let Some(&t) = by_id.get(id) {
+                pairs.insert((t, sender));
+            }
+        }
+        for r in k.subject_refs.iter().take(MAX_REFERENCES) {
+            if existing.contains(r) {
+                pairs.insert((*r, sender));
+            }
+        }
+    }
+    let participating: HashSet<(i64, String)> = if pairs.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query_as::<_, (i64, String)>(
+            "SELECT ticket_id, address FROM participants
+             WHERE (ticket_id, address) IN (SELECT value ->> 0, value ->> 1 FROM json_each($1))",
+        )
+        .bind(json_list(&pairs))
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let hit = |ticket_id: i64, sender: Option<&str>| TicketHit {
         ticket_id,
-        sender_is_participant,
-    })
+        sender_is_participant: sender
+            .is_some_and(|s| participating.contains(&(ticket_id, s.to_string()))),
+    };
+    Ok(keys
+        .iter()
+        .map(|k| {
+            let sender = k.sender.as_deref();
+            ThreadLookup {
+                by_header: k
+                    .referenced_ids
+                    .iter()
+                    .take(MAX_REFERENCES)
+                    .filter_map(|id| by_id.get(id).map(|&t| (id.clone(), hit(t, sender))))
+                    .collect(),
+                by_subject: k
+                    .subject_refs
+                    .iter()
+                    .take(MAX_REFERENCES)
+                    .filter(|r| existing.contains(r))
+                    .map(|&r| hit(r, sender))
+                    .collect(),
+            }
+        })
+        .collect())
 }
 
-impl SqliteTx {
-    async fn insert_message(
-        &mut self,
-        ticket_id: i64,
-        m: &NewMessage<'_>,
-    ) -> Result<(), StoreError> {
-        let p = m.parsed;
-        let addrs = |v: &[crate::parse::Mailbox]| {
-            serde_json::to_string(&v.iter().map(|a| a.address.as_str()).collect::<Vec<_>>())
-                .unwrap_or_else(|_| "[]".into())
-        };
-        let reasons = serde_json::to_string(m.reasons).unwrap_or_else(|_| "[]".into());
-        let row_id: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (ticket_id, dedup_key, message_id, content_hash, envelope_sender,
-                envelope_recipient, from_address, from_name, to_addresses, cc_addresses, subject,
-                sent_at, received_at, text_body, html_body, reply_text, verdict, reasons,
-                thread_reason, raw)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                $18, $19, $20)
-             RETURNING id",
-        )
-        .bind(ticket_id)
-        .bind(m.dedup_key)
-        .bind(p.message_id.as_deref())
-        .bind(m.content_hash)
-        .bind(m.envelope_sender)
-        .bind(m.envelope_recipient)
-        .bind(p.from.as_ref().map(|f| f.address.as_str()))
-        .bind(p.from.as_ref().and_then(|f| f.name.as_deref()))
-        .bind(addrs(&p.to))
-        .bind(addrs(&p.cc))
-        .bind(p.subject.as_str())
-        .bind(p.date.as_deref())
-        .bind(m.received_at)
-        .bind(p.text_body.as_str())
-        .bind(p.html_body.as_deref())
-        .bind(m.reply_text)
-        .bind(m.verdict.as_str())
-        .bind(reasons)
-        .bind(m.thread_reason)
-        .bind(m.raw)
-        .fetch_one(&mut *self.tx)
-        .await?;
-        for (i, a) in p.attachments.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO attachments (message_id, position, filename, content_type, size, content)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(row_id)
-            .bind(i as i64)
-            .bind(a.filename.as_deref())
-            .bind(a.content_type.as_str())
-            .bind(a.content.len() as i64)
-            .bind(a.content.as_slice())
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        Ok(())
-    }
+/// Rows per multi-row `INSERT`: keeps the bound parameters far below SQLite's limit.
+const ROWS_PER_INSERT: usize = 400;
 
-    async fn add_participants(
-        &mut self,
-        ticket_id: i64,
-        m: &NewMessage<'_>,
-    ) -> Result<(), StoreError> {
-        let mut addrs: Vec<String> = m.parsed.sender_address().into_iter().collect();
-        addrs.extend(m.parsed.cc.iter().map(|c| c.key()));
-        for a in addrs.iter().filter(|a| !a.is_empty()) {
-            sqlx::query(
-                "INSERT INTO participants (ticket_id, address) VALUES ($1, $2)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(ticket_id)
-            .bind(a)
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        Ok(())
-    }
+/// The next id for `table` (AUTOINCREMENT: never below what was ever used).
+async fn next_id(conn: &mut sqlx::SqliteConnection, table: &str) -> Result<i64, StoreError> {
+    let sql = format!(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0),
+                    COALESCE((SELECT MAX(id) FROM {table}), 0)) + 1"
+    );
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+fn json_list<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
 impl StoreTx for SqliteTx {
-    async fn find_duplicate(&mut self, dedup_key: &str) -> Result<Option<Duplicate>, StoreError> {
-        find_duplicate(&mut self.tx, dedup_key).await
+    async fn find_duplicates(
+        &mut self,
+        dedup_keys: &[&str],
+    ) -> Result<HashMap<String, Duplicate>, StoreError> {
+        if dedup_keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT dedup_key, ticket_id, NULL FROM messages
+               WHERE dedup_key IN (SELECT value FROM json_each($1))
+             UNION ALL
+             SELECT dedup_key, NULL, id FROM held_messages
+               WHERE dedup_key IN (SELECT value FROM json_each($1))",
+        )
+        .bind(json_list(&dedup_keys))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, ticket_id, held_id)| (k, Duplicate { ticket_id, held_id }))
+            .collect())
     }
 
-    async fn lookup(&mut self, keys: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
-        lookup(&mut self.tx, keys).await
+    async fn lookup(&mut self, keys: &[&ThreadKeys]) -> Result<Vec<ThreadLookup>, StoreError> {
+        lookup_many(&mut self.tx, keys).await
     }
 
-    async fn write(&mut self, w: &Write<'_>) -> Result<Written, StoreError> {
-        match w {
-            Write::NewTicket {
-                queue,
-                requester,
-                subject,
-                message,
-            } => {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO tickets (queue, requester, subject, status, created_at, updated_at)
-                     VALUES ($1, $2, $3, 'open', $4, $4) RETURNING id",
-                )
-                .bind(*queue)
-                .bind(*requester)
-                .bind(*subject)
-                .bind(message.received_at)
-                .fetch_one(&mut *self.tx)
-                .await?;
-                self.insert_message(id, message).await?;
-                self.add_participants(id, message).await?;
-                Ok(Written::Ticket(id))
-            }
-            Write::Append {
-                ticket_id,
-                reopen,
-                add_participants,
-                message,
-            } => {
-                self.insert_message(*ticket_id, message).await?;
-                sqlx::query(
-                    "UPDATE tickets SET updated_at = $2,
-                        status = CASE WHEN $3 THEN 'open' ELSE status END
-                     WHERE id = $1",
-                )
-                .bind(ticket_id)
-                .bind(message.received_at)
-                .bind(*reopen)
-                .execute(&mut *self.tx)
-                .await?;
-                if *add_participants {
-                    self.add_participants(*ticket_id, message).await?;
+    async fn new_ticket_id(&mut self) -> Result<i64, StoreError> {
+        let id = match self.next_ticket_id {
+            Some(id) => id,
+            None => next_id(&mut self.tx, "tickets").await?,
+        };
+        self.next_ticket_id = Some(id + 1);
+        Ok(id)
+    }
+
+    async fn write(&mut self, writes: &[Write<'_>]) -> Result<Vec<Written>, StoreError> {
+        let conn: &mut sqlx::SqliteConnection = &mut self.tx;
+        let mut written = Vec::with_capacity(writes.len());
+        let mut tickets = Vec::new();
+        let mut messages: Vec<(i64, i64, &NewMessage<'_>)> = Vec::new();
+        let mut participants: Vec<(i64, &str)> = Vec::new();
+        let mut touched: Vec<(i64, &str, bool)> = Vec::new();
+        let mut held = Vec::new();
+        let mut next_message = None;
+        let mut next_held = None;
+        for w in writes {
+            match w {
+                Write::NewTicket {
+                    id,
+                    message,
+                    participants: p,
+                    ..
+                } => {
+                    tickets.push(w);
+                    let mid = bump(&mut next_message, conn, "messages").await?;
+                    messages.push((mid, *id, message));
+                    participants.extend(p.iter().map(|a| (*id, a.as_str())));
+                    written.push(Written::Ticket(*id));
                 }
-                Ok(Written::Ticket(*ticket_id))
-            }
-            Write::Hold(h) => {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO held_messages (dedup_key, action, reason, detail, verdict,
-                        message_id, content_hash, from_address, subject, size, envelope_recipient,
-                        queue, received_at, raw, headers)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-                     RETURNING id",
-                )
-                .bind(h.dedup_key)
-                .bind(h.action.as_str())
-                .bind(h.reason)
-                .bind(h.detail)
-                .bind(h.verdict.as_str())
-                .bind(h.message_id)
-                .bind(h.content_hash)
-                .bind(h.from_address)
-                .bind(h.subject)
-                .bind(i64::try_from(h.size).unwrap_or(i64::MAX))
-                .bind(h.envelope_recipient)
-                .bind(h.queue)
-                .bind(h.received_at)
-                .bind(h.raw)
-                .bind(h.headers)
-                .fetch_one(&mut *self.tx)
-                .await?;
-                Ok(Written::Held(id))
+                Write::Append {
+                    ticket_id,
+                    reopen,
+                    message,
+                    participants: p,
+                } => {
+                    let mid = bump(&mut next_message, conn, "messages").await?;
+                    messages.push((mid, *ticket_id, message));
+                    participants.extend(p.iter().map(|a| (*ticket_id, a.as_str())));
+                    touched.push((*ticket_id, message.received_at, *reopen));
+                    written.push(Written::Ticket(*ticket_id));
+                }
+                Write::Hold(h) => {
+                    let id = bump(&mut next_held, conn, "held_messages").await?;
+                    held.push((id, h));
+                    written.push(Written::Held(id));
+                }
             }
         }
+        insert_tickets(conn, &tickets).await?;
+        insert_messages(conn, &messages).await?;
+        if !participants.is_empty() {
+            sqlx::query(
+                "INSERT INTO participants (ticket_id, address)
+                 SELECT value ->> 0, value ->> 1 FROM json_each($1) WHERE true
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(json_list(&participants))
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !touched.is_empty() {
+            sqlx::query(
+                "UPDATE tickets SET updated_at = j.value ->> 1,
+                    status = CASE WHEN j.value ->> 2 THEN 'open' ELSE status END
+                 FROM json_each($1) AS j
+                 WHERE tickets.id = j.value ->> 0",
+            )
+            .bind(json_list(&touched))
+            .execute(&mut *conn)
+            .await?;
+        }
+        insert_held(conn, &held).await?;
+        Ok(written)
     }
 
     async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// The next id from a counter that starts at the table's next id.
+async fn bump(
+    next: &mut Option<i64>,
+    conn: &mut sqlx::SqliteConnection,
+    table: &str,
+) -> Result<i64, StoreError> {
+    let id = match *next {
+        Some(id) => id,
+        None => next_id(conn, table).await?,
+    };
+    *next = Some(id + 1);
+    Ok(id)
+}
+
+async fn insert_tickets(
+    conn: &mut sqlx::SqliteConnection,
+    tickets: &[&Write<'_>],
+) -> Result<(), StoreError> {
+    for chunk in tickets.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO tickets (id, queue, requester, subject, status, created_at, updated_at) ",
+        );
+        q.push_values(chunk, |mut b, w| {
+            if let Write::NewTicket {
+                id,
+                queue,
+                requester,
+                subject,
+                message,
+                ..
+            } = w
+            {
+                b.push_bind(*id)
+                    .push_bind(*queue)
+                    .push_bind(*requester)
+                    .push_bind(*subject)
+                    .push_bind("open")
+                    .push_bind(message.received_at)
+                    .push_bind(message.received_at);
+            }
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn insert_messages(
+    conn: &mut sqlx::SqliteConnection,
+    messages: &[(i64, i64, &NewMessage<'_>)],
+) -> Result<(), StoreError> {
+    let addrs = |v: &[crate::parse::Mailbox]| {
+        json_list(&v.iter().map(|a| a.address.as_str()).collect::<Vec<_>>())
+    };
+    for chunk in messages.chunks(ROWS_PER_INSERT / 2) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (id, ticket_id, dedup_key, message_id, content_hash,
+                envelope_sender, envelope_recipient, from_address, from_name, to_addresses,
+                cc_addresses, subject, sent_at, received_at, text_body, html_body, reply_text,
+                verdict, reasons, thread_reason, raw) ",
+        );
+        q.push_values(chunk, |mut b, (id, ticket_id, m)| {
+            let p = m.parsed;
+            b.push_bind(*id)
+                .push_bind(*ticket_id)
+                .push_bind(m.dedup_key)
+                .push_bind(p.message_id.as_deref())
+                .push_bind(m.content_hash)
+                .push_bind(m.envelope_sender)
+                .push_bind(m.envelope_recipient)
+                .push_bind(p.from.as_ref().map(|f| f.address.as_str()))
+                .push_bind(p.from.as_ref().and_then(|f| f.name.as_deref()))
+                .push_bind(addrs(&p.to))
+                .push_bind(addrs(&p.cc))
+                .push_bind(p.subject.as_str())
+                .push_bind(p.date.as_deref())
+                .push_bind(m.received_at)
+                .push_bind(p.text_body.as_str())
+                .push_bind(p.html_body.as_deref())
+                .push_bind(m.reply_text)
+                .push_bind(m.verdict.as_str())
+                .push_bind(json_list(&m.reasons))
+                .push_bind(m.thread_reason)
+                .push_bind(m.raw);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    let attachments: Vec<(i64, usize, &crate::parse::Attachment)> = messages
+        .iter()
+        .flat_map(|(id, _, m)| {
+            m.parsed
+                .attachments
+                .iter()
+                .enumerate()
+                .map(move |(i, a)| (*id, i, a))
+        })
+        .collect();
+    for chunk in attachments.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO attachments (message_id, position, filename, content_type, size, content) ",
+        );
+        q.push_values(chunk, |mut b, (message_id, pos, a)| {
+            b.push_bind(*message_id)
+                .push_bind(*pos as i64)
+                .push_bind(a.filename.as_deref())
+                .push_bind(a.content_type.as_str())
+                .push_bind(a.content.len() as i64)
+                .push_bind(a.content.as_slice());
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn insert_held(
+    conn: &mut sqlx::SqliteConnection,
+    held: &[(i64, &HeldMessage<'_>)],
+) -> Result<(), StoreError> {
+    for chunk in held.chunks(ROWS_PER_INSERT / 2) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO held_messages (id, dedup_key, action, reason, detail, verdict,
+                message_id, content_hash, from_address, subject, size, envelope_recipient,
+                queue, received_at, raw, headers) ",
+        );
+        q.push_values(chunk, |mut b, (id, h)| {
+            b.push_bind(*id)
+                .push_bind(h.dedup_key)
+                .push_bind(h.action.as_str())
+                .push_bind(h.reason)
+                .push_bind(h.detail)
+                .push_bind(h.verdict.as_str())
+                .push_bind(h.message_id)
+                .push_bind(h.content_hash)
+                .push_bind(h.from_address)
+                .push_bind(h.subject)
+                .push_bind(i64::try_from(h.size).unwrap_or(i64::MAX))
+                .push_bind(h.envelope_recipient)
+                .push_bind(h.queue)
+                .push_bind(h.received_at)
+                .push_bind(h.raw)
+                .push_bind(h.headers);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
