@@ -213,10 +213,7 @@ impl<S: Store> Processor<S> {
     /// Process many messages in one transaction, in order (bulk import): a later message
     /// threads onto an earlier one of the same batch. Either all are committed or none.
     pub async fn process_batch(&self, items: &[(&[u8], Delivery)]) -> Result<Vec<Outcome>, Error> {
-        let prepared: Vec<Prepared<'_>> = items
-            .iter()
-            .map(|(raw, d)| self.prepare(raw, d))
-            .collect::<Result<_, _>>()?;
+        let prepared = self.prepare_parallel(items)?;
         let mut tx = self.store.begin().await?;
         let outcomes = self.apply(&mut tx, &prepared).await?;
         tx.commit().await?;
@@ -266,6 +263,41 @@ impl<S: Store> Processor<S> {
             explanation.action = Action::Duplicate;
         }
         Ok(explanation)
+    }
+
+    /// [`Processor::prepare`] for many messages, spread over the machine's cores (the pure
+    /// stages need no coordination), results in input order.
+    fn prepare_parallel<'r>(
+        &self,
+        items: &'r [(&[u8], Delivery)],
+    ) -> Result<Vec<Prepared<'r>>, Error> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        if threads < 2 || items.len() < 32 {
+            return items.iter().map(|(raw, d)| self.prepare(raw, d)).collect();
+        }
+        let chunk = items.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = items
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(raw, d)| self.prepare(raw, d))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(items.len());
+            for h in handles {
+                let part = h
+                    .join()
+                    .map_err(|_| Error::Panic("a parsing thread panicked".into()))??;
+                out.extend(part);
+            }
+            Ok(out)
+        })
     }
 
     /// The pure stages: parse, classify, thread keys, queue, dedup key.

@@ -160,6 +160,13 @@ enum ConfigCommand {
     },
 }
 
+/// `println!` that returns an error instead of panicking (e.g. on a closed pipe).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match Cli::try_parse_from(&args) {
@@ -192,6 +199,13 @@ fn main() -> ExitCode {
         Command::Ingest { .. } => ExitCode::from(ingest_main(&cli)),
         _ => match run(&cli) {
             Ok(code) => ExitCode::from(code),
+            // `postdesk tickets list | head`: a closed stdout is not an error.
+            Err(e)
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+            {
+                ExitCode::from(exit::OK)
+            }
             Err(e) => {
                 eprintln!("postdesk: {e:#}");
                 ExitCode::from(exit::FAILURE)
@@ -364,14 +378,17 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                     .with_context(|| format!("opening {}", database_url(cli, &config)))?;
                 let held = store.held(*limit).await?;
                 if *json {
-                    println!("{}", serde_json::to_string_pretty(&held)?);
+                    outln!("{}", serde_json::to_string_pretty(&held)?);
                 } else {
-                    println!(
+                    outln!(
                         "{:>6}  {:<11}  {:<22}  {:<28}  SUBJECT",
-                        "ID", "ACTION", "REASON", "FROM"
+                        "ID",
+                        "ACTION",
+                        "REASON",
+                        "FROM"
                     );
                     for h in held {
-                        println!(
+                        outln!(
                             "{:>6}  {:<11}  {:<22}  {:<28}  {}",
                             h.id,
                             h.action,
@@ -390,14 +407,14 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
 
 fn config_check(file: Option<&Path>) -> anyhow::Result<u8> {
     let Some(file) = file else {
-        println!("no configuration file given (--config or POSTDESK_CONFIG): defaults apply");
+        outln!("no configuration file given (--config or POSTDESK_CONFIG): defaults apply");
         return Ok(exit::OK);
     };
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     match Config::from_toml(&text) {
         Ok(_) => {
-            println!("{}: ok", file.display());
+            outln!("{}: ok", file.display());
             Ok(exit::OK)
         }
         Err(errors) => {
@@ -522,11 +539,13 @@ async fn import(p: Processor<SqliteStore>, args: &ImportArgs) -> anyhow::Result<
     summary.seconds = started.elapsed().as_secs_f64();
     summary.messages_per_second = summary.messages as f64 / summary.seconds.max(1e-9);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!(
+        outln!(
             "imported {} messages in {:.2} s ({:.0}/s)",
-            summary.messages, summary.seconds, summary.messages_per_second
+            summary.messages,
+            summary.seconds,
+            summary.messages_per_second
         );
         for a in [
             Action::Created,
@@ -535,20 +554,20 @@ async fn import(p: Processor<SqliteStore>, args: &ImportArgs) -> anyhow::Result<
             Action::Quarantined,
             Action::Dropped,
         ] {
-            println!(
+            outln!(
                 "  {:<12} {}",
                 a.as_str(),
                 summary.by_action.get(a.as_str()).unwrap_or(&0)
             );
         }
-        println!("  by verdict:");
+        outln!("  by verdict:");
         for v in Verdict::ALL {
             if let Some(n) = summary.by_verdict.get(v.as_str()) {
-                println!("    {:<10} {n}", v.as_str());
+                outln!("    {:<10} {n}", v.as_str());
             }
         }
         if summary.read_errors > 0 {
-            println!("  read errors  {}", summary.read_errors);
+            outln!("  read errors  {}", summary.read_errors);
         }
     }
     Ok(if summary.read_errors > 0 {
@@ -609,14 +628,19 @@ async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Res
                         v
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!(
+                outln!(
                     "{:<10}  {:<6}  {:<10}  {:>4}  {:<20}  {:<28}  SUBJECT",
-                    "TICKET", "STATUS", "QUEUE", "MSGS", "UPDATED", "REQUESTER"
+                    "TICKET",
+                    "STATUS",
+                    "QUEUE",
+                    "MSGS",
+                    "UPDATED",
+                    "REQUESTER"
                 );
                 for t in list {
-                    println!(
+                    outln!(
                         "{:<10}  {:<6}  {:<10}  {:>4}  {:<20}  {:<28}  {}",
                         p.tag().reference(t.id),
                         t.status,
@@ -644,41 +668,41 @@ async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Res
             if *json {
                 let mut v = serde_json::to_value(&t)?;
                 v["ref"] = p.tag().reference(id).into();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(exit::OK);
             }
-            println!("{}  {}", p.tag().reference(id), t.ticket.subject);
-            println!("  status:    {}", t.ticket.status);
-            println!("  queue:     {}", t.ticket.queue);
-            println!("  requester: {}", t.ticket.requester);
-            println!("  created:   {}", t.ticket.created_at);
-            println!("  updated:   {}", t.ticket.updated_at);
+            outln!("{}  {}", p.tag().reference(id), t.ticket.subject);
+            outln!("  status:    {}", t.ticket.status);
+            outln!("  queue:     {}", t.ticket.queue);
+            outln!("  requester: {}", t.ticket.requester);
+            outln!("  created:   {}", t.ticket.created_at);
+            outln!("  updated:   {}", t.ticket.updated_at);
             for (i, m) in t.thread.iter().enumerate() {
-                println!();
-                println!(
+                outln!();
+                outln!(
                     "--- message {} of {} ({}) ---",
                     i + 1,
                     t.thread.len(),
                     m.verdict
                 );
-                println!("  from:    {}", m.from.as_deref().unwrap_or("-"));
-                println!(
+                outln!("  from:    {}", m.from.as_deref().unwrap_or("-"));
+                outln!(
                     "  date:    {}",
                     m.sent_at.as_deref().unwrap_or(&m.received_at)
                 );
-                println!("  subject: {}", m.subject);
-                println!("  thread:  {}", m.thread_reason);
+                outln!("  subject: {}", m.subject);
+                outln!("  thread:  {}", m.thread_reason);
                 for a in &m.attachments {
-                    println!(
+                    outln!(
                         "  attach:  {} ({}, {} bytes)",
                         a.filename.as_deref().unwrap_or("(unnamed)"),
                         a.content_type,
                         a.size
                     );
                 }
-                println!();
+                outln!();
                 for line in m.reply_text.lines() {
-                    println!("  {line}");
+                    outln!("  {line}");
                 }
             }
             Ok(exit::OK)
