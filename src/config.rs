@@ -11,6 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::parse::ParseLimits;
+use crate::thread::{OnClosed, ThreadOptions};
 
 /// The default database when neither `--database`, `POSTDESK_DATABASE_URL` nor the config
 /// file names one.
@@ -35,6 +36,9 @@ pub struct Config {
     /// Bulk import settings.
     #[serde(default)]
     pub import: ImportConfig,
+    /// Which threading methods are on, and related policy.
+    #[serde(default)]
+    pub threading: ThreadingConfig,
 }
 
 /// `[tickets]`
@@ -153,6 +157,85 @@ impl Default for ImportConfig {
     fn default() -> Self {
         ImportConfig {
             batch_size: d_batch(),
+        }
+    }
+}
+
+/// `[threading]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadingConfig {
+    /// Match `In-Reply-To`/`References` against stored messages (default on).
+    #[serde(default = "yes")]
+    pub headers: bool,
+    /// Match postdesk's own signed Message-IDs (default on).
+    #[serde(default = "yes")]
+    pub signed_message_ids: bool,
+    /// Match reply-address tokens, `support+pd-42-<mac>@example.com` (default on).
+    #[serde(default = "yes")]
+    pub reply_token: bool,
+    /// Match `[PD-42]` subject tags from participants, or signed tags (default on).
+    #[serde(default = "yes")]
+    pub subject_tag: bool,
+    /// A match found only in `References` counts only when the subject is the ticket's
+    /// (default on): a reply to an old thread under a new subject is a new topic.
+    #[serde(default = "yes")]
+    pub references_need_matching_subject: bool,
+    /// A follow-up to a closed ticket: `reopen` (default), `append`, or `new` (a new
+    /// ticket linked to the closed one).
+    #[serde(default = "reopen")]
+    pub on_closed: OnClosed,
+    /// The character between mailbox and token in reply addresses (default `+`).
+    #[serde(default = "plus")]
+    pub token_separator: Spanned<String>,
+    /// HMAC key for signed references. Default: a random secret generated on first use
+    /// and kept in the database, shared by every worker on it. At least 32 characters.
+    #[serde(default)]
+    pub secret: Option<Spanned<String>>,
+    /// authserv-ids (your own MX) whose `Authentication-Results` are believed; a DMARC or
+    /// DKIM failure reported by them stops subject-tag matching by sender.
+    #[serde(default)]
+    pub trusted_authserv_ids: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn reopen() -> OnClosed {
+    OnClosed::Reopen
+}
+fn plus() -> Spanned<String> {
+    Spanned::new(0..0, "+".into())
+}
+
+impl Default for ThreadingConfig {
+    fn default() -> Self {
+        ThreadingConfig {
+            headers: true,
+            signed_message_ids: true,
+            reply_token: true,
+            subject_tag: true,
+            references_need_matching_subject: true,
+            on_closed: OnClosed::Reopen,
+            token_separator: plus(),
+            secret: None,
+            trusted_authserv_ids: Vec::new(),
+        }
+    }
+}
+
+impl ThreadingConfig {
+    /// The options the threading stage runs with.
+    pub fn options(&self) -> ThreadOptions {
+        ThreadOptions {
+            headers: self.headers,
+            signed_message_ids: self.signed_message_ids,
+            reply_token: self.reply_token,
+            subject_tag: self.subject_tag,
+            references_need_matching_subject: self.references_need_matching_subject,
+            on_closed: self.on_closed,
+            token_separator: self.token_separator.get_ref().chars().next().unwrap_or('+'),
+            trusted_authserv_ids: self.trusted_authserv_ids.clone(),
         }
     }
 }
@@ -298,6 +381,23 @@ impl Config {
                 0..0,
                 "limits.deadline_secs",
                 "must be between 1 and 900 (below the MTA's command time limit)".into(),
+            );
+        }
+        let sep = self.threading.token_separator.get_ref();
+        if sep.chars().count() != 1 || !"+-_=.".contains(sep.as_str()) {
+            bad(
+                self.threading.token_separator.span(),
+                "threading.token_separator",
+                format!("`{sep}` must be one of + - _ = ."),
+            );
+        }
+        if let Some(secret) = &self.threading.secret
+            && secret.get_ref().len() < 32
+        {
+            bad(
+                secret.span(),
+                "threading.secret",
+                "must be at least 32 characters (or leave it out: a random one is kept in the database)".into(),
             );
         }
         if self.import.batch_size == 0 {

@@ -9,8 +9,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use regex::Regex;
-use std::sync::LazyLock;
 
 use crate::classify::{Classification, Verdict, classify};
 use crate::config::Config;
@@ -18,7 +16,8 @@ use crate::error::Error;
 use crate::parse::{self, Parsed, ParsedMessage, RejectReason};
 use crate::store::{HeldAction, HeldMessage, NewMessage, Store, StoreTx, Write, Written};
 use crate::thread::{
-    BatchOverlay, SubjectTag, ThreadDecision, ThreadKeys, ThreadLookup, ThreadMethod, decide,
+    BatchOverlay, Signer, SubjectTag, ThreadDecision, ThreadKeys, ThreadLookup, ThreadMethod,
+    ThreadOptions, decide, normalize_subject,
 };
 
 /// At most this much of a message's head is kept as its "headers" in a held record.
@@ -163,6 +162,8 @@ pub struct Processor<S> {
     config: Config,
     store: S,
     tag: SubjectTag,
+    options: ThreadOptions,
+    signer: tokio::sync::OnceCell<Signer>,
 }
 
 impl<S: Store> Processor<S> {
@@ -170,7 +171,14 @@ impl<S: Store> Processor<S> {
     /// or [`Config::from_toml`], which validate it.
     pub fn new(config: Config, store: S) -> Processor<S> {
         let tag = SubjectTag::new(config.tickets.prefix.get_ref());
-        Processor { config, store, tag }
+        let options = config.threading.options();
+        Processor {
+            config,
+            store,
+            tag,
+            options,
+            signer: tokio::sync::OnceCell::new(),
+        }
     }
 
     /// The store.
@@ -188,6 +196,36 @@ impl<S: Store> Processor<S> {
         &self.tag
     }
 
+    /// The signer of postdesk's own references: keyed by the configured secret, else by the
+    /// store's (created on first use).
+    pub async fn signer(&self) -> Result<&Signer, Error> {
+        self.signer
+            .get_or_try_init(|| async {
+                let key = match &self.config.threading.secret {
+                    Some(s) => s.get_ref().as_bytes().to_vec(),
+                    None => self.store.secret().await?,
+                };
+                Ok::<_, Error>(Signer::new(&key))
+            })
+            .await
+    }
+
+    /// Check the signed references of prepared messages (loads the secret only when a
+    /// message has a candidate).
+    async fn verify(&self, prepared: &mut [Prepared<'_>]) -> Result<(), Error> {
+        let has = |p: &Prepared<'_>| matches!(&p.body, PreparedBody::Message { keys, .. } if !keys.candidates.is_empty());
+        if !prepared.iter().any(has) {
+            return Ok(());
+        }
+        let signer = self.signer().await?;
+        for p in prepared.iter_mut() {
+            if let PreparedBody::Message { keys, .. } = &mut p.body {
+                keys.verify(signer);
+            }
+        }
+        Ok(())
+    }
+
     /// Process one message delivered with no envelope information.
     pub async fn process(&self, raw: &[u8]) -> Result<Outcome, Error> {
         self.process_with(raw, &Delivery::default()).await
@@ -199,7 +237,8 @@ impl<S: Store> Processor<S> {
     pub async fn process_with(&self, raw: &[u8], delivery: &Delivery) -> Result<Outcome, Error> {
         let secs = self.config.limits.deadline_secs;
         let work = async {
-            let prepared = [self.prepare(raw, delivery)?];
+            let mut prepared = [self.prepare(raw, delivery)?];
+            self.verify(&mut prepared).await?;
             let mut tx = self.store.begin().await?;
             let mut outcomes = self.apply(&mut tx, &prepared).await?;
             tx.commit().await?;
@@ -213,7 +252,8 @@ impl<S: Store> Processor<S> {
     /// Process many messages in one transaction, in order (bulk import): a later message
     /// threads onto an earlier one of the same batch. Either all are committed or none.
     pub async fn process_batch(&self, items: &[(&[u8], Delivery)]) -> Result<Vec<Outcome>, Error> {
-        let prepared = self.prepare_parallel(items)?;
+        let mut prepared = self.prepare_parallel(items)?;
+        self.verify(&mut prepared).await?;
         let mut tx = self.store.begin().await?;
         let outcomes = self.apply(&mut tx, &prepared).await?;
         tx.commit().await?;
@@ -222,12 +262,14 @@ impl<S: Store> Processor<S> {
 
     /// Everything `process` would decide, without storing anything.
     pub async fn explain(&self, raw: &[u8]) -> Result<Explanation, Error> {
-        let p = self.prepare(raw, &Delivery::default())?;
+        let mut one = [self.prepare(raw, &Delivery::default())?];
+        self.verify(&mut one).await?;
+        let [p] = one;
         let duplicate = self.store.find_duplicate(&p.dedup_key).await?.is_some();
         let mut explanation = match &p.body {
             PreparedBody::Message { msg, class, keys } => {
                 let lookup = self.store.lookup(keys).await?;
-                let decision = decide(keys, &lookup, &self.tag);
+                let decision = decide(keys, &lookup, &self.tag, &self.options);
                 let action = policy(class.verdict, &decision).action();
                 Explanation {
                     verdict: class.verdict,
@@ -307,7 +349,12 @@ impl<S: Store> Processor<S> {
         let body = match parse::parse(raw, delivery.total_size, &limits) {
             Parsed::Message(msg) => {
                 let class = classify(&msg);
-                let keys = ThreadKeys::of(&msg, &self.tag);
+                let keys = ThreadKeys::of(
+                    &msg,
+                    &self.tag,
+                    &self.options,
+                    delivery.recipient.as_deref(),
+                );
                 PreparedBody::Message { msg, class, keys }
             }
             Parsed::Rejected { reason, detail } => {
@@ -468,18 +515,29 @@ impl<S: Store> Processor<S> {
                 decided.push((blank(outcome), Some(Step::Hold(HeldAction::Quarantined))));
                 continue;
             };
-            let decision = decide(keys, &overlay.merge(keys, &lookup), &self.tag);
+            let decision = decide(
+                keys,
+                &overlay.merge(keys, &lookup),
+                &self.tag,
+                &self.options,
+            );
             let thread_reason = match &decision {
-                ThreadDecision::New { reason } => format!("new ticket: {reason}"),
+                ThreadDecision::New { reason, .. } => format!("new ticket: {reason}"),
                 ThreadDecision::Existing { reason, .. } => reason.clone(),
             };
             let mut step = policy(class.verdict, &decision);
             let mut participants = Vec::new();
             match &mut step {
-                Step::Create { ticket_id } => {
+                Step::Create { ticket_id, .. } => {
                     *ticket_id = tx.new_ticket_id().await?;
                     participants = msg.participants();
-                    overlay.record(msg.message_id.as_deref(), *ticket_id, &participants, true);
+                    let subject = ticket_subject(&msg.subject, &self.tag);
+                    overlay.record(
+                        msg.message_id.as_deref(),
+                        *ticket_id,
+                        &participants,
+                        Some(&subject),
+                    );
                 }
                 Step::Append {
                     ticket_id,
@@ -489,7 +547,7 @@ impl<S: Store> Processor<S> {
                     if *joins {
                         participants = msg.participants();
                     }
-                    overlay.record(msg.message_id.as_deref(), *ticket_id, &participants, false);
+                    overlay.record(msg.message_id.as_deref(), *ticket_id, &participants, None);
                 }
                 Step::Hold(_) => {}
             }
@@ -555,8 +613,12 @@ impl<S: Store> Processor<S> {
                         received_at: &now,
                     };
                     match step {
-                        Step::Create { ticket_id } => Write::NewTicket {
+                        Step::Create {
+                            ticket_id,
+                            linked_ticket_id,
+                        } => Write::NewTicket {
                             id: ticket_id,
+                            linked_ticket_id,
                             queue: &p.queue,
                             requester: &d.requester,
                             subject: &d.subject,
@@ -638,6 +700,8 @@ enum Step {
     Create {
         /// Filled in from the store when the step is taken (0 until then).
         ticket_id: i64,
+        /// The closed ticket this one follows up.
+        linked_ticket_id: Option<i64>,
     },
     Append {
         ticket_id: i64,
@@ -650,7 +714,7 @@ enum Step {
 impl Step {
     fn ticket_id(self) -> Option<i64> {
         match self {
-            Step::Create { ticket_id } | Step::Append { ticket_id, .. } => Some(ticket_id),
+            Step::Create { ticket_id, .. } | Step::Append { ticket_id, .. } => Some(ticket_id),
             Step::Hold(_) => None,
         }
     }
@@ -665,47 +729,49 @@ impl Step {
     }
 }
 
-/// The default policy: people get tickets; automatic mail only joins a ticket it answers,
-/// never reopens it, and never makes its sender a participant; the rest is held.
+/// The default policy: people get tickets (and reopen closed ones when threading says so);
+/// automatic mail only joins a ticket it answers by an exact reference (headers or a signed
+/// reference, never the guessable subject tag), never reopens it and never makes its sender
+/// a participant; the rest is held.
 fn policy(verdict: Verdict, decision: &ThreadDecision) -> Step {
-    let existing = match decision {
-        ThreadDecision::Existing {
-            ticket_id, method, ..
-        } => Some((*ticket_id, *method)),
-        ThreadDecision::New { .. } => None,
-    };
-    match (verdict, existing) {
-        (Verdict::Human, None) => Step::Create { ticket_id: 0 },
-        (Verdict::Human, Some((ticket_id, _))) => Step::Append {
-            ticket_id,
-            reopen: true,
+    match (verdict, decision) {
+        (
+            Verdict::Human,
+            ThreadDecision::New {
+                linked_ticket_id, ..
+            },
+        ) => Step::Create {
+            ticket_id: 0,
+            linked_ticket_id: *linked_ticket_id,
+        },
+        (
+            Verdict::Human,
+            ThreadDecision::Existing {
+                ticket_id, reopen, ..
+            },
+        ) => Step::Append {
+            ticket_id: *ticket_id,
+            reopen: *reopen,
             participants: true,
         },
-        (Verdict::Autoreply | Verdict::Bounce, Some((ticket_id, ThreadMethod::Headers))) => {
-            Step::Append {
-                ticket_id,
-                reopen: false,
-                participants: false,
-            }
-        }
+        (
+            Verdict::Autoreply | Verdict::Bounce,
+            ThreadDecision::Existing {
+                ticket_id, method, ..
+            },
+        ) if *method != ThreadMethod::SubjectTag => Step::Append {
+            ticket_id: *ticket_id,
+            reopen: false,
+            participants: false,
+        },
         (Verdict::Loop, _) => Step::Hold(HeldAction::Dropped),
         _ => Step::Hold(HeldAction::Quarantined),
     }
 }
 
-static REPLY_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*((re|fwd?|aw|wg|sv|vs|antw|отв|ответ|пересл)\s*(\[\d+\])?\s*:\s*)+")
-        .expect("static pattern")
-});
-
 /// The subject a new ticket gets: reply prefixes and our own tag removed.
 fn ticket_subject(subject: &str, tag: &SubjectTag) -> String {
-    let s = REPLY_PREFIX.replace(subject, "");
-    let mut s = s.to_string();
-    for id in tag.find_all(&s.clone()) {
-        s = s.replace(&format!("[{}]", tag.reference(id)), "");
-    }
-    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let s = normalize_subject(subject, Some(tag));
     if s.is_empty() {
         "(no subject)".into()
     } else {
@@ -735,14 +801,17 @@ mod tests {
             ticket_id: 1,
             method: ThreadMethod::Headers,
             reason: String::new(),
+            reopen: true,
         };
         let by_subject = ThreadDecision::Existing {
             ticket_id: 1,
             method: ThreadMethod::SubjectTag,
             reason: String::new(),
+            reopen: false,
         };
         let new = ThreadDecision::New {
             reason: String::new(),
+            linked_ticket_id: None,
         };
         assert!(matches!(
             policy(Verdict::Autoreply, &by_header),
@@ -761,6 +830,12 @@ mod tests {
             Step::Hold(HeldAction::Quarantined)
         );
         assert_eq!(policy(Verdict::Loop, &new), Step::Hold(HeldAction::Dropped));
-        assert_eq!(policy(Verdict::Human, &new), Step::Create { ticket_id: 0 });
+        assert_eq!(
+            policy(Verdict::Human, &new),
+            Step::Create {
+                ticket_id: 0,
+                linked_ticket_id: None
+            }
+        );
     }
 }

@@ -1,43 +1,315 @@
 //! Stage 3: which ticket does a message belong to?
 //!
-//! Split in two so the decision stays pure:
-//! 1. [`ThreadKeys::of`] extracts what to look up (referenced Message-IDs, ticket
-//!    references in the subject, the sender);
+//! Split in three so the decision stays pure:
+//! 1. [`ThreadKeys::of`] extracts what to look up: referenced Message-IDs, postdesk's own
+//!    signed Message-IDs, reply-address tokens and subject tags (candidates, unverified),
+//!    the normalised subject, the sender and any doubt about the sender's identity;
+//!    [`ThreadKeys::verify`] checks the signed candidates once the secret is known;
 //! 2. the store answers with a [`ThreadLookup`] (inside the same transaction that will
 //!    write the message, so the answer cannot go stale);
-//! 3. [`decide`] turns keys and lookup into a [`ThreadDecision`].
+//! 3. [`decide`] turns keys and lookup into a [`ThreadDecision`] that names its method and
+//!    evidence.
+//!
+//! Methods, strongest first, each switchable in [`ThreadOptions`]:
+//! `In-Reply-To`/`References` against stored messages; postdesk's own HMAC-signed
+//! Message-IDs; the reply-address token (`support+pd-42-<mac>@example.com`); the subject
+//! tag `[PD-42]`, which is guessable and so only counts for a participant whose identity
+//! is not in doubt, or when it carries a valid HMAC (`[PD-42-<mac>]`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
+use hmac::{Hmac, KeyInit, Mac};
 use regex::Regex;
+use sha2::Sha256;
+
+use crate::parse::ParsedMessage;
+
+/// Which matching methods are on, and how replies to closed tickets are handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadOptions {
+    /// Match `In-Reply-To` / `References` against stored Message-IDs.
+    pub headers: bool,
+    /// Match postdesk's own signed Message-IDs.
+    pub signed_message_ids: bool,
+    /// Match the reply-address token.
+    pub reply_token: bool,
+    /// Match the `[PD-42]` subject tag (participants only, or signed tags).
+    pub subject_tag: bool,
+    /// A match found only in `References` (not `In-Reply-To`) counts only when the
+    /// normalised subject is the ticket's: a reply to an old thread with a new subject is
+    /// a new topic.
+    pub references_need_matching_subject: bool,
+    /// What a follow-up to a closed ticket does.
+    pub on_closed: OnClosed,
+    /// Separator between the mailbox and the token in reply addresses (`+`).
+    pub token_separator: char,
+    /// `Authentication-Results` from these authserv-ids are believed.
+    pub trusted_authserv_ids: Vec<String>,
+}
+
+impl Default for ThreadOptions {
+    fn default() -> Self {
+        ThreadOptions {
+            headers: true,
+            signed_message_ids: true,
+            reply_token: true,
+            subject_tag: true,
+            references_need_matching_subject: true,
+            on_closed: OnClosed::Reopen,
+            token_separator: '+',
+            trusted_authserv_ids: Vec::new(),
+        }
+    }
+}
+
+/// What a follow-up to a closed ticket does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnClosed {
+    /// Append and reopen the ticket (default).
+    Reopen,
+    /// Append without reopening.
+    Append,
+    /// Start a new ticket that links to the closed one.
+    New,
+}
+
+/// A signed reference found in a message, not yet verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Which method it would serve.
+    pub method: ThreadMethod,
+    /// The ticket it names.
+    pub ticket_id: i64,
+    /// What was signed (see [`Signer`]).
+    pub signed_data: String,
+    /// The MAC as written.
+    pub mac: String,
+    /// Where it was found, for the reasons.
+    pub evidence: String,
+}
 
 /// What a message offers for threading.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ThreadKeys {
+    /// Message-IDs in `In-Reply-To`.
+    pub in_reply_to: Vec<String>,
     /// Referenced Message-IDs, most specific first: `In-Reply-To`, then `References`
     /// from newest to oldest, without duplicates.
     pub referenced_ids: Vec<String>,
     /// Ticket numbers found as `[PREFIX-N]` in the subject, in order.
     pub subject_refs: Vec<i64>,
+    /// Signed references (Message-IDs, reply tokens, signed tags), unverified.
+    pub candidates: Vec<Candidate>,
+    /// Signed references that passed [`ThreadKeys::verify`].
+    pub verified: Vec<Candidate>,
+    /// The subject, normalised (see [`normalize_subject`]).
+    pub subject: String,
     /// The sender's address, lower-cased.
     pub sender: Option<String>,
+    /// Why the sender's identity is in doubt (a failed DMARC/DKIM check reported by a
+    /// trusted authserv-id), if it is.
+    pub sender_doubt: Option<String>,
 }
 
 impl ThreadKeys {
-    /// Extract the keys of `msg`; `tag` recognises the subject reference.
-    pub fn of(msg: &crate::parse::ParsedMessage, tag: &SubjectTag) -> ThreadKeys {
+    /// Extract the keys of `msg`. `envelope_recipient` is the address the MTA delivered
+    /// to, when known (Postfix `${recipient}`).
+    pub fn of(
+        msg: &ParsedMessage,
+        tag: &SubjectTag,
+        opts: &ThreadOptions,
+        envelope_recipient: Option<&str>,
+    ) -> ThreadKeys {
         let mut referenced_ids: Vec<String> = Vec::new();
         for id in msg.in_reply_to.iter().chain(msg.references.iter().rev()) {
             if !referenced_ids.contains(id) && msg.message_id.as_deref() != Some(id) {
                 referenced_ids.push(id.clone());
             }
         }
+        let mut candidates = Vec::new();
+        if opts.signed_message_ids {
+            for id in &referenced_ids {
+                if let Some(c) = signed_message_id(id) {
+                    candidates.push(c);
+                }
+            }
+        }
+        if opts.reply_token {
+            let recipients = envelope_recipient
+                .map(str::to_string)
+                .into_iter()
+                .chain(
+                    msg.to
+                        .iter()
+                        .chain(msg.cc.iter())
+                        .map(|m| m.address.clone()),
+                )
+                .chain(msg.header_values("delivered-to").map(str::to_string))
+                .chain(msg.header_values("x-original-to").map(str::to_string));
+            for r in recipients {
+                if let Some(c) = reply_token(&r, opts.token_separator)
+                    && !candidates.contains(&c)
+                {
+                    candidates.push(c);
+                }
+            }
+        }
+        if opts.subject_tag {
+            candidates.extend(tag.signed_tags(&msg.subject));
+        }
         ThreadKeys {
+            in_reply_to: msg.in_reply_to.clone(),
             referenced_ids,
-            subject_refs: tag.find_all(&msg.subject),
+            subject_refs: if opts.subject_tag {
+                tag.find_all(&msg.subject)
+            } else {
+                Vec::new()
+            },
+            candidates,
+            verified: Vec::new(),
+            subject: normalize_subject(&msg.subject, Some(tag)),
             sender: msg.sender_address(),
+            sender_doubt: sender_doubt(msg, &opts.trusted_authserv_ids),
         }
     }
+
+    /// Keep the candidates whose MAC is valid under `signer`.
+    pub fn verify(&mut self, signer: &Signer) {
+        self.verified = self
+            .candidates
+            .iter()
+            .filter(|c| signer.verify(&c.signed_data, &c.mac))
+            .cloned()
+            .collect();
+    }
+
+    /// Ticket ids the store should look up: subject tags and verified signed references.
+    pub fn ticket_ids(&self) -> Vec<i64> {
+        let mut ids = self.subject_refs.clone();
+        for c in &self.verified {
+            if !ids.contains(&c.ticket_id) {
+                ids.push(c.ticket_id);
+            }
+        }
+        ids
+    }
+}
+
+static SIGNED_MID: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^pd-([1-9][0-9]{0,17})-([0-9a-f]{16})-([a-z2-7]{26})@").expect("static pattern")
+});
+static TOKEN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^([a-z0-9]{1,16})-([1-9][0-9]{0,17})-([a-z2-7]{26})$").expect("static pattern")
+});
+
+fn signed_message_id(id: &str) -> Option<Candidate> {
+    let c = SIGNED_MID.captures(id)?;
+    let ticket_id = c[1].parse().ok()?;
+    Some(Candidate {
+        method: ThreadMethod::SignedMessageId,
+        ticket_id,
+        signed_data: format!("mid:{ticket_id}:{}", &c[2]),
+        mac: c[3].to_string(),
+        evidence: format!("<{id}>"),
+    })
+}
+
+fn reply_token(address: &str, separator: char) -> Option<Candidate> {
+    let address = address.trim().trim_matches(|c| c == '<' || c == '>');
+    let (local, _domain) = address.rsplit_once('@')?;
+    let (_mailbox, token) = local.split_once(separator)?;
+    let token = token.to_ascii_lowercase();
+    let c = TOKEN.captures(&token)?;
+    let ticket_id = c[2].parse().ok()?;
+    Some(Candidate {
+        method: ThreadMethod::ReplyToken,
+        ticket_id,
+        signed_data: format!("token:{ticket_id}"),
+        mac: c[3].to_string(),
+        evidence: address.to_string(),
+    })
+}
+
+/// Why `msg`'s sender identity is in doubt, from `Authentication-Results` of a trusted
+/// authserv-id: DMARC failed, or DKIM failed with no DKIM pass. Results from other
+/// authserv-ids (anyone can write the header) are ignored.
+pub fn sender_doubt(msg: &ParsedMessage, trusted: &[String]) -> Option<String> {
+    if trusted.is_empty() {
+        return None;
+    }
+    for value in msg.header_values("authentication-results") {
+        let mut parts = value.split(';');
+        let authserv = parts
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if !trusted.iter().any(|t| t.eq_ignore_ascii_case(&authserv)) {
+            continue;
+        }
+        let mut results: Vec<(String, String)> = Vec::new();
+        for p in parts {
+            if let Some((method, rest)) = p.trim().split_once('=') {
+                let result = rest
+                    .split(|c: char| c.is_whitespace() || c == '(' || c == ';')
+                    .next()
+                    .unwrap_or("");
+                results.push((
+                    method.trim().to_ascii_lowercase(),
+                    result.to_ascii_lowercase(),
+                ));
+            }
+        }
+        let has = |m: &str, r: &str| results.iter().any(|(mm, rr)| mm == m && rr == r);
+        if has("dmarc", "fail") {
+            return Some(format!("DMARC failed according to {authserv}"));
+        }
+        if has("dkim", "fail") && !has("dkim", "pass") {
+            return Some(format!("DKIM failed according to {authserv}"));
+        }
+    }
+    None
+}
+
+static REPLY_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
+    // Reply and forward markers of many mail clients and languages, with optional counts
+    // (`Re[2]:`, `Re^2:`, `Re(2):`) and ASCII or full-width colons.
+    Regex::new(
+        r"(?i)^\s*(?:re|aw|sv|vs|antw|odp|ynt|res|rif|r|tr|fw|fwd|wg|rv|enc|doorst|vb|vl|отв|ответ|пересл|回复|回覆|答复|转发|轉寄|返信|転送)\s*(?:\[\d+\]|\^\d+|\(\d+\))?\s*[:：]\s*",
+    )
+    .expect("static pattern")
+});
+
+/// A subject for display and comparison: reply/forward prefixes (`Re:`, `AW:`, `WG[5]:`,
+/// `Отв:`, `回复:`, ...) stripped repeatedly, our own ticket tags removed (when `tag` is
+/// given), white space collapsed.
+///
+/// ```
+/// use postdesk::thread::normalize_subject;
+/// assert_eq!(normalize_subject("AW: WG[5]: Re: Printer  jam", None), "Printer jam");
+/// assert_eq!(normalize_subject("Ответ: Пересл: Принтер", None), "Принтер");
+/// ```
+pub fn normalize_subject(subject: &str, tag: Option<&SubjectTag>) -> String {
+    let mut s = subject.to_string();
+    if let Some(tag) = tag {
+        s = tag.strip(&s);
+    }
+    loop {
+        let stripped = REPLY_PREFIX.replace(&s, "").into_owned();
+        if stripped.len() == s.len() {
+            break;
+        }
+        s = stripped;
+    }
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn same_subject(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
 }
 
 /// Recognises and formats ticket references such as `PD-42` and the subject tag `[PD-42]`.
@@ -50,10 +322,10 @@ pub struct SubjectTag {
 impl SubjectTag {
     /// A tag for `prefix` (letters, digits; validated by the config).
     pub fn new(prefix: &str) -> SubjectTag {
-        // `[PD-42]` anywhere in the subject; digits only, bounded, so `[PD-42x]` or
-        // `[PD-0042...]` lookalikes with junk do not match.
+        // `[PD-42]` or the signed `[PD-42-<mac>]` anywhere in the subject; digits only,
+        // bounded, so lookalikes such as `[PD-42x]` or `[XPD-3]` do not match.
         let re = Regex::new(&format!(
-            r"(?i)\[{}-([1-9][0-9]{{0,17}})\]",
+            r"(?i)\[{}-([1-9][0-9]{{0,17}})(?:-([a-z2-7]{{26}}))?\]",
             regex::escape(prefix)
         ))
         .expect("escaped prefix is a valid pattern");
@@ -91,6 +363,117 @@ impl SubjectTag {
         }
         out
     }
+
+    fn signed_tags(&self, subject: &str) -> Vec<Candidate> {
+        self.re
+            .captures_iter(subject)
+            .filter_map(|c| {
+                let ticket_id: i64 = c[1].parse().ok()?;
+                let mac = c.get(2)?.as_str().to_ascii_lowercase();
+                Some(Candidate {
+                    method: ThreadMethod::SubjectTag,
+                    ticket_id,
+                    signed_data: format!("tag:{ticket_id}"),
+                    mac,
+                    evidence: c[0].to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// `subject` without our tags.
+    pub fn strip(&self, subject: &str) -> String {
+        self.re.replace_all(subject, "").into_owned()
+    }
+}
+
+/// Signs and checks postdesk's own references with HMAC-SHA256 (128-bit, base32).
+///
+/// The key is a secret generated on first use and kept in the store, so every worker
+/// sharing the database shares it (or set in the configuration).
+#[derive(Clone)]
+pub struct Signer {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(..)")
+    }
+}
+
+impl Signer {
+    /// A signer with `key`.
+    pub fn new(key: &[u8]) -> Signer {
+        Signer { key: key.to_vec() }
+    }
+
+    fn mac(&self, data: &str) -> String {
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
+            .expect("HMAC accepts keys of any length");
+        m.update(data.as_bytes());
+        base32(&m.finalize().into_bytes()[..16])
+    }
+
+    /// Whether `mac` is the MAC of `data` (constant time).
+    pub fn verify(&self, data: &str, mac: &str) -> bool {
+        let expected = self.mac(data);
+        expected.len() == mac.len()
+            && expected
+                .bytes()
+                .zip(mac.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+
+    /// The reply address for ticket `id` on `support_address`: `support+pd-42-<mac>@...`.
+    pub fn reply_address(
+        &self,
+        support_address: &str,
+        tag: &SubjectTag,
+        id: i64,
+        sep: char,
+    ) -> String {
+        let (local, domain) = support_address
+            .rsplit_once('@')
+            .unwrap_or((support_address, "localhost"));
+        let prefix = tag.reference(id).to_ascii_lowercase();
+        let prefix = prefix.rsplit_once('-').map_or(prefix.as_str(), |(p, _)| p);
+        format!(
+            "{local}{sep}{prefix}-{id}-{}@{domain}",
+            self.mac(&format!("token:{id}"))
+        )
+    }
+
+    /// A new Message-ID for mail about ticket `id`; `nonce` makes it unique (16 hex digits).
+    pub fn message_id(&self, id: i64, nonce: u64, domain: &str) -> String {
+        let nonce = format!("{nonce:016x}");
+        let mac = self.mac(&format!("mid:{id}:{nonce}"));
+        format!("pd-{id}-{nonce}-{mac}@{domain}")
+    }
+
+    /// The signed subject tag `[PD-42-<mac>]`, which threads from any sender.
+    pub fn subject_tag(&self, tag: &SubjectTag, id: i64) -> String {
+        format!("[{}-{}]", tag.reference(id), self.mac(&format!("tag:{id}")))
+    }
+}
+
+fn base32(bytes: &[u8]) -> String {
+    const A: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
+    let (mut buf, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        buf = (buf << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            out.push(A[((buf >> (bits - 5)) & 31) as usize] as char);
+            bits -= 5;
+        }
+    }
+    if bits > 0 {
+        out.push(A[((buf << (5 - bits)) & 31) as usize] as char);
+    }
+    out
 }
 
 /// A ticket as the threading decision needs to see it.
@@ -100,6 +483,10 @@ pub struct TicketHit {
     pub ticket_id: i64,
     /// Whether the sender of the new message already took part in this ticket.
     pub sender_is_participant: bool,
+    /// The ticket's subject (normalised when the ticket was created).
+    pub subject: String,
+    /// `open` or `closed`.
+    pub status: String,
 }
 
 /// What the store found for a message's [`ThreadKeys`].
@@ -108,8 +495,14 @@ pub struct ThreadLookup {
     /// `(referenced Message-ID, ticket)` for every referenced ID the store knows, in the
     /// order of [`ThreadKeys::referenced_ids`].
     pub by_header: Vec<(String, TicketHit)>,
-    /// Tickets that exist for the subject references, in subject order.
-    pub by_subject: Vec<TicketHit>,
+    /// The existing tickets among [`ThreadKeys::ticket_ids`].
+    pub tickets: Vec<TicketHit>,
+}
+
+impl ThreadLookup {
+    fn ticket(&self, id: i64) -> Option<&TicketHit> {
+        self.tickets.iter().find(|t| t.ticket_id == id)
+    }
 }
 
 /// What earlier messages of the same batch (one store transaction) wrote, so that later
@@ -119,59 +512,61 @@ pub struct ThreadLookup {
 pub struct BatchOverlay {
     messages: HashMap<String, i64>,
     participants: HashSet<(i64, String)>,
-    tickets: HashSet<i64>,
+    tickets: HashMap<i64, (String, String)>,
 }
 
 impl BatchOverlay {
     /// `stored` (the store's answer for the state before the batch) completed with what
     /// this batch wrote so far, in the order of `keys`.
     pub fn merge(&self, keys: &ThreadKeys, stored: &ThreadLookup) -> ThreadLookup {
-        let is_participant = |ticket_id: i64, known: bool| {
-            known
-                || keys
-                    .sender
-                    .as_ref()
-                    .is_some_and(|s| self.participants.contains(&(ticket_id, s.clone())))
+        let overlay_hit = |ticket_id: i64, known: Option<&TicketHit>| -> Option<TicketHit> {
+            let mut hit = match known {
+                Some(h) => h.clone(),
+                None => {
+                    let (subject, status) = self.tickets.get(&ticket_id)?.clone();
+                    TicketHit {
+                        ticket_id,
+                        sender_is_participant: false,
+                        subject,
+                        status,
+                    }
+                }
+            };
+            hit.sender_is_participant |= keys
+                .sender
+                .as_ref()
+                .is_some_and(|s| self.participants.contains(&(ticket_id, s.clone())));
+            Some(hit)
         };
         let mut out = ThreadLookup::default();
         for id in &keys.referenced_ids {
             let hit = match stored.by_header.iter().find(|(m, _)| m == id) {
-                Some((_, h)) => Some((h.ticket_id, h.sender_is_participant)),
-                None => self.messages.get(id).map(|&t| (t, false)),
+                Some((_, h)) => overlay_hit(h.ticket_id, Some(h)),
+                None => self
+                    .messages
+                    .get(id)
+                    .and_then(|&t| overlay_hit(t, stored.ticket(t))),
             };
-            if let Some((ticket_id, known)) = hit {
-                out.by_header.push((
-                    id.clone(),
-                    TicketHit {
-                        ticket_id,
-                        sender_is_participant: is_participant(ticket_id, known),
-                    },
-                ));
+            if let Some(hit) = hit {
+                out.by_header.push((id.clone(), hit));
             }
         }
-        for &r in &keys.subject_refs {
-            let hit = match stored.by_subject.iter().find(|h| h.ticket_id == r) {
-                Some(h) => Some((h.ticket_id, h.sender_is_participant)),
-                None => self.tickets.contains(&r).then_some((r, false)),
-            };
-            if let Some((ticket_id, known)) = hit {
-                out.by_subject.push(TicketHit {
-                    ticket_id,
-                    sender_is_participant: is_participant(ticket_id, known),
-                });
+        for t in keys.ticket_ids() {
+            if let Some(hit) = overlay_hit(t, stored.ticket(t)) {
+                out.tickets.push(hit);
             }
         }
         out
     }
 
-    /// Note that a message was stored in `ticket_id` (`created`: the ticket is new) and
-    /// that `participants` now take part in it.
+    /// Note that a message was stored in `ticket_id` and that `participants` now take part
+    /// in it; `created` carries the subject of a ticket this batch opened.
     pub fn record(
         &mut self,
         message_id: Option<&str>,
         ticket_id: i64,
         participants: &[String],
-        created: bool,
+        created: Option<&str>,
     ) {
         if let Some(m) = message_id {
             self.messages.entry(m.to_string()).or_insert(ticket_id);
@@ -179,8 +574,9 @@ impl BatchOverlay {
         for p in participants {
             self.participants.insert((ticket_id, p.clone()));
         }
-        if created {
-            self.tickets.insert(ticket_id);
+        if let Some(subject) = created {
+            self.tickets
+                .insert(ticket_id, (subject.to_string(), "open".to_string()));
         }
     }
 }
@@ -191,7 +587,11 @@ impl BatchOverlay {
 pub enum ThreadMethod {
     /// `In-Reply-To` or `References` named a stored message.
     Headers,
-    /// A `[PD-N]` subject tag, from a participant of that ticket.
+    /// A Message-ID postdesk signed for this ticket.
+    SignedMessageId,
+    /// A reply-address token postdesk signed for this ticket.
+    ReplyToken,
+    /// A `[PD-N]` subject tag from a participant, or a signed one.
     SubjectTag,
 }
 
@@ -203,6 +603,8 @@ pub enum ThreadDecision {
     New {
         /// Why no existing ticket was chosen.
         reason: String,
+        /// A closed ticket the message followed up, when the policy starts a new one.
+        linked_ticket_id: Option<i64>,
     },
     /// Append to an existing ticket.
     Existing {
@@ -210,50 +612,147 @@ pub enum ThreadDecision {
         ticket_id: i64,
         /// Which method matched.
         method: ThreadMethod,
-        /// The evidence, e.g. `In-Reply-To/References <abc@example.org>`.
+        /// The evidence, e.g. `In-Reply-To <abc@example.org>`.
         reason: String,
+        /// Reopen the ticket (it was closed and the policy says so).
+        reopen: bool,
     },
 }
 
-/// Decide from the keys and what the store found. Header matches win (they name an exact
-/// message); a subject tag only counts when the sender already took part in that ticket,
-/// so a stranger who writes `[PD-1]` in a subject cannot add to ticket 1.
-pub fn decide(keys: &ThreadKeys, lookup: &ThreadLookup, tag: &SubjectTag) -> ThreadDecision {
-    if let Some((id, hit)) = lookup.by_header.first() {
-        return ThreadDecision::Existing {
+/// Decide from the keys and what the store found; see the module documentation for the
+/// order of the methods.
+pub fn decide(
+    keys: &ThreadKeys,
+    lookup: &ThreadLookup,
+    tag: &SubjectTag,
+    opts: &ThreadOptions,
+) -> ThreadDecision {
+    let mut notes: Vec<String> = Vec::new();
+    let found = (|| {
+        if opts.headers {
+            for (id, hit) in &lookup.by_header {
+                let direct = keys.in_reply_to.contains(id);
+                if !direct
+                    && opts.references_need_matching_subject
+                    && !keys.subject.is_empty()
+                    && !same_subject(&keys.subject, &hit.subject)
+                {
+                    notes.push(format!(
+                        "References <{id}> names {} but the subject changed: a new topic",
+                        tag.reference(hit.ticket_id)
+                    ));
+                    continue;
+                }
+                let how = if direct { "In-Reply-To" } else { "References" };
+                return Some((hit, ThreadMethod::Headers, format!("{how} <{id}>")));
+            }
+        }
+        for c in &keys.verified {
+            let on = match c.method {
+                ThreadMethod::SignedMessageId => opts.signed_message_ids,
+                ThreadMethod::ReplyToken => opts.reply_token,
+                ThreadMethod::SubjectTag => opts.subject_tag,
+                ThreadMethod::Headers => false,
+            };
+            if let (true, Some(hit)) = (on, lookup.ticket(c.ticket_id)) {
+                let what = match c.method {
+                    ThreadMethod::SignedMessageId => "signed Message-ID",
+                    ThreadMethod::ReplyToken => "signed reply address",
+                    _ => "signed subject tag",
+                };
+                return Some((hit, c.method, format!("{what} {}", c.evidence)));
+            }
+        }
+        if opts.subject_tag {
+            for &r in &keys.subject_refs {
+                let Some(hit) = lookup.ticket(r) else {
+                    notes.push(format!(
+                        "subject tag [{}] names no ticket",
+                        tag.reference(r)
+                    ));
+                    continue;
+                };
+                if !hit.sender_is_participant {
+                    notes.push(format!(
+                        "subject tag [{}] ignored: the sender is not a participant",
+                        tag.reference(r)
+                    ));
+                } else if let Some(doubt) = &keys.sender_doubt {
+                    notes.push(format!(
+                        "subject tag [{}] ignored: {doubt}",
+                        tag.reference(r)
+                    ));
+                } else {
+                    return Some((
+                        hit,
+                        ThreadMethod::SubjectTag,
+                        format!("subject tag [{}] from a participant", tag.reference(r)),
+                    ));
+                }
+            }
+        }
+        None
+    })();
+    match found {
+        Some((hit, method, reason)) if hit.status == "closed" => match opts.on_closed {
+            OnClosed::Reopen => ThreadDecision::Existing {
+                ticket_id: hit.ticket_id,
+                method,
+                reason: format!("{reason}; reopens the closed ticket"),
+                reopen: true,
+            },
+            OnClosed::Append => ThreadDecision::Existing {
+                ticket_id: hit.ticket_id,
+                method,
+                reason: format!("{reason}; the ticket stays closed"),
+                reopen: false,
+            },
+            OnClosed::New => ThreadDecision::New {
+                reason: format!(
+                    "{reason}, but {} is closed: a new ticket linked to it",
+                    tag.reference(hit.ticket_id)
+                ),
+                linked_ticket_id: Some(hit.ticket_id),
+            },
+        },
+        Some((hit, method, reason)) => ThreadDecision::Existing {
             ticket_id: hit.ticket_id,
-            method: ThreadMethod::Headers,
-            reason: format!("In-Reply-To/References <{id}>"),
-        };
+            method,
+            reason,
+            reopen: false,
+        },
+        None => {
+            if notes.is_empty() {
+                notes.push(if keys.referenced_ids.is_empty() {
+                    "no thread references".into()
+                } else {
+                    "referenced messages are unknown".into()
+                });
+            }
+            ThreadDecision::New {
+                reason: notes.join("; "),
+                linked_ticket_id: None,
+            }
+        }
     }
-    if let Some(hit) = lookup.by_subject.iter().find(|h| h.sender_is_participant) {
-        return ThreadDecision::Existing {
-            ticket_id: hit.ticket_id,
-            method: ThreadMethod::SubjectTag,
-            reason: format!(
-                "subject tag [{}] from a participant",
-                tag.reference(hit.ticket_id)
-            ),
-        };
-    }
-    let reason = if let Some(hit) = lookup.by_subject.first() {
-        format!(
-            "subject tag [{}] ignored: sender is not a participant of that ticket",
-            tag.reference(hit.ticket_id)
-        )
-    } else if !keys.subject_refs.is_empty() {
-        "subject tag names no existing ticket".to_string()
-    } else if !keys.referenced_ids.is_empty() {
-        "referenced messages are unknown".to_string()
-    } else {
-        "no thread references".to_string()
-    };
-    ThreadDecision::New { reason }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hit(id: i64, participant: bool) -> TicketHit {
+        TicketHit {
+            ticket_id: id,
+            sender_is_participant: participant,
+            subject: "Printer".into(),
+            status: "open".into(),
+        }
+    }
+
+    fn opts() -> ThreadOptions {
+        ThreadOptions::default()
+    }
 
     #[test]
     fn subject_tag_matching() {
@@ -263,13 +762,32 @@ mod tests {
             vec![42, 7]
         );
         assert!(
-            t.find_all("[PD-0] [PD-x] [XPD-3 [PD-99999999999999999999]")
+            t.find_all("[PD-0] [PD-x] [XPD-3 [PD-99999999999999999999] [PD-4x]")
                 .is_empty()
         );
         assert_eq!(t.parse_reference("PD-42"), Some(42));
         assert_eq!(t.parse_reference("[pd-5]"), Some(5));
         assert_eq!(t.parse_reference("9"), Some(9));
         assert_eq!(t.parse_reference("XX-9"), None);
+    }
+
+    #[test]
+    fn subjects_normalise_across_languages() {
+        let t = SubjectTag::new("PD");
+        for (raw, want) in [
+            ("Re: RE[2]: Fwd: Printer", "Printer"),
+            ("Re: [PD-4] Printer  on fire", "Printer on fire"),
+            ("AW: WG[5]: AW[2]: Question", "Question"),
+            ("Fwd: RE: FWD[5]: Question", "Question"),
+            ("SV: VS: Antw: Odp: Question", "Question"),
+            ("Отв: Ответ: Пересл: Принтер", "Принтер"),
+            ("回复：转发: 打印机", "打印机"),
+            ("Re^2: Re(3): x", "x"),
+            ("Report: quarterly numbers", "Report: quarterly numbers"),
+            ("Rework: plan", "Rework: plan"),
+        ] {
+            assert_eq!(normalize_subject(raw, Some(&t)), want, "{raw}");
+        }
     }
 
     #[test]
@@ -280,67 +798,169 @@ mod tests {
             ..ThreadKeys::default()
         };
         let lookup = ThreadLookup {
-            by_subject: vec![TicketHit {
-                ticket_id: 1,
-                sender_is_participant: false,
-            }],
+            tickets: vec![hit(1, false)],
+            ..ThreadLookup::default()
+        };
+        match decide(&keys, &lookup, &t, &opts()) {
+            ThreadDecision::New { reason, .. } => assert!(reason.contains("not a participant")),
+            d => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn doubted_participant_cannot_use_the_subject_tag() {
+        let t = SubjectTag::new("PD");
+        let keys = ThreadKeys {
+            subject_refs: vec![1],
+            sender_doubt: Some("DMARC failed according to mx.example.com".into()),
+            ..ThreadKeys::default()
+        };
+        let lookup = ThreadLookup {
+            tickets: vec![hit(1, true)],
             ..ThreadLookup::default()
         };
         assert!(matches!(
-            decide(&keys, &lookup, &t),
+            decide(&keys, &lookup, &t, &opts()),
             ThreadDecision::New { .. }
+        ));
+    }
+
+    #[test]
+    fn references_only_with_a_changed_subject_is_a_new_topic() {
+        let t = SubjectTag::new("PD");
+        let mut keys = ThreadKeys {
+            referenced_ids: vec!["a@x".into()],
+            subject: "Printer is fine now, but the scanner".into(),
+            ..ThreadKeys::default()
+        };
+        let lookup = ThreadLookup {
+            by_header: vec![("a@x".into(), hit(1, false))],
+            ..ThreadLookup::default()
+        };
+        assert!(matches!(
+            decide(&keys, &lookup, &t, &opts()),
+            ThreadDecision::New { .. }
+        ));
+        // In-Reply-To is the direct parent: it threads whatever the subject says.
+        keys.in_reply_to = vec!["a@x".into()];
+        assert!(matches!(
+            decide(&keys, &lookup, &t, &opts()),
+            ThreadDecision::Existing { .. }
+        ));
+        // And with the guard off, References alone threads too.
+        keys.in_reply_to.clear();
+        let o = ThreadOptions {
+            references_need_matching_subject: false,
+            ..opts()
+        };
+        assert!(matches!(
+            decide(&keys, &lookup, &t, &o),
+            ThreadDecision::Existing { .. }
+        ));
+    }
+
+    #[test]
+    fn signed_references_verify_and_forgeries_do_not() {
+        let t = SubjectTag::new("PD");
+        let s = Signer::new(b"k");
+        let addr = s.reply_address("support@example.com", &t, 42, '+');
+        assert!(
+            addr.starts_with("support+pd-42-") && addr.ends_with("@example.com"),
+            "{addr}"
+        );
+        let c = reply_token(&addr, '+').unwrap();
+        assert!(s.verify(&c.signed_data, &c.mac));
+        assert!(!Signer::new(b"other").verify(&c.signed_data, &c.mac));
+        let forged = addr.replace("pd-42-", "pd-43-");
+        let c = reply_token(&forged, '+').unwrap();
+        assert!(!s.verify(&c.signed_data, &c.mac));
+        let mid = s.message_id(7, 0xfeed, "desk.example.com");
+        let c = signed_message_id(&mid).unwrap();
+        assert_eq!(c.ticket_id, 7);
+        assert!(s.verify(&c.signed_data, &c.mac));
+        let tag = s.subject_tag(&t, 9);
+        let c = &t.signed_tags(&format!("Re: {tag} hello"))[0];
+        assert!(s.verify(&c.signed_data, &c.mac));
+        assert_eq!(t.find_all(&tag), vec![9]);
+    }
+
+    #[test]
+    fn closed_ticket_policies() {
+        let t = SubjectTag::new("PD");
+        let keys = ThreadKeys {
+            in_reply_to: vec!["a@x".into()],
+            referenced_ids: vec!["a@x".into()],
+            ..ThreadKeys::default()
+        };
+        let mut closed = hit(3, true);
+        closed.status = "closed".into();
+        let lookup = ThreadLookup {
+            by_header: vec![("a@x".into(), closed)],
+            ..ThreadLookup::default()
+        };
+        let with = |on_closed| {
+            decide(
+                &keys,
+                &lookup,
+                &t,
+                &ThreadOptions {
+                    on_closed,
+                    ..opts()
+                },
+            )
+        };
+        assert!(matches!(
+            with(OnClosed::Reopen),
+            ThreadDecision::Existing { reopen: true, .. }
+        ));
+        assert!(matches!(
+            with(OnClosed::Append),
+            ThreadDecision::Existing { reopen: false, .. }
+        ));
+        assert!(matches!(
+            with(OnClosed::New),
+            ThreadDecision::New {
+                linked_ticket_id: Some(3),
+                ..
+            }
         ));
     }
 
     #[test]
     fn overlay_threads_replies_to_messages_of_the_same_batch() {
         let mut o = BatchOverlay::default();
-        o.record(Some("first@x"), 7, &["ann@x".to_string()], true);
+        o.record(Some("first@x"), 7, &["ann@x".to_string()], Some("Printer"));
         let keys = ThreadKeys {
+            in_reply_to: vec!["first@x".into()],
             referenced_ids: vec!["first@x".into()],
             subject_refs: vec![7],
             sender: Some("ann@x".into()),
+            ..ThreadKeys::default()
         };
         let l = o.merge(&keys, &ThreadLookup::default());
-        assert_eq!(
-            l.by_header[0].1,
-            TicketHit {
-                ticket_id: 7,
-                sender_is_participant: true
-            }
-        );
-        assert_eq!(
-            l.by_subject,
-            vec![TicketHit {
-                ticket_id: 7,
-                sender_is_participant: true
-            }]
-        );
+        assert_eq!(l.by_header[0].1.ticket_id, 7);
+        assert!(l.by_header[0].1.sender_is_participant);
+        assert!(l.tickets[0].sender_is_participant);
         let stranger = ThreadKeys {
             sender: Some("eve@x".into()),
             ..keys
         };
-        assert!(!o.merge(&stranger, &ThreadLookup::default()).by_subject[0].sender_is_participant);
+        assert!(!o.merge(&stranger, &ThreadLookup::default()).tickets[0].sender_is_participant);
     }
 
     #[test]
-    fn header_match_beats_subject() {
-        let t = SubjectTag::new("PD");
-        let hit = |id| TicketHit {
-            ticket_id: id,
-            sender_is_participant: true,
+    fn authentication_results_only_from_trusted_servers() {
+        use crate::parse::{ParseLimits, Parsed, parse};
+        let raw = b"From: a@example.org\r\nSubject: s\r\nAuthentication-Results: evil.example.net; dmarc=pass\r\nAuthentication-Results: mx.example.com; spf=pass smtp.mailfrom=example.org; dkim=fail (bad sig) header.d=example.org; dmarc=fail (p=reject) header.from=example.org\r\n\r\nb\r\n";
+        let Parsed::Message(m) = parse(raw, None, &ParseLimits::default()) else {
+            panic!()
         };
-        let lookup = ThreadLookup {
-            by_header: vec![("m@x".into(), hit(3))],
-            by_subject: vec![hit(1)],
-        };
-        match decide(&ThreadKeys::default(), &lookup, &t) {
-            ThreadDecision::Existing {
-                ticket_id, method, ..
-            } => {
-                assert_eq!((ticket_id, method), (3, ThreadMethod::Headers));
-            }
-            d => panic!("{d:?}"),
-        }
+        assert!(sender_doubt(&m, &[]).is_none());
+        assert!(sender_doubt(&m, &["evil.example.net".into()]).is_none());
+        assert!(
+            sender_doubt(&m, &["mx.example.com".into()])
+                .unwrap()
+                .contains("DMARC")
+        );
     }
 }

@@ -699,3 +699,213 @@ fn autoreply_joins_its_ticket_without_reopening_or_becoming_a_participant() {
     ));
     assert_eq!(o["action"], "quarantined");
 }
+
+fn sign(env: &Env, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.extend(["tickets", "sign", "PD-1", "--json"]);
+    env.json(&a)
+}
+
+#[test]
+fn reply_address_token_threads_from_any_sender_and_forgeries_do_not() {
+    let env = Env::new();
+    first(&env);
+    let signed = sign(&env, &[]);
+    let addr = signed["reply_address"].as_str().unwrap().to_string();
+    assert!(addr.starts_with("support+pd-1-"), "{addr}");
+    // A colleague's client dropped every header; only the address carries the ticket.
+    let raw = mail(
+        "colleague@example.net",
+        "printer",
+        "t1@example.net",
+        "",
+        "Any news?",
+    )
+    .replace("To: support@example.com", &format!("To: {addr}"));
+    let o = env.ingest(&raw);
+    assert_eq!(
+        (o["action"].as_str(), o["ticket_id"].as_i64()),
+        (Some("appended"), Some(1))
+    );
+    assert!(
+        o["thread"]
+            .as_str()
+            .unwrap()
+            .contains("signed reply address")
+    );
+    // The envelope recipient alone (Postfix ${recipient}) is enough too.
+    let raw = mail(
+        "colleague@example.net",
+        "printer",
+        "t2@example.net",
+        "",
+        "Hello?",
+    );
+    let o = env.ingest_args(&["--recipient", &addr], &raw);
+    assert_eq!(o["ticket_id"].as_i64(), Some(1));
+    // A forged token (another ticket number, same MAC) opens a new ticket.
+    let forged = addr.replace("pd-1-", "pd-2-");
+    let raw = mail("mallory@example.net", "printer", "t3@example.net", "", "x")
+        .replace("To: support@example.com", &format!("To: {forged}"));
+    assert_eq!(env.ingest(&raw)["action"], "created");
+}
+
+#[test]
+fn signed_message_id_and_signed_subject_tag_thread_without_a_stored_message() {
+    let env = Env::new();
+    first(&env);
+    let signed = sign(&env, &[]);
+    let mid = signed["message_id"].as_str().unwrap();
+    // Only References, naming a Message-ID postdesk signed (the stored copy does not exist:
+    // the mail was sent by another worker or an agent's client).
+    let raw = mail(
+        "someone@example.net",
+        "Re: totally different subject",
+        "s1@example.net",
+        &format!("References: {mid}\r\n"),
+        "x",
+    );
+    let o = env.ingest(&raw);
+    assert_eq!(
+        (o["action"].as_str(), o["ticket_id"].as_i64()),
+        (Some("appended"), Some(1))
+    );
+    let tag = signed["subject_tag"].as_str().unwrap();
+    let raw = mail(
+        "stranger@example.net",
+        &format!("Re: {tag} Printer"),
+        "s2@example.net",
+        "",
+        "x",
+    );
+    let o = env.ingest(&raw);
+    assert_eq!(
+        (o["action"].as_str(), o["ticket_id"].as_i64()),
+        (Some("appended"), Some(1))
+    );
+    // A configured secret replaces the stored one: old signatures stop working.
+    let cfg = env.write(
+        "s.toml",
+        b"[threading]\nsecret = \"0123456789abcdef0123456789abcdef-test\"\n",
+    );
+    let other = sign(&env, &["--config", cfg.to_str().unwrap()]);
+    assert_ne!(other["reply_address"], signed["reply_address"]);
+    let raw = mail(
+        "other@example.net",
+        &format!("Re: {tag} Printer"),
+        "s3@example.net",
+        "",
+        "x",
+    );
+    let o = env.ingest_args(&["--config", cfg.to_str().unwrap()], &raw);
+    assert_eq!(o["action"], "created");
+}
+
+#[test]
+fn dmarc_failure_from_a_trusted_server_blocks_subject_tag_matching_by_sender() {
+    let env = Env::new();
+    first(&env);
+    let cfg = env.write(
+        "a.toml",
+        b"[threading]\ntrusted_authserv_ids = [\"mx.example.com\"]\n",
+    );
+    let cfg = cfg.to_str().unwrap();
+    let spoofed = mail(
+        "ann@example.org",
+        "Re: [PD-1] Printer on fire",
+        "spoof@example.net",
+        "Authentication-Results: mx.example.com; spf=fail smtp.mailfrom=example.org; dkim=none; dmarc=fail header.from=example.org\r\n",
+        "Send the invoice to my new address.",
+    );
+    let o = env.ingest_args(&["--config", cfg], &spoofed);
+    assert_eq!(o["action"], "created");
+    assert!(
+        o["thread"].as_str().unwrap().contains("DMARC failed"),
+        "{}",
+        o["thread"]
+    );
+    // A forged header from an authserv-id the config does not trust changes nothing.
+    let forged = mail(
+        "ann@example.org",
+        "Re: [PD-1] Printer on fire",
+        "forged-ar@example.net",
+        "Authentication-Results: mx.evil.example; dmarc=fail\r\n",
+        "Real follow-up.",
+    );
+    let o = env.ingest_args(&["--config", cfg], &forged);
+    assert_eq!(
+        (o["action"].as_str(), o["ticket_id"].as_i64()),
+        (Some("appended"), Some(1))
+    );
+}
+
+#[test]
+fn follow_ups_to_closed_tickets_follow_the_configured_policy() {
+    let env = Env::new();
+    first(&env);
+    let close = |env: &Env| assert_eq!(code(&env.run(&["tickets", "close", "PD-1"], b"")), 0);
+    let reply = |n: u32| {
+        mail(
+            "ann@example.org",
+            "Re: Printer on fire",
+            &format!("c{n}@example.org"),
+            "In-Reply-To: <m1@example.org>\r\n",
+            "again",
+        )
+    };
+    close(&env);
+    // Default: reopen.
+    assert_eq!(env.ingest(&reply(1))["action"], "appended");
+    assert_eq!(
+        env.json(&["tickets", "show", "PD-1", "--json"])["status"],
+        "open"
+    );
+    // append: joins, stays closed.
+    close(&env);
+    let cfg = env.write("c.toml", b"[threading]\non_closed = \"append\"\n");
+    let o = env.ingest_args(&["--config", cfg.to_str().unwrap()], &reply(2));
+    assert_eq!(o["action"], "appended");
+    assert_eq!(
+        env.json(&["tickets", "show", "PD-1", "--json"])["status"],
+        "closed"
+    );
+    // new: a new ticket linked to the closed one.
+    let cfg = env.write("n.toml", b"[threading]\non_closed = \"new\"\n");
+    let o = env.ingest_args(&["--config", cfg.to_str().unwrap()], &reply(3));
+    assert_eq!(
+        (o["action"].as_str(), o["ticket_id"].as_i64()),
+        (Some("created"), Some(2))
+    );
+    assert_eq!(
+        env.json(&["tickets", "show", "PD-2", "--json"])["linked_ticket_id"],
+        1
+    );
+}
+
+#[test]
+fn references_only_with_a_changed_subject_starts_a_new_topic() {
+    let env = Env::new();
+    first(&env);
+    // References names the ticket's message, but the customer wrote about something else.
+    let o = env.ingest(&mail(
+        "bob@example.org",
+        "RE: Scanner broken too",
+        "r1@example.org",
+        "References: <m1@example.org>\r\n",
+        "new problem",
+    ));
+    assert_eq!(o["action"], "created");
+    assert!(o["thread"].as_str().unwrap().contains("subject changed"));
+    // Same References with the ticket's subject under other prefixes: a follow-up.
+    let o = env.ingest(&mail(
+        "bob@example.org",
+        "AW: WG[2]: Printer on fire",
+        "r2@example.org",
+        "References: <m1@example.org>\r\n",
+        "same problem",
+    ));
+    assert_eq!(
+        (o["action"].as_str(), o["ticket_id"].as_i64()),
+        (Some("appended"), Some(1))
+    );
+}

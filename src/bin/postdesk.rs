@@ -136,6 +136,29 @@ enum TicketsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Close a ticket (a later follow-up reopens it, by default).
+    Close {
+        /// Ticket reference, e.g. PD-42.
+        reference: String,
+    },
+    /// Reopen a ticket.
+    Reopen {
+        /// Ticket reference, e.g. PD-42.
+        reference: String,
+    },
+    /// Print the signed references of a ticket for outgoing mail: a reply address, a
+    /// subject tag and a fresh Message-ID. Replies carrying any of them thread onto the
+    /// ticket from any sender; forgeries do not.
+    Sign {
+        /// Ticket reference, e.g. PD-42.
+        reference: String,
+        /// The support address to derive the reply address from.
+        #[arg(long, value_name = "ADDR", default_value = "support@example.com")]
+        address: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -458,7 +481,7 @@ async fn explain(p: Processor<SqliteStore>, files: &[PathBuf], json: bool) -> an
                         "  thread:   {} ({reason})",
                         p.tag().reference(*ticket_id)
                     )?,
-                    Some(postdesk::thread::ThreadDecision::New { reason }) => {
+                    Some(postdesk::thread::ThreadDecision::New { reason, .. }) => {
                         writeln!(out, "  thread:   new ticket ({reason})")?
                     }
                     None => {}
@@ -654,6 +677,56 @@ async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Res
             }
             Ok(exit::OK)
         }
+        TicketsCommand::Close { reference } | TicketsCommand::Reopen { reference } => {
+            let id = ticket_id(&p, reference)?;
+            let status = if matches!(cmd, TicketsCommand::Close { .. }) {
+                "closed"
+            } else {
+                "open"
+            };
+            if !p.store().set_status(id, status).await? {
+                eprintln!("postdesk: no ticket {}", p.tag().reference(id));
+                return Ok(exit::FAILURE);
+            }
+            outln!("{} {status}", p.tag().reference(id));
+            Ok(exit::OK)
+        }
+        TicketsCommand::Sign {
+            reference,
+            address,
+            json,
+        } => {
+            let id = ticket_id(&p, reference)?;
+            if p.store().ticket(id).await?.is_none() {
+                eprintln!("postdesk: no ticket {}", p.tag().reference(id));
+                return Ok(exit::FAILURE);
+            }
+            let signer = p.signer().await?;
+            let sep = p.config().threading.options().token_separator;
+            let domain = address.rsplit_once('@').map_or("localhost", |(_, d)| d);
+            let nonce = u64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos()
+                    & u128::from(u64::MAX),
+            )
+            .unwrap_or_default();
+            let v = serde_json::json!({
+                "ref": p.tag().reference(id),
+                "reply_address": signer.reply_address(address, p.tag(), id, sep),
+                "subject_tag": signer.subject_tag(p.tag(), id),
+                "message_id": format!("<{}>", signer.message_id(id, nonce, domain)),
+            });
+            if *json {
+                outln!("{v}");
+            } else {
+                for k in ["reply_address", "subject_tag", "message_id"] {
+                    outln!("{k:<14} {}", v[k].as_str().unwrap_or_default());
+                }
+            }
+            Ok(exit::OK)
+        }
         TicketsCommand::Show { reference, json } => {
             let Some(id) = p.tag().parse_reference(reference) else {
                 bail!(
@@ -708,6 +781,15 @@ async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Res
             Ok(exit::OK)
         }
     }
+}
+
+fn ticket_id(p: &Processor<SqliteStore>, reference: &str) -> anyhow::Result<i64> {
+    p.tag().parse_reference(reference).ok_or_else(|| {
+        anyhow::anyhow!(
+            "`{reference}` is not a ticket reference (like {})",
+            p.tag().reference(42)
+        )
+    })
 }
 
 fn clip(s: &str, width: usize) -> String {

@@ -145,6 +145,8 @@ pub enum Write<'a> {
         message: NewMessage<'a>,
         /// Addresses that become participants (lower-cased).
         participants: &'a [String],
+        /// A closed ticket this one follows up.
+        linked_ticket_id: Option<i64>,
     },
     /// Add a message to a ticket.
     Append {
@@ -230,6 +232,8 @@ pub struct TicketSummary {
     pub created_at: String,
     /// Last change (RFC 3339).
     pub updated_at: String,
+    /// The closed ticket this one follows up, if any.
+    pub linked_ticket_id: Option<i64>,
 }
 
 /// An attachment as listed (content left in the store).
@@ -341,6 +345,17 @@ pub trait Store: Send + Sync {
         &self,
         id: i64,
     ) -> impl Future<Output = Result<Option<TicketDetail>, StoreError>> + Send;
+
+    /// The secret that keys signed references: generated at random on first use and kept
+    /// in the store, so every worker sharing the store shares it.
+    fn secret(&self) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+
+    /// Set a ticket's status (`open`, `closed`); false when there is no such ticket.
+    fn set_status(
+        &self,
+        id: i64,
+        status: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Held (quarantined and dropped) messages, newest first.
     fn held(&self, limit: u32)

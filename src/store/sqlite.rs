@@ -198,6 +198,7 @@ impl Store for SqliteStore {
     async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
         let rows = sqlx::query(
             "SELECT t.id, t.queue, t.requester, t.subject, t.status, t.created_at, t.updated_at,
+                    t.linked_ticket_id,
                     (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS n
              FROM tickets t
              WHERE ($1 IS NULL OR t.status = $1) AND ($2 IS NULL OR t.queue = $2)
@@ -214,6 +215,7 @@ impl Store for SqliteStore {
     async fn ticket(&self, id: i64) -> Result<Option<TicketDetail>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT t.id, t.queue, t.requester, t.subject, t.status, t.created_at, t.updated_at,
+                    t.linked_ticket_id,
                     (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS n
              FROM tickets t WHERE t.id = $1",
         )
@@ -277,6 +279,43 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn secret(&self) -> Result<Vec<u8>, StoreError> {
+        const NAME: &str = "hmac_secret";
+        let get = || {
+            sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE name = $1")
+                .bind(NAME)
+                .fetch_optional(&self.pool)
+        };
+        if let Some(v) = get().await? {
+            return Ok(v.into_bytes());
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| StoreError::Config(format!("no system randomness: {e}")))?;
+        let fresh: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        // Two workers may race here: the first insert wins and both read the winner.
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(NAME)
+            .bind(fresh)
+            .execute(&self.pool)
+            .await?;
+        Ok(get()
+            .await?
+            .ok_or_else(|| StoreError::Config("the secret vanished".into()))?
+            .into_bytes())
+    }
+
+    async fn set_status(&self, id: i64, status: &str) -> Result<bool, StoreError> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let done = sqlx::query("UPDATE tickets SET status = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn held(&self, limit: u32) -> Result<Vec<HeldSummary>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, action, reason, detail, verdict, message_id, from_address, subject, size,
@@ -316,6 +355,7 @@ fn ticket_summary(r: &sqlx::sqlite::SqliteRow) -> Result<TicketSummary, StoreErr
         messages: r.try_get("n")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        linked_ticket_id: r.try_get("linked_ticket_id")?,
     })
 }
 
@@ -352,8 +392,9 @@ async fn lookup_many(
         .collect();
     let refs: HashSet<i64> = keys
         .iter()
-        .flat_map(|k| k.subject_refs.iter().take(MAX_REFERENCES).copied())
+        .flat_map(|k| k.ticket_ids().into_iter().take(MAX_REFERENCES))
         .collect();
+    let mut wanted: HashSet<i64> = refs.clone();
     let by_id: HashMap<String, i64> = if ids.is_empty() {
         HashMap::new()
     } else {
@@ -368,16 +409,18 @@ async fn lookup_many(
         .into_iter()
         .collect()
     };
-    let existing: HashSet<i64> = if refs.is_empty() {
-        HashSet::new()
+    wanted.extend(by_id.values().copied());
+    let tickets: HashMap<i64, (String, String)> = if wanted.is_empty() {
+        HashMap::new()
     } else {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT id FROM tickets WHERE id IN (SELECT value FROM json_each($1))",
+        sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT id, subject, status FROM tickets WHERE id IN (SELECT value FROM json_each($1))",
         )
-        .bind(json_list(&refs))
+        .bind(json_list(&wanted))
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
+        .map(|(id, subject, status)| (id, (subject, status)))
         .collect()
     };
     // Which (ticket, sender) pairs are participants.
@@ -391,9 +434,9 @@ async fn lookup_many(
                 pairs.insert((t, sender));
             }
         }
-        for r in k.subject_refs.iter().take(MAX_REFERENCES) {
-            if existing.contains(r) {
-                pairs.insert((*r, sender));
+        for r in k.ticket_ids().into_iter().take(MAX_REFERENCES) {
+            if tickets.contains_key(&r) {
+                pairs.insert((r, sender));
             }
         }
     }
@@ -410,10 +453,15 @@ async fn lookup_many(
         .into_iter()
         .collect()
     };
-    let hit = |ticket_id: i64, sender: Option<&str>| TicketHit {
-        ticket_id,
-        sender_is_participant: sender
-            .is_some_and(|s| participating.contains(&(ticket_id, s.to_string()))),
+    let hit = |ticket_id: i64, sender: Option<&str>| {
+        let (subject, status) = tickets.get(&ticket_id)?.clone();
+        Some(TicketHit {
+            ticket_id,
+            sender_is_participant: sender
+                .is_some_and(|s| participating.contains(&(ticket_id, s.to_string()))),
+            subject,
+            status,
+        })
     };
     Ok(keys
         .iter()
@@ -424,14 +472,16 @@ async fn lookup_many(
                     .referenced_ids
                     .iter()
                     .take(MAX_REFERENCES)
-                    .filter_map(|id| by_id.get(id).map(|&t| (id.clone(), hit(t, sender))))
+                    .filter_map(|id| {
+                        let t = by_id.get(id)?;
+                        Some((id.clone(), hit(*t, sender)?))
+                    })
                     .collect(),
-                by_subject: k
-                    .subject_refs
-                    .iter()
+                tickets: k
+                    .ticket_ids()
+                    .into_iter()
                     .take(MAX_REFERENCES)
-                    .filter(|r| existing.contains(r))
-                    .map(|&r| hit(r, sender))
+                    .filter_map(|r| hit(r, sender))
                     .collect(),
             }
         })
@@ -589,7 +639,8 @@ async fn insert_tickets(
 ) -> Result<(), StoreError> {
     for chunk in tickets.chunks(ROWS_PER_INSERT) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO tickets (id, queue, requester, subject, status, created_at, updated_at) ",
+            "INSERT INTO tickets (id, queue, requester, subject, status, created_at, updated_at,
+                linked_ticket_id) ",
         );
         q.push_values(chunk, |mut b, w| {
             if let Write::NewTicket {
@@ -598,6 +649,7 @@ async fn insert_tickets(
                 requester,
                 subject,
                 message,
+                linked_ticket_id,
                 ..
             } = w
             {
@@ -607,7 +659,8 @@ async fn insert_tickets(
                     .push_bind(*subject)
                     .push_bind("open")
                     .push_bind(message.received_at)
-                    .push_bind(message.received_at);
+                    .push_bind(message.received_at)
+                    .push_bind(*linked_ticket_id);
             }
         });
         q.build().execute(&mut *conn).await?;
