@@ -329,6 +329,7 @@ static DELIMITER: LazyLock<Regex> =
 static MOBILE_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?ix)^(?:
         sent\s+(?:from|with|via|using)\b
+      | sent\s+(?:by|on)\s+(?:my\s+|a\s+)?(?:mobile|phone|cell|iphone|ipad|android|smartphone|tablet|blackberry|galaxy|samsung)\b
       | (?:\p{L}+\s+)?from\s+(?:my\s+)?(?:mobile|phone|cell|iphone|ipad|ipod|android|smartphone|tablet|blackberry|galaxy)\b
       | get\s+outlook\s+for\b
       | envoy[ée]\s+(?:de|depuis|à\s+partir\s+de|a\s+partir\s+de|avec)\b
@@ -344,7 +345,7 @@ static MOBILE_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
       | отправлено\s+(?:с|со|из|через)\b
       | надіслано\s+(?:з|із|через)\b
       | \S.{0,30}から送信$
-      | (?:从|從)我的.{1,30}(?:发送|發送)$
+      | (?:从|從)我的.{1,30}(?:发送|發送|傳送)$
       | (?:发自|發自|来自|來自)我的.{1,30}$
     )")
 });
@@ -386,7 +387,7 @@ fn is_mobile_signature(t: &str) -> bool {
 }
 
 const LATIN_VERBS: &str = r"wrote|writes|has\s+written|schrieb|schreibt|hat\s+geschrieben|schreef|geschreven|a\s+écrit|a\s+ecrit|escribió|escribio|ha\s+escrito|escreveu|ha\s+scritto|scrisse|skrev|skriver|kirjoitti|napisał\(a\)|napisała|napisał|napisal|написал\(а\)|написала|написал|написав|пишет|пише|napsal\(a\)|napsala|napsal|írta|έγραψε|yazdı|a\s+scris";
-const CJK_VERBS: &str = r"写道|寫道|書きました|のメッセージ|작성";
+const CJK_VERBS: &str = r"写道|寫道|書きました|のメッセージ|のメール|작성";
 
 /// A quote header that ends with its verb: "On …, Ann <a@example.org> wrote:".
 static VERB_AT_END: LazyLock<Regex> = LazyLock::new(|| {
@@ -810,6 +811,13 @@ mod tests {
             "Hi"
         );
         assert_eq!(new_text("Hi\n\nОтправлено с iPhone"), "Hi");
+        assert_eq!(
+            new_text("Hi\n\n<<sent by galaxy>>\n從我的 iPhone 傳送"),
+            "Hi"
+        );
+        assert_eq!(new_text("Hi\n\n(Sent from a phone)"), "Hi");
+        let body = "Hi\n\nSent from my desk, is much easier than from my mobile phone.";
+        assert_eq!(new_text(body), body);
         // A dash line before any content is not a cut.
         assert_eq!(new_text("-----\nHi"), "-----\nHi");
         // Code fences protect their content.
