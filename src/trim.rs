@@ -100,6 +100,9 @@ fn trim_html(html: &str) -> Option<Trimmed> {
     Some(t)
 }
 
+/// How far back from a class or id the start of its tag is looked for.
+const MAX_TAG_BYTES: usize = 512;
+
 /// Byte offset of the tag that starts the quoted part of an HTML reply.
 fn html_quote_start(html: &str) -> Option<usize> {
     const MARKERS: [&str; 8] = [
@@ -117,13 +120,16 @@ fn html_quote_start(html: &str) -> Option<usize> {
     for m in MARKERS {
         let mut from = 0;
         while let Some(pos) = lower[from..].find(m).map(|p| p + from) {
-            // The marker must sit inside a tag: the nearest '<' before it, with no '>'
-            // in between.
+            // The marker must sit inside a tag: the nearest '<' before it (within a
+            // bounded distance, so that this stays linear), with no '>' in between.
             let tag = if m.starts_with('<') {
                 Some(pos)
             } else {
-                lower[..pos]
-                    .rfind(['<', '>'])
+                let from = pos.saturating_sub(MAX_TAG_BYTES);
+                lower.as_bytes()[from..pos]
+                    .iter()
+                    .rposition(|&b| b == b'<' || b == b'>')
+                    .map(|i| from + i)
                     .filter(|&i| lower.as_bytes()[i] == b'<')
             };
             if let Some(tag) = tag {
@@ -519,6 +525,14 @@ fn mark_quote_headers(lines: &[&str], kinds: &mut [Kind]) {
             Kind::Quote if end.len() <= 24 && j > min_start => {}
             _ => continue,
         }
+        // A quote header ends with ':', '>' (an address), its verb or a Gmail date line.
+        let tail = strip_decoration(end);
+        if !tail.ends_with([':', '：', '>'])
+            && !VERB_AT_END.is_match(tail)
+            && !NUMERIC_DATE_HEADER.is_match(tail)
+        {
+            continue;
+        }
         let lowest = min_start.max((j + 1).saturating_sub(MAX_HEADER_LINES));
         let mut joined_len = 0;
         for i in (lowest..=j).rev() {
@@ -555,15 +569,30 @@ enum Field {
     Other,
 }
 
-static HEADER_FIELD: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^\s*[*_]{0,2}\s*(\p{L}[\p{L}\- ]{0,24}?)\s*[*_]{0,2}\s*[:：]"));
-
-/// The field of a `Name: value` line, if it is one.
+/// The field of a `Name: value` line, if it is one: a name of at most 25 letters, spaces
+/// or hyphens (optionally in `*bold*`), then `:`.
 fn header_field(line: &str) -> Option<Field> {
-    if line.len() > 4 * MAX_PATTERN_LINE {
+    let t = line
+        .trim_start()
+        .trim_start_matches(['*', '_'])
+        .trim_start();
+    let colon = t
+        .char_indices()
+        .take(32)
+        .find(|&(_, c)| c == ':' || c == '：')?
+        .0;
+    let name = t[..colon]
+        .trim_end()
+        .trim_end_matches(['*', '_'])
+        .trim_end();
+    let mut chars = name.chars();
+    if !chars.next().is_some_and(char::is_alphabetic)
+        || !chars.all(|c| c.is_alphabetic() || c == ' ' || c == '-')
+        || name.chars().count() > 25
+    {
         return None;
     }
-    let name = HEADER_FIELD.captures(line)?.get(1)?.as_str().to_lowercase();
+    let name = name.to_lowercase();
     let field = match name.as_str() {
         "from" | "von" | "de" | "da" | "van" | "från" | "fra" | "od" | "от" | "发件人"
         | "寄件者" | "寄件人" | "差出人" | "kimden" | "lähettäjä" | "feladó" | "από"
