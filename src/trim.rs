@@ -334,9 +334,8 @@ static DELIMITER: LazyLock<Regex> =
 
 static MOBILE_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?ix)^(?:
-        sent\s+(?:from|with|via|using)\b
-      | sent\s+(?:by|on)\s+(?:my\s+|a\s+)?(?:mobile|phone|cell|iphone|ipad|android|smartphone|tablet|blackberry|galaxy|samsung)\b
-      | (?:\p{L}+\s+)?from\s+(?:my\s+)?(?:mobile|phone|cell|iphone|ipad|ipod|android|smartphone|tablet|blackberry|galaxy)\b
+        sent\s+(?:by|on)\s+(?:my\s+|a\s+)?(?:mobile|phone|cell|iphone|ipad|android|smartphone|tablet|blackberry|galaxy|samsung)\b
+      | (?:\p{L}+\s+)?from\s+(?:my\s+)?(?:mobile|phone|cell|iphone|ipad|ipod|android|smartphone|tablet|blackberry|galaxy)(?:\s+\S+){0,2}$
       | get\s+outlook\s+for\b
       | envoy[ée]\s+(?:de|depuis|à\s+partir\s+de|a\s+partir\s+de|avec)\b
       | (?:von|vom)\s+mein(?:em|er)?\s+.{1,40}\s+gesendet$
@@ -375,6 +374,18 @@ fn line_kind(line: &str) -> Kind {
     }
 }
 
+/// "Sent from my X", "Sent with Y": the English form, told apart from a sentence by the
+/// word after it (group 1).
+static SENT_FROM: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)^sent\s+(?:from|with|via|using)\s+(\S+)"));
+
+/// What may follow a mobile signature on its line: "…, please excuse typos".
+static EXCUSE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)excuse|typo|brevity|pardon|sorry|entschuldig|tippfehler|excusez|fautes|disculp|errores|scusa|errori",
+    )
+});
+
 /// "Sent from my iPhone" and friends, on a short line of their own.
 fn is_mobile_signature(t: &str) -> bool {
     if t.len() > MAX_PATTERN_LINE {
@@ -389,7 +400,20 @@ fn is_mobile_signature(t: &str) -> bool {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    s.chars().count() <= 80 && s.split(' ').count() <= 10 && MOBILE_SIGNATURE.is_match(&s)
+    let (main, rest) = s.split_once([',', '.', ';', '!']).unwrap_or((&s, ""));
+    if !rest.trim().is_empty() && !EXCUSE.is_match(rest) {
+        return false;
+    }
+    if main.chars().count() > 80 || main.split_whitespace().count() > 10 {
+        return false;
+    }
+    if let Some(word) = SENT_FROM.captures(main).and_then(|c| c.get(1)) {
+        let word = word.as_str();
+        return word.starts_with(char::is_uppercase)
+            || ["my", "a", "an", "mobile", "phone", "cell", "mail"]
+                .contains(&word.to_lowercase().as_str());
+    }
+    MOBILE_SIGNATURE.is_match(main)
 }
 
 const LATIN_VERBS: &str = r"wrote|writes|has\s+written|schrieb|schreibt|hat\s+geschrieben|schreef|geschreven|a\s+écrit|a\s+ecrit|escribió|escribio|ha\s+escrito|escreveu|ha\s+scritto|scrisse|skrev|skriver|kirjoitti|napisał\(a\)|napisała|napisał|napisal|написал\(а\)|написала|написал|написав|пишет|пише|napsal\(a\)|napsala|napsal|írta|έγραψε|yazdı|a\s+scris";
@@ -847,6 +871,19 @@ mod tests {
         assert_eq!(new_text("Hi\n\n(Sent from a phone)"), "Hi");
         let body = "Hi\n\nSent from my desk, is much easier than from my mobile phone.";
         assert_eq!(new_text(body), body);
+        for sentence in [
+            "Sent via the portal yesterday and got no reply",
+            "Hello from Android team, we found a bug",
+            "Sent from the office, nobody answered",
+        ] {
+            let body = format!("Hi\n\n{sentence}");
+            assert_eq!(new_text(&body), body);
+        }
+        assert_eq!(
+            new_text("Hi\n\nSent from my cell, please excuse any typos."),
+            "Hi"
+        );
+        assert_eq!(new_text("Hi\n\nSent with Airmail"), "Hi");
         // A dash line before any content is not a cut.
         assert_eq!(new_text("-----\nHi"), "-----\nHi");
         // Code fences protect their content.
