@@ -12,6 +12,7 @@
 //!   quarantine reason, never an error or a panic.
 //! - [`classify`]: human, autoreply, bulk, loop, bounce, spam, with the evidence.
 //! - [`thread`]: which ticket a message belongs to, decided from what the store finds.
+//! - [`trim`]: the new text of a reply, quoted history and signatures cut away.
 //! - [`store`]: the [`Store`](store::Store) trait and the embedded SQLite store.
 //! - [`process`]: the [`Processor`] that runs it all in one transaction per message.
 //! - [`source`]: reading mbox files, Maildir folders and `.eml` files for import.
@@ -44,6 +45,7 @@ pub mod process;
 pub mod source;
 pub mod store;
 pub mod thread;
+pub mod trim;
 
 pub use config::Config;
 pub use error::Error;

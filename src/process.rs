@@ -19,6 +19,7 @@ use crate::thread::{
     BatchOverlay, Signer, SubjectTag, ThreadDecision, ThreadKeys, ThreadLookup, ThreadMethod,
     ThreadOptions, decide, normalize_subject,
 };
+use crate::trim;
 
 /// At most this much of a message's head is kept as its "headers" in a held record.
 const MAX_HEADER_BLOCK: usize = 256 * 1024;
@@ -131,6 +132,8 @@ enum PreparedBody {
         msg: Box<ParsedMessage>,
         class: Classification,
         keys: ThreadKeys,
+        /// The new text of the message ([`trim::trim_reply`]).
+        reply_text: String,
     },
     Rejected {
         reason: RejectReason,
@@ -267,7 +270,12 @@ impl<S: Store> Processor<S> {
         let [p] = one;
         let duplicate = self.store.find_duplicate(&p.dedup_key).await?.is_some();
         let mut explanation = match &p.body {
-            PreparedBody::Message { msg, class, keys } => {
+            PreparedBody::Message {
+                msg,
+                class,
+                keys,
+                reply_text,
+            } => {
                 let lookup = self.store.lookup(keys).await?;
                 let decision = decide(keys, &lookup, &self.tag, &self.options);
                 let action = policy(class.verdict, &decision).action();
@@ -277,7 +285,7 @@ impl<S: Store> Processor<S> {
                     message_id: msg.message_id.clone(),
                     from: msg.sender_address(),
                     subject: Some(msg.subject.clone()),
-                    reply_text: msg.text_body.clone(),
+                    reply_text: reply_text.clone(),
                     bounce: None,
                     thread: Some(decision),
                     action,
@@ -355,7 +363,14 @@ impl<S: Store> Processor<S> {
                     &self.options,
                     delivery.recipient.as_deref(),
                 );
-                PreparedBody::Message { msg, class, keys }
+                let reply_text =
+                    trim::trim_reply(&msg.text_body, msg.html_body.as_deref()).new_text;
+                PreparedBody::Message {
+                    msg,
+                    class,
+                    keys,
+                    reply_text,
+                }
             }
             Parsed::Rejected { reason, detail } => {
                 let head_limits = parse::ParseLimits {
@@ -509,7 +524,10 @@ impl<S: Store> Processor<S> {
                 decided.push((blank(outcome), None));
                 continue;
             }
-            let PreparedBody::Message { msg, class, keys } = &p.body else {
+            let PreparedBody::Message {
+                msg, class, keys, ..
+            } = &p.body
+            else {
                 seen.insert(&p.dedup_key, None);
                 outcome.action = Action::Quarantined;
                 decided.push((blank(outcome), Some(Step::Hold(HeldAction::Quarantined))));
@@ -598,7 +616,15 @@ impl<S: Store> Processor<S> {
                     Verdict::Invalid,
                     &now,
                 )),
-                (PreparedBody::Message { msg, class, .. }, step) => {
+                (
+                    PreparedBody::Message {
+                        msg,
+                        class,
+                        reply_text,
+                        ..
+                    },
+                    step,
+                ) => {
                     let message = NewMessage {
                         dedup_key: &p.dedup_key,
                         content_hash: &p.content_hash,
@@ -609,7 +635,7 @@ impl<S: Store> Processor<S> {
                         verdict: class.verdict,
                         reasons: &class.reasons,
                         thread_reason: &d.thread_reason,
-                        reply_text: &msg.text_body,
+                        reply_text,
                         received_at: &now,
                     };
                     match step {

@@ -1,0 +1,951 @@
+//! Reply trimming: the new text of a message, apart from quoted history and signatures.
+//!
+//! Pure and linear in the size of the body: the text is scanned line by line, every
+//! pattern is applied to one line (or to a bounded window of a few lines for wrapped
+//! "On … wrote:" headers), and the decisions are made on the sequence of line kinds.
+//!
+//! The rules, in order:
+//!
+//! 1. Every line gets a kind: empty, text, quote (`>`, also `Name>`), delimiter (a line of
+//!    only `-_=+~#*` and the like: `-- `, Outlook's `_____`), mobile signature ("Sent from
+//!    my iPhone", "Get Outlook for iOS", "Von meinem iPhone gesendet", …), quote header
+//!    ("On … wrote:" and its translations, also wrapped over up to six lines; "-----Original
+//!    Message-----", "Begin forwarded message:", …) or mail header block (three or more
+//!    `From:`/`Sent:`/`To:`/`Subject:` lines, localised). Lines inside a fenced code block
+//!    are text.
+//! 2. Everything from the first delimiter after some content is cut (signature, footer,
+//!    Outlook separator). Mobile signature lines are removed wherever they are.
+//! 3. A quote header or header block after some text starts the history, and everything
+//!    from there is cut, unless the history is a `>` quote followed later by more text:
+//!    then the reply is interleaved, only the header line goes and the quotes stay.
+//!    Headers before any text (a forward with nothing written above it, a bottom-posted
+//!    reply) are dropped and the scan goes on.
+//! 4. Quoted lines at the end are cut when there is text before them.
+//! 5. A reply that starts with a quote header and its quote and then only has text at the
+//!    bottom keeps just that text.
+//! 6. When nothing is left that is text, the whole body is the new text.
+//!
+//! HTML is used only when the text body is empty or was derived from the HTML (an
+//! HTML-only message): then the HTML is cut at the first quote container (Gmail
+//! `gmail_quote`, Outlook `divRplyFwdMsg`/`appendonsend`, `<blockquote type="cite">`,
+//! Thunderbird `moz-cite-prefix`, Yahoo `yahoo_quoted`) and the rest is converted to
+//! text and trimmed by the same rules.
+
+use std::sync::LazyLock;
+
+use mail_parser::decoders::html::html_to_text;
+use regex::Regex;
+
+/// The new text of a message and what was cut away.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    /// What the sender wrote in this message, surrounding white space trimmed.
+    pub new_text: String,
+    /// What was cut (quoted history, signatures, quote headers), in order, trimmed.
+    pub elided: String,
+}
+
+/// The new text of a reply: quoted history, quote headers and signatures removed.
+///
+/// `text` is the plain-text body with `\n` line endings (it may be derived from HTML
+/// already); `html` is the HTML body when the message has one. Never returns an empty
+/// `new_text` for a body that has text: when everything looks quoted, the whole body is
+/// the new text.
+///
+/// ```
+/// use postdesk::trim::trim_reply;
+/// let t = trim_reply("Works now, thanks!\n\nOn Mon, 3 Mar 2025 at 10:00, Support <help@example.com> wrote:\n> Please restart it.\n", None);
+/// assert_eq!(t.new_text, "Works now, thanks!");
+/// assert!(t.elided.starts_with("On Mon"));
+/// ```
+pub fn trim_reply(text: &str, html: Option<&str>) -> Trimmed {
+    let text = if text.contains('\r') {
+        text.replace("\r\n", "\n")
+    } else {
+        text.to_string()
+    };
+    if let Some(html) = html
+        && (text.trim().is_empty() || same_ignoring_whitespace(&html_to_text(html), &text))
+        && let Some(t) = trim_html(html)
+    {
+        return t;
+    }
+    trim_text(&text).unwrap_or_else(|| Trimmed {
+        new_text: text.trim().to_string(),
+        elided: String::new(),
+    })
+}
+
+/// Whether two strings are equal once all white space is removed.
+fn same_ignoring_whitespace(a: &str, b: &str) -> bool {
+    a.chars()
+        .filter(|c| !c.is_whitespace())
+        .eq(b.chars().filter(|c| !c.is_whitespace()))
+}
+
+/// Cut the HTML at its first quote container; `None` when it has none or nothing is
+/// left above it.
+fn trim_html(html: &str) -> Option<Trimmed> {
+    let cut = html_quote_start(html)?;
+    let head = html_to_text(&html[..cut]);
+    let mut t = trim_text(&head)?;
+    let tail = html_to_text(&html[cut..]);
+    let tail = tail.trim();
+    if !tail.is_empty() {
+        if !t.elided.is_empty() {
+            t.elided.push('\n');
+        }
+        t.elided.push_str(tail);
+    }
+    Some(t)
+}
+
+/// How far back from a class or id the start of its tag is looked for.
+const MAX_TAG_BYTES: usize = 512;
+
+/// Byte offset of the tag that starts the quoted part of an HTML reply.
+fn html_quote_start(html: &str) -> Option<usize> {
+    const MARKERS: [&str; 8] = [
+        "gmail_quote",
+        "moz-cite-prefix",
+        "<blockquote type=\"cite\"",
+        "<blockquote type=cite",
+        "divrplyfwdmsg",
+        "appendonsend",
+        "yahoo_quoted",
+        "mail-editor-reference-message-container",
+    ];
+    let lower = html.to_ascii_lowercase();
+    let mut best: Option<usize> = None;
+    for m in MARKERS {
+        let mut from = 0;
+        while let Some(pos) = lower[from..].find(m).map(|p| p + from) {
+            // The marker must sit inside a tag: the nearest '<' before it (within a
+            // bounded distance, so that this stays linear), with no '>' in between.
+            let tag = if m.starts_with('<') {
+                Some(pos)
+            } else {
+                let from = pos.saturating_sub(MAX_TAG_BYTES);
+                lower.as_bytes()[from..pos]
+                    .iter()
+                    .rposition(|&b| b == b'<' || b == b'>')
+                    .map(|i| from + i)
+                    .filter(|&i| lower.as_bytes()[i] == b'<')
+            };
+            if let Some(tag) = tag {
+                best = Some(best.map_or(tag, |b| b.min(tag)));
+                break;
+            }
+            from = pos + m.len();
+        }
+    }
+    best
+}
+
+/// What a line is, for the trimming decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Empty,
+    Text,
+    Quote,
+    Delimiter,
+    MobileSignature,
+    /// A quote header: "On … wrote:", "-----Original Message-----", ….
+    Marker,
+    /// Part of a `From:`/`Sent:`/`To:`/`Subject:` block.
+    Header,
+}
+
+/// Trim plain text; `None` when no text line would be left.
+fn trim_text(text: &str) -> Option<Trimmed> {
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
+    let kinds = classify(&lines);
+    let keep = decide(&kinds)?;
+    let mut new_text = String::new();
+    let mut elided = String::new();
+    for (line, kept) in lines.iter().zip(&keep) {
+        let out = if *kept { &mut new_text } else { &mut elided };
+        out.push_str(line);
+        out.push('\n');
+    }
+    let new_text = new_text.trim().to_string();
+    if new_text.is_empty() {
+        return None;
+    }
+    Some(Trimmed {
+        new_text,
+        elided: elided.trim().to_string(),
+    })
+}
+
+/// Which lines are the new text, given their kinds; `None` when no text would be left.
+fn decide(kinds: &[Kind]) -> Option<Vec<bool>> {
+    use Kind::*;
+    let n = kinds.len();
+    let mut keep = vec![true; n];
+
+    // Everything from the first delimiter that follows some content is cut.
+    let mut end = n;
+    let mut content = false;
+    for (i, k) in kinds.iter().enumerate() {
+        match k {
+            Delimiter if content => {
+                end = i;
+                break;
+            }
+            Text | Quote | Marker | Header => content = true,
+            _ => {}
+        }
+    }
+    // Mobile signatures go wherever they are.
+    for i in 0..n {
+        if i >= end || kinds[i] == MobileSignature {
+            keep[i] = false;
+        }
+    }
+
+    // Quote headers and header blocks.
+    let mut text_from = vec![false; n + 1];
+    for i in (0..end).rev() {
+        text_from[i] = text_from[i + 1] || kinds[i] == Text;
+    }
+    let mut seen_text = false;
+    let mut first_is_marker = None;
+    let mut i = 0;
+    while i < end {
+        match kinds[i] {
+            Text => {
+                seen_text = true;
+                first_is_marker.get_or_insert(false);
+                i += 1;
+            }
+            Marker | Header => {
+                let mut r = i;
+                while r < end && matches!(kinds[r], Marker | Header | Empty) {
+                    r += 1;
+                }
+                let interleaved = r < end && kinds[r] == Quote && text_from[r];
+                if seen_text && !interleaved {
+                    keep[i..end].iter_mut().for_each(|k| *k = false);
+                    end = i;
+                    break;
+                }
+                first_is_marker.get_or_insert(true);
+                for k in i..r {
+                    if kinds[k] != Empty {
+                        keep[k] = false;
+                    }
+                }
+                i = r;
+            }
+            Quote => {
+                first_is_marker.get_or_insert(false);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+
+    let kept_text = |keep: &[bool]| (0..n).any(|i| keep[i] && kinds[i] == Text);
+    if !kept_text(&keep) {
+        return None;
+    }
+
+    // Quoted history at the end.
+    let mut k = end;
+    while k > 0 && (kinds[k - 1] != Text || !keep[k - 1]) {
+        if matches!(kinds[k - 1], Quote | Empty | Marker | Header) {
+            keep[k - 1] = false;
+        }
+        k -= 1;
+    }
+
+    // A bottom-posted reply: quote header, its quote, then only text.
+    if first_is_marker == Some(true)
+        && let Some(q) = (0..n).find(|&i| keep[i] && kinds[i] != Empty)
+        && kinds[q] == Quote
+    {
+        let mut r = q;
+        while r < n && (!keep[r] || matches!(kinds[r], Quote | Empty)) {
+            r += 1;
+        }
+        let quote_later = (r..n).any(|i| keep[i] && kinds[i] == Quote);
+        if !quote_later {
+            keep[q..r].iter_mut().for_each(|k| *k = false);
+        }
+    }
+
+    kept_text(&keep).then_some(keep)
+}
+
+/// The kind of every line.
+fn classify(lines: &[&str]) -> Vec<Kind> {
+    let in_code = fenced_code(lines);
+    let mut kinds: Vec<Kind> = lines
+        .iter()
+        .zip(&in_code)
+        .map(
+            |(line, &code)| {
+                if code { Kind::Text } else { line_kind(line) }
+            },
+        )
+        .collect();
+    mark_quote_headers(lines, &mut kinds);
+    mark_header_blocks(lines, &mut kinds);
+    kinds
+}
+
+/// Which lines belong to a fenced code block (a ``` line up to the next one, both
+/// included). A fence that is never closed is not one.
+fn fenced_code(lines: &[&str]) -> Vec<bool> {
+    let mut in_code = vec![false; lines.len()];
+    let fences: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with("```"))
+        .map(|(i, _)| i)
+        .collect();
+    for pair in fences.chunks_exact(2) {
+        in_code[pair[0]..=pair[1]]
+            .iter_mut()
+            .for_each(|c| *c = true);
+    }
+    in_code
+}
+
+/// Longest line any per-line pattern other than the simple ones is applied to.
+const MAX_PATTERN_LINE: usize = 300;
+/// A wrapped quote header spans at most this many lines…
+const MAX_HEADER_LINES: usize = 6;
+/// …and this many bytes.
+const MAX_HEADER_BYTES: usize = 400;
+
+fn re(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("static pattern")
+}
+
+static QUOTE: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*(?:[A-Z][A-Za-z]{0,9})?>"));
+
+static DELIMITER: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^\s*(?:[-_=+~#*•—–ᐧ](?:\s*[-_=+~#*•—–ᐧ])+|[ᐧ—])\s*$"));
+
+static MOBILE_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?ix)^(?:
+        sent\s+(?:by|on)\s+(?:my\s+|a\s+)?(?:mobile|phone|cell|iphone|ipad|android|smartphone|tablet|blackberry|galaxy|samsung)\b
+      | (?:\p{L}+\s+)?from\s+(?:my\s+)?(?:mobile|phone|cell|iphone|ipad|ipod|android|smartphone|tablet|blackberry|galaxy)(?:\s+\S+){0,2}$
+      | get\s+outlook\s+for\b
+      | envoy[ée]\s+(?:de|depuis|à\s+partir\s+de|a\s+partir\s+de|avec)\b
+      | (?:von|vom)\s+mein(?:em|er)?\s+.{1,40}\s+gesendet$
+      | gesendet\s+(?:von|mit|vom)\s+mein
+      | diese\s+nachricht\s+wurde\s+(?:von|mit)\s+.{1,60}\s+gesendet$
+      | enviado\s+(?:desde|de|do|da|pelo|con|com)\s+(?:mi|meu|minha|o|a|el|la|un|uma)?\b
+      | inviato\s+(?:da|dal|dalla|con|tramite)\b
+      | (?:verzonden|verstuurd)\s+(?:vanaf|van|met|via)\b
+      | skickat\s+(?:från|med)\b
+      | sendt\s+(?:fra|med)\b
+      | wys(?:ł|l)an[eoy]\s+(?:z|ze|przez)\b
+      | отправлено\s+(?:с|со|из|через)\b
+      | надіслано\s+(?:з|із|через)\b
+      | \S.{0,30}から送信$
+      | (?:从|從)我的.{1,30}(?:发送|發送|傳送)$
+      | (?:发自|發自|来自|來自)我的.{1,30}$
+    )")
+});
+
+static URL: LazyLock<Regex> =
+    LazyLock::new(|| re(r"<https?://[^>\s]*>|\(https?://[^)\s]*\)|https?://\S+"));
+
+/// The kind of one line on its own (quote headers and header blocks come later).
+fn line_kind(line: &str) -> Kind {
+    let t = line.trim();
+    if t.is_empty() {
+        Kind::Empty
+    } else if QUOTE.is_match(line) {
+        Kind::Quote
+    } else if DELIMITER.is_match(line) {
+        Kind::Delimiter
+    } else if is_mobile_signature(t) {
+        Kind::MobileSignature
+    } else {
+        Kind::Text
+    }
+}
+
+/// "Sent from my X", "Sent with Y": the English form, told apart from a sentence by the
+/// word after it (group 1).
+static SENT_FROM: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)^sent\s+(?:from|with|via|using)\s+(\S+)"));
+
+/// What may follow a mobile signature on its line: "…, please excuse typos".
+static EXCUSE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)excuse|typo|brevity|pardon|sorry|entschuldig|tippfehler|excusez|fautes|disculp|errores|scusa|errori",
+    )
+});
+
+/// "Sent from my iPhone" and friends, on a short line of their own.
+fn is_mobile_signature(t: &str) -> bool {
+    if t.len() > MAX_PATTERN_LINE {
+        return false;
+    }
+    let s = URL.replace_all(t, " ");
+    let s: String = s
+        .chars()
+        .filter(|c| !matches!(c, '[' | ']'))
+        .collect::<String>()
+        .trim_matches(|c: char| c.is_whitespace() || "()<>.!*_".contains(c))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (main, rest) = s.split_once([',', '.', ';', '!']).unwrap_or((&s, ""));
+    if !rest.trim().is_empty() && !EXCUSE.is_match(rest) {
+        return false;
+    }
+    if main.chars().count() > 80 || main.split_whitespace().count() > 10 {
+        return false;
+    }
+    if let Some(word) = SENT_FROM.captures(main).and_then(|c| c.get(1)) {
+        let word = word.as_str();
+        return word.starts_with(char::is_uppercase)
+            || ["my", "a", "an", "mobile", "phone", "cell", "mail"]
+                .contains(&word.to_lowercase().as_str());
+    }
+    MOBILE_SIGNATURE.is_match(main)
+}
+
+const LATIN_VERBS: &str = r"wrote|writes|has\s+written|schrieb|schreibt|hat\s+geschrieben|schreef|geschreven|a\s+écrit|a\s+ecrit|escribió|escribio|ha\s+escrito|escreveu|ha\s+scritto|scrisse|skrev|skriver|kirjoitti|napisał\(a\)|napisała|napisał|napisal|написал\(а\)|написала|написал|написав|пишет|пише|napsal\(a\)|napsala|napsal|írta|έγραψε|yazdı|a\s+scris";
+const CJK_VERBS: &str = r"写道|寫道|書きました|のメッセージ|のメール|작성";
+
+/// A quote header that ends with its verb: "On …, Ann <a@example.org> wrote:".
+static VERB_AT_END: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"(?i)(?:(?:^|[^\p{{L}}])(?:{LATIN_VERBS})|(?:{CJK_VERBS}))\s*[:：]?$"
+    ))
+});
+
+/// A quote header with the verb inside: "Ann <a@example.org> schrieb am 3. März 2025:".
+/// Group 1 is what follows the verb.
+static VERB_THEN_COLON: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"(?i)(?:(?:^|[^\p{{L}}])(?:{LATIN_VERBS})(?:[^\p{{L}}]|$)|(?:{CJK_VERBS}))(.{{0,100}})[:：]$"
+    ))
+});
+
+/// Gmail's numeric quote headers: "2025-03-03 10:00 GMT+01:00 Ann <a@example.org>:",
+/// "2025/3/3 Ann <a@example.org>", "2025年3月3日(月) 10:00 Ann <a@example.org>:".
+static NUMERIC_DATE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?x)^(?:
+        \d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b.{0,100}<\s*[^<>\s]+@[^<>\s]+?\s*>+\s*[:：]?
+      | \d{4}-\d{1,2}-\d{1,2}\s+\d{1,2}:\d{2}\s+GMT[+-]\d{1,2}:?\d{2}\s+[^<>@:]{1,60}
+      | \d{4}年\d{1,2}月\d{1,2}日.{0,100}[:：]
+    )$")
+});
+
+/// Whole-line markers of quoted or forwarded mail.
+static SEPARATOR_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?ix)^(?:
+        original\s+message|original\s+e-?mail|ursprüngliche\s+nachricht|originalnachricht
+      | message\s+d'origine|message\s+original|mensaje\s+original|messaggio\s+originale
+      | oorspronkelijk\s+bericht|origineel\s+bericht|mensagem\s+original
+      | originalmeddelande|ursprungligt\s+meddelande|opprinnelig\s+melding
+      | oprindelig\s+meddelelse|wiadomość\s+oryginalna|oryginalna\s+wiadomość
+      | исходное\s+сообщение|оригинальное\s+сообщение|原始邮件|原始郵件|元のメッセージ
+      | alkuperäinen\s+viesti|eredeti\s+üzenet|původní\s+zpráva
+      | forwarded\s+message|forwarded\s+e-?mail|begin\s+forwarded\s+message
+      | weitergeleitete\s+nachricht|anfang\s+der\s+weitergeleiteten\s+nachricht
+      | message\s+transféré|début\s+du\s+message\s+réexpédié|message\s+réexpédié
+      | mensaje\s+reenviado|inicio\s+del\s+mensaje\s+reenviado|messaggio\s+inoltrato
+      | inizio\s+messaggio\s+inoltrato|doorgestuurd\s+bericht|begin\s+doorgestuurd\s+bericht
+      | mensagem\s+encaminhada|início\s+da\s+mensagem\s+reencaminhada
+      | vidarebefordrat\s+meddelande|videresendt\s+melding|videresendt\s+meddelelse
+      | wiadomość\s+przekazana|przekazana\s+wiadomość|пересылаемое\s+сообщение
+      | начало\s+пересылаемого\s+сообщения|начало\s+переадресованного\s+сообщения
+      | 转发的邮件|轉寄的郵件|転送されたメッセージ
+    )\s*[:：]?$")
+});
+
+/// Something that looks like a date, a time or an address: a quote header's first line
+/// has one.
+static DATE_OR_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"@|\d{1,2}[:.]\d{2}|(?:^|\D)(?:19|20)\d{2}(?:\D|$)|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
+});
+
+/// Decoration around quote headers: "---- On … wrote ----", "*-----Original Message-----*".
+fn strip_decoration(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || "-_=*~".contains(c))
+}
+
+/// Whether a line can be the first line of a quote header.
+fn can_start_quote_header(line: &str) -> bool {
+    let t = strip_decoration(line);
+    if t.len() > MAX_PATTERN_LINE
+        || t.starts_with(['<', '(', '[', '>'])
+        || t.to_ascii_lowercase().starts_with("mailto:")
+    {
+        return false;
+    }
+    // A wrapped e-mail address ("info@example.org> wrote:") continues a header.
+    let first_word = t.split_whitespace().next().unwrap_or("");
+    !first_word.contains('@') && DATE_OR_ADDRESS.is_match(t)
+}
+
+/// Whether a line ends like a sentence ("…yesterday.", "…?"), so that the next line
+/// does not continue it as a quote header.
+fn ends_sentence(line: &str) -> bool {
+    let t = line.trim_end();
+    if t.ends_with(['!', '?']) {
+        return true;
+    }
+    let Some(word) = t.strip_suffix('.') else {
+        return false;
+    };
+    let word = word
+        .rsplit(|c: char| !c.is_alphabetic())
+        .next()
+        .unwrap_or("");
+    word.chars().count() >= 4 && word.chars().all(char::is_lowercase)
+}
+
+/// Whether `s` (one or more lines joined by spaces, decoration removed) is a quote header.
+fn is_quote_header(s: &str) -> bool {
+    if NUMERIC_DATE_HEADER.is_match(s) {
+        return true;
+    }
+    if !s.contains(|c: char| c == '@' || c.is_ascii_digit()) {
+        return false;
+    }
+    if VERB_AT_END.is_match(s) {
+        return true;
+    }
+    VERB_THEN_COLON
+        .captures(s)
+        .and_then(|c| c.get(1))
+        .is_some_and(|tail| {
+            tail.as_str()
+                .contains(|c: char| c == '@' || c.is_ascii_digit())
+        })
+}
+
+/// Mark quote headers ("On … wrote:" and wrapped forms, "-----Original Message-----").
+fn mark_quote_headers(lines: &[&str], kinds: &mut [Kind]) {
+    let mut min_start = 0;
+    for j in 0..lines.len() {
+        let end = lines[j].trim();
+        if end.len() > MAX_PATTERN_LINE {
+            continue;
+        }
+        match kinds[j] {
+            Kind::Text => {
+                if SEPARATOR_PHRASE.is_match(strip_decoration(end)) {
+                    kinds[j] = Kind::Marker;
+                    min_start = j + 1;
+                    continue;
+                }
+            }
+            // The last line of a wrapped header may start with '>': "> wrote:".
+            Kind::Quote if end.len() <= 24 && j > min_start => {}
+            _ => continue,
+        }
+        // A quote header ends with ':', '>' (an address), its verb or a Gmail date line.
+        let tail = strip_decoration(end);
+        if !tail.ends_with([':', '：', '>'])
+            && !VERB_AT_END.is_match(tail)
+            && !NUMERIC_DATE_HEADER.is_match(tail)
+        {
+            continue;
+        }
+        let lowest = min_start.max((j + 1).saturating_sub(MAX_HEADER_LINES));
+        let mut joined_len = 0;
+        for i in (lowest..=j).rev() {
+            if i < j && (!matches!(kinds[i], Kind::Text | Kind::Empty) || ends_sentence(lines[i])) {
+                break;
+            }
+            joined_len += lines[i].len() + 1;
+            if joined_len > MAX_HEADER_BYTES {
+                break;
+            }
+            if kinds[i] != Kind::Text || !can_start_quote_header(lines[i]) {
+                continue;
+            }
+            let joined = lines[i..=j]
+                .iter()
+                .map(|l| l.trim())
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            if is_quote_header(strip_decoration(&joined)) {
+                kinds[i..=j].iter_mut().for_each(|k| *k = Kind::Marker);
+                min_start = j + 1;
+                break;
+            }
+        }
+    }
+}
+
+/// What a header field in a quoted mail header block is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    From,
+    Known,
+    Other,
+}
+
+/// The field of a `Name: value` line, if it is one: a name of at most 25 letters, spaces
+/// or hyphens (optionally in `*bold*`), then `:`.
+fn header_field(line: &str) -> Option<Field> {
+    let t = line
+        .trim_start()
+        .trim_start_matches(['*', '_'])
+        .trim_start();
+    let colon = t
+        .char_indices()
+        .take(32)
+        .find(|&(_, c)| c == ':' || c == '：')?
+        .0;
+    let name = t[..colon]
+        .trim_end()
+        .trim_end_matches(['*', '_'])
+        .trim_end();
+    let mut chars = name.chars();
+    if !chars.next().is_some_and(char::is_alphabetic)
+        || !chars.all(|c| c.is_alphabetic() || c == ' ' || c == '-')
+        || name.chars().count() > 25
+    {
+        return None;
+    }
+    let name = name.to_lowercase();
+    let field = match name.as_str() {
+        "from" | "von" | "de" | "da" | "van" | "från" | "fra" | "od" | "от" | "发件人"
+        | "寄件者" | "寄件人" | "差出人" | "kimden" | "lähettäjä" | "feladó" | "από"
+        | "afzender" | "remitente" | "expéditeur" => Field::From,
+        "sent"
+        | "date"
+        | "gesendet"
+        | "datum"
+        | "envoyé"
+        | "enviado"
+        | "enviada"
+        | "fecha"
+        | "data"
+        | "inviato"
+        | "verzonden"
+        | "verstuurd"
+        | "skickat"
+        | "sendt"
+        | "wysłano"
+        | "wysłane"
+        | "отправлено"
+        | "дата"
+        | "发送时间"
+        | "日期"
+        | "时间"
+        | "送信日時"
+        | "日付"
+        | "gönderildi"
+        | "tarih"
+        | "lähetetty"
+        | "päivämäärä"
+        | "elküldve"
+        | "dátum"
+        | "to"
+        | "an"
+        | "à"
+        | "a"
+        | "para"
+        | "aan"
+        | "till"
+        | "til"
+        | "do"
+        | "кому"
+        | "收件人"
+        | "宛先"
+        | "kime"
+        | "vastaanottaja"
+        | "címzett"
+        | "προς"
+        | "destinataire"
+        | "cc"
+        | "bcc"
+        | "kopie"
+        | "copie"
+        | "cco"
+        | "копия"
+        | "抄送"
+        | "kopia"
+        | "kopio"
+        | "subject"
+        | "betreff"
+        | "objet"
+        | "asunto"
+        | "oggetto"
+        | "onderwerp"
+        | "ämne"
+        | "emne"
+        | "temat"
+        | "тема"
+        | "主题"
+        | "主旨"
+        | "件名"
+        | "konu"
+        | "aihe"
+        | "tárgy"
+        | "θέμα"
+        | "assunto"
+        | "sujet"
+        | "reply-to"
+        | "antwort an"
+        | "répondre à"
+        | "responder a" => Field::Known,
+        _ => Field::Other,
+    };
+    Some(field)
+}
+
+/// Longest header block considered, in lines.
+const MAX_HEADER_BLOCK: usize = 40;
+
+/// Mark blocks of three or more quoted mail header fields, one of them `From:`.
+fn mark_header_blocks(lines: &[&str], kinds: &mut [Kind]) {
+    let n = lines.len();
+    let fields: Vec<Option<Field>> = lines
+        .iter()
+        .zip(kinds.iter())
+        .map(|(l, k)| (*k == Kind::Text).then(|| header_field(l)).flatten())
+        .collect();
+    let field = |i: usize| fields.get(i).copied().flatten();
+    let mut i = 0;
+    while i < n {
+        if !matches!(field(i), Some(Field::From | Field::Known)) {
+            i += 1;
+            continue;
+        }
+        let (mut known, mut from, mut last) = (0, false, i);
+        let mut k = i;
+        while k < n && k - i < MAX_HEADER_BLOCK {
+            match field(k) {
+                Some(f) => {
+                    known += usize::from(f != Field::Other);
+                    from |= f == Field::From;
+                    last = k;
+                }
+                // A blank line between fields, or a wrapped value.
+                None if matches!(field(k + 1), Some(Field::From | Field::Known))
+                    && (kinds[k] == Kind::Empty || (kinds[k] == Kind::Text && k == last + 1)) => {}
+                None => break,
+            }
+            k += 1;
+        }
+        if known >= 3 && from {
+            kinds[i..=last].iter_mut().for_each(|k| *k = Kind::Header);
+        }
+        i = k.max(i + 1);
+    }
+    // A whole Outlook header on one line, as HTML conversion leaves it.
+    for (line, kind) in lines.iter().zip(kinds.iter_mut()) {
+        if *kind == Kind::Text
+            && line.len() <= 4 * MAX_PATTERN_LINE
+            && ONE_LINE_HEADER.is_match(line)
+        {
+            *kind = Kind::Header;
+        }
+    }
+}
+
+static ONE_LINE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)^\s*[*_]{0,2}(?:from|von|de|da|van|från|fra|od|от)[*_]{0,2}\s?:.*\b(?:sent|date|gesendet|datum|envoyé|enviado|inviato|verzonden|skickat|sendt|wysłano|отправлено)[*_]{0,2}\s?:.*\b(?:subject|betreff|objet|asunto|oggetto|onderwerp|ämne|emne|temat|тема)[*_]{0,2}\s?:",
+    )
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_text(body: &str) -> String {
+        trim_reply(body, None).new_text
+    }
+
+    #[test]
+    fn plain_text_is_kept() {
+        assert_eq!(new_text("\n\n  Hello there.\n\n"), "Hello there.");
+        assert_eq!(new_text(""), "");
+        assert_eq!(new_text("a\r\nb\r\n"), "a\nb");
+    }
+
+    #[test]
+    fn on_wrote_cuts_history() {
+        let t = trim_reply(
+            "Thanks!\n\nOn Tue, 4 Mar 2025 at 09:12, Desk <desk@example.com> wrote:\n> old\n",
+            None,
+        );
+        assert_eq!(t.new_text, "Thanks!");
+        assert!(t.elided.contains("> old"));
+    }
+
+    #[test]
+    fn wrapped_quote_headers_in_many_languages() {
+        for header in [
+            "On Tue, Mar 4, 2025 at 9:12 AM Desk Team <\ndesk@example.com> wrote:",
+            "Am 04.03.2025 um 09:12 schrieb Desk Team\n<desk@example.com>:",
+            "Le 4 mars 2025 à 09:12, \"Desk Team\"\n<desk@example.com>\na écrit :",
+            "El mar, 4 mar 2025 a las 9:12, Desk (<desk@example.com>) escribió:",
+            "Il giorno mar 4 mar 2025 alle ore 09:12 Desk <desk@example.com> ha scritto:",
+            "Op di 4 mrt. 2025 om 09:12 schreef Desk <desk@example.com>:",
+            "Em ter., 4 de mar. de 2025 às 09:12, Desk <desk@example.com>\nescreveu:",
+            "Den tis 4 mars 2025 kl 09:12 skrev Desk <desk@example.com>:",
+            "W dniu 4.03.2025 o 09:12, Desk <desk@example.com> napisał(a):",
+            "4 марта 2025 г., в 09:12, Desk <\ndesk@example.com> пишет:",
+            "вт, 4 мар. 2025 г. в 09:12, Desk <desk@example.com>:\nнаписал(а):",
+            "2025年3月4日(火) 9:12 Desk <desk@example.com>:",
+            "在 2025年3月4日，上午9:12，Desk <desk@example.com> 写道：",
+            "Desk <desk@example.com> schrieb am Di., 4. März 2025\num 09:12 Uhr:",
+            "2025-03-04 9:12 GMT+01:00 Desk <\ndesk@example.com>:",
+        ] {
+            let body = format!("Fixed, thanks.\n\n{header}\n\n> Please try again.\n> Desk\n");
+            let t = trim_reply(&body, None);
+            assert_eq!(t.new_text, "Fixed, thanks.", "header: {header:?}");
+        }
+    }
+
+    #[test]
+    fn a_sentence_with_wrote_is_not_a_header() {
+        let body = "On this day\n\nI wrote something\n\nabout it.\n\nOn 4 Mar 2025, at 09:12, Desk wrote:\n\n> q\n";
+        assert_eq!(
+            new_text(body),
+            "On this day\n\nI wrote something\n\nabout it."
+        );
+        // No date or address: a plain sentence ending in "wrote:".
+        let body = "This is what my colleague wrote:\n\n> The server is down.\n\nCan you check?";
+        assert_eq!(new_text(body), body);
+    }
+
+    #[test]
+    fn interleaved_reply_keeps_quotes_between_answers() {
+        let body = "See below.\n\nOn 4 Mar 2025, at 09:12, Desk <desk@example.com> wrote:\n> Which version?\n\n2.1\n\n> Which OS?\n\nLinux\n\n> Thanks\n> Desk\n";
+        assert_eq!(
+            new_text(body),
+            "See below.\n\n> Which version?\n\n2.1\n\n> Which OS?\n\nLinux"
+        );
+    }
+
+    #[test]
+    fn bottom_posted_reply_keeps_only_the_bottom() {
+        let body = "On 4 Mar 2025, at 09:12, Desk <desk@example.com> wrote:\n> Which version?\n>\n> Desk\n\nVersion 2.1.\n";
+        assert_eq!(new_text(body), "Version 2.1.");
+        // Quote first without a header: kept as it is.
+        let body = "> Which version?\n\nVersion 2.1.";
+        assert_eq!(new_text(body), body);
+    }
+
+    #[test]
+    fn outlook_header_blocks() {
+        let body = "Done.\n\nVon: Desk <desk@example.com>\nGesendet: Dienstag, 4. März 2025 09:12\nAn: Kim <kim@example.org>\nBetreff: Ticket\n\nHallo Kim,\n";
+        assert_eq!(new_text(body), "Done.");
+        let body = "Done.\n\nDe : Desk <desk@example.com>\nEnvoyé : mardi 4 mars 2025 09:12\nÀ : Kim\nObjet : Ticket\n\nBonjour\n";
+        assert_eq!(new_text(body), "Done.");
+        let body = "Готово.\n\nОт: Desk <desk@example.com>\nОтправлено: 4 марта 2025 г. 9:12\nКому: Kim\nТема: Заявка\n\nЗдравствуйте\n";
+        assert_eq!(new_text(body), "Готово.");
+        // Two fields are not a header block.
+        let body = "From: Kim\nSubject: printer\n\nIt is broken.";
+        assert_eq!(new_text(body), body);
+    }
+
+    #[test]
+    fn delimiters_and_signatures() {
+        assert_eq!(new_text("Hi\n\n-- \nKim\nACME Ltd"), "Hi");
+        assert_eq!(new_text("Hi\n________________\nFrom: x"), "Hi");
+        assert_eq!(new_text("Hi\n\nSent from my iPhone"), "Hi");
+        assert_eq!(new_text("Hi\n\nVon meinem iPhone gesendet\n"), "Hi");
+        assert_eq!(
+            new_text("Hi\n\nGet Outlook for Android<https://example.com/x>"),
+            "Hi"
+        );
+        assert_eq!(new_text("Hi\n\nОтправлено с iPhone"), "Hi");
+        assert_eq!(
+            new_text("Hi\n\n<<sent by galaxy>>\n從我的 iPhone 傳送"),
+            "Hi"
+        );
+        assert_eq!(new_text("Hi\n\n(Sent from a phone)"), "Hi");
+        let body = "Hi\n\nSent from my desk, is much easier than from my mobile phone.";
+        assert_eq!(new_text(body), body);
+        for sentence in [
+            "Sent via the portal yesterday and got no reply",
+            "Hello from Android team, we found a bug",
+            "Sent from the office, nobody answered",
+        ] {
+            let body = format!("Hi\n\n{sentence}");
+            assert_eq!(new_text(&body), body);
+        }
+        assert_eq!(
+            new_text("Hi\n\nSent from my cell, please excuse any typos."),
+            "Hi"
+        );
+        assert_eq!(new_text("Hi\n\nSent with Airmail"), "Hi");
+        // A dash line before any content is not a cut.
+        assert_eq!(new_text("-----\nHi"), "-----\nHi");
+        // Code fences protect their content.
+        let body = "Try:\n```\n# comment\n####\n```\nok";
+        assert_eq!(new_text(body), body);
+        // A sentence that starts like a signature is text.
+        let body =
+            "Sent from the web form, the request fails with error 500 every single time I try it.";
+        assert_eq!(new_text(body), body);
+    }
+
+    #[test]
+    fn never_trims_to_nothing() {
+        let body = "> all\n> quoted";
+        assert_eq!(new_text(body), body);
+        let body = "On 4 Mar 2025, at 09:12, Desk <desk@example.com> wrote:\n> all quoted";
+        assert_eq!(new_text(body), body);
+        assert_eq!(new_text("Sent from my iPhone"), "Sent from my iPhone");
+    }
+
+    #[test]
+    fn forward_with_nothing_above_keeps_the_forwarded_text() {
+        let body = "---------- Forwarded message ---------\nFrom: Desk <desk@example.com>\nDate: Tue, 4 Mar 2025 at 09:12\nSubject: Invoice\nTo: <kim@example.org>\n\n\nYour invoice is attached.\n";
+        assert_eq!(new_text(body), "Your invoice is attached.");
+        let body = "Please look at this.\n\n---------- Forwarded message ---------\nFrom: Desk <desk@example.com>\nDate: Tue, 4 Mar 2025\nSubject: Invoice\n\nYour invoice.\n";
+        assert_eq!(new_text(body), "Please look at this.");
+    }
+
+    #[test]
+    fn html_only_gmail_quote() {
+        let html = "<div dir=\"ltr\">Works now.<br></div><br><div class=\"gmail_quote\"><div dir=\"ltr\" class=\"gmail_attr\">On Tue, 4 Mar 2025 at 09:12, Desk &lt;<a href=\"mailto:desk@example.com\">desk@example.com</a>&gt; wrote:<br></div><blockquote class=\"gmail_quote\">Restart it.</blockquote></div>";
+        let text = html_to_text(html);
+        let t = trim_reply(&text, Some(html));
+        assert_eq!(t.new_text, "Works now.");
+        assert!(t.elided.contains("Restart it."));
+        // With a real text part the text decides.
+        let t = trim_reply("Plain part.\n", Some(html));
+        assert_eq!(t.new_text, "Plain part.");
+    }
+
+    #[test]
+    fn html_quote_markers() {
+        assert_eq!(
+            html_quote_start("<p>a</p><blockquote type=\"cite\">q"),
+            Some(8)
+        );
+        assert_eq!(
+            html_quote_start("<p>a</p><div id=\"divRplyFwdMsg\">"),
+            Some(8)
+        );
+        assert_eq!(html_quote_start("<p>gmail_quote is a word</p>"), None);
+        assert_eq!(html_quote_start("<p>plain</p>"), None);
+    }
+
+    #[test]
+    fn pathological_input_is_handled() {
+        // Long lines, many quote-header-like lines, many header-like lines: all bounded.
+        let long = "On 2025 ".repeat(20_000);
+        assert_eq!(new_text(&long), long.trim());
+        let many = "Date: 2025-03-04 wrote:\n".repeat(5_000);
+        assert!(!new_text(&many).is_empty());
+        let binary: String = (0..5_000u32).filter_map(char::from_u32).collect();
+        let _ = trim_reply(&binary, Some(&binary));
+    }
+}
