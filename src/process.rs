@@ -131,7 +131,7 @@ enum PreparedBody {
     Message {
         msg: Box<ParsedMessage>,
         class: Classification,
-        keys: ThreadKeys,
+        keys: Box<ThreadKeys>,
         /// The new text of the message ([`trim::trim_reply`]).
         reply_text: String,
     },
@@ -368,7 +368,7 @@ impl<S: Store> Processor<S> {
                 PreparedBody::Message {
                     msg,
                     class,
-                    keys,
+                    keys: Box::new(keys),
                     reply_text,
                 }
             }
@@ -459,7 +459,7 @@ impl<S: Store> Processor<S> {
         let keys: Vec<&ThreadKeys> = batch
             .iter()
             .filter_map(|p| match &p.body {
-                PreparedBody::Message { keys, .. } => Some(keys),
+                PreparedBody::Message { keys, .. } => Some(&**keys),
                 PreparedBody::Rejected { .. } => None,
             })
             .collect();
