@@ -78,8 +78,8 @@ pub(crate) fn analyse(msg: &ParsedMessage) -> Option<(BounceReport, Vec<String>)
     {
         merge_dsn(&mut report, &lossy(&part.content));
     }
-    let body = prefix(&msg.text_body, SCAN_LIMIT);
-    let (report_text, original_text) = split_at_original(body);
+    let body = report_body(msg);
+    let (report_text, original_text) = split_at_original(&body);
     // A delivery-status report typed as text (or inlined) still has its fields.
     if report.recipients.is_empty() && report.status.is_none() && has_dsn_fields(report_text) {
         merge_dsn(&mut report, report_text);
@@ -152,21 +152,20 @@ fn detect(msg: &ParsedMessage) -> Vec<String> {
         why.push(format!("X-Failed-Recipients: {}", clip(v, 80)));
     }
     if ses_notification(msg).is_some() {
-        why.push("Amazon SES bounce notification".into());
+        why.push("Amazon SES delivery notification".into());
     }
     if !why.is_empty() {
         return why;
     }
 
-    let sender = bounce_sender(msg);
     let subject = bounce_subject(&msg.subject);
-    let body = prefix(&msg.text_body, 16 * 1024);
-    let phrase = bounce_phrase(body);
+    let body = report_body(msg);
+    let phrase = bounce_phrase(prefix(&body, 16 * 1024));
     let original = msg
         .attachments
         .iter()
         .find(|a| is_original_type(&a.content_type));
-    if let Some(sender) = &sender {
+    if let Some(sender) = bounce_sender(msg) {
         if let Some(s) = subject {
             why.push(format!("{sender}; subject says `{s}`"));
         } else if let Some(p) = phrase {
@@ -175,6 +174,19 @@ fn detect(msg: &ParsedMessage) -> Vec<String> {
             why.push(format!("{sender}; returns the original as {}", o.content_type));
         }
         return why;
+    }
+    // Some providers send failure notices from a no-reply address: with the original
+    // attached and bounce wording, that is a bounce too.
+    if let (Some(from), Some(o)) = (msg.from.as_ref(), original) {
+        if is_noreply_local_part(local_part(&from.address)) {
+            if let Some(w) = subject.or(phrase) {
+                why.push(format!(
+                    "sent by {}; says `{w}` and returns the original as {}",
+                    from.address, o.content_type
+                ));
+                return why;
+            }
+        }
     }
     // No telling sender (or it was rewritten): a bounce subject and an MTA's wording
     // together, but not when a person forwards or answers a bounce.
@@ -218,6 +230,38 @@ fn bounce_sender(msg: &ParsedMessage) -> Option<String> {
         return Some("From: <>".into());
     }
     None
+}
+
+/// Local parts of addresses nobody reads (`noreply`, `do-not-reply`, ...).
+pub(crate) fn is_noreply_local_part(local: &str) -> bool {
+    let l: String = local
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    matches!(l.as_str(), "noresponse" | "donotrespond")
+        || l.starts_with("noreply")
+        || l.starts_with("donotreply")
+}
+
+/// The text a bounce report is read from: the text body, or, when the MIME structure was
+/// too broken for a text body to be found, the text of the first textual parts.
+fn report_body(msg: &ParsedMessage) -> std::borrow::Cow<'_, str> {
+    if !msg.text_body.trim().is_empty() {
+        return std::borrow::Cow::Borrowed(prefix(&msg.text_body, SCAN_LIMIT));
+    }
+    let mut out = String::new();
+    for a in &msg.attachments {
+        let ct = a.content_type.as_str();
+        if ct.starts_with("text/plain") || ct.starts_with("multipart/") {
+            out.push_str(&lossy(&a.content[..a.content.len().min(SCAN_LIMIT)]));
+            out.push('\n');
+            if out.len() >= SCAN_LIMIT {
+                break;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Local parts mail systems send bounces from.
@@ -282,7 +326,7 @@ static BOUNCE_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
         | delivery\ has\ failed\ to\ these\ recipients
         | did\ not\ reach\ (?:some\ or\ all\ of\ the\ intended|the\ following)\ recipient
         | your\ message\ (?:was\ not|could\ not\ be|cannot\ be|couldn't\ be)\ delivered
-        | was\ not\ delivered\ to
+        | was\ not\ delivered\ to | could\ not\ be\ delivered\ to
         | unable\ to\ deliver\ (?:your\ )?message
         | there\ was\ an\ error\ delivering\ your\ mail
         | (?:message|mail)\ delivery\ (?:failed|has\ failed)
@@ -726,14 +770,24 @@ fn ses_notification(msg: &ParsedMessage) -> Option<BounceReport> {
     if !body.starts_with('{') || body.len() > SCAN_LIMIT || !body.contains("notificationType") {
         return None;
     }
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    // SNS appends an unsubscribe footer after the JSON: read the first value only.
+    let first = |text: &str| {
+        serde_json::Deserializer::from_str(text)
+            .into_iter::<serde_json::Value>()
+            .next()
+            .and_then(Result::ok)
+    };
+    // sendmail breaks lines longer than 990 octets with "!\n ": undo that if needed.
+    let v = first(body).or_else(|| first(&body.replace("!\n ", "")))?;
     // SNS may wrap the SES notification as a JSON string in "Message".
     let v = match v.get("Message").and_then(|m| m.as_str()) {
         Some(inner) => serde_json::from_str(inner).ok()?,
         None => v,
     };
-    if v.get("notificationType")?.as_str()? != "Bounce" {
-        return None;
+    match v.get("notificationType")?.as_str()? {
+        "Bounce" => {}
+        "Delivery" => return ses_delivery(&v),
+        _ => return None,
     }
     let bounce = v.get("bounce")?;
     let mut report = BounceReport {
@@ -771,6 +825,32 @@ fn ses_notification(msg: &ParsedMessage) -> Option<BounceReport> {
     }
     if let Some(p) = report.status.as_deref().and_then(status_permanence) {
         report.permanent = Some(p);
+    }
+    Some(report)
+}
+
+/// An Amazon SES delivery notification: a report of success (status class 2).
+fn ses_delivery(v: &serde_json::Value) -> Option<BounceReport> {
+    let delivery = v.get("delivery")?;
+    let mut report = BounceReport {
+        original_message_id: v
+            .pointer("/mail/commonHeaders/messageId")
+            .and_then(|m| m.as_str())
+            .map(|m| m.trim().trim_matches(['<', '>']).to_string()),
+        ..BounceReport::default()
+    };
+    for r in delivery
+        .get("recipients")
+        .and_then(|r| r.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str())
+    {
+        push_unique(&mut report.recipients, r.trim());
+    }
+    if let Some(resp) = delivery.get("smtpResponse").and_then(|s| s.as_str()) {
+        report.status = find_status_code(resp);
+        report.diagnostic = Some(clip(resp, MAX_DIAGNOSTIC));
     }
     Some(report)
 }

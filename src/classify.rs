@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::bounce::{self, is_mail_system_local_part, local_part};
+use crate::bounce::{self, is_mail_system_local_part, is_noreply_local_part, local_part};
 use crate::parse::ParsedMessage;
 
 /// What kind of message this is. The policy (what happens to each kind) lives in
@@ -270,9 +270,13 @@ fn spam(msg: &ParsedMessage, policy: &SpamPolicy, f: &mut Findings) {
             }
         }
         for v in msg.header_values("x-spam-status") {
-            let first = token(v.split(',').next().unwrap_or(""));
-            let score = status_score(v);
-            if first == "yes" || score.is_some_and(at_threshold) {
+            // The filter's own verdict wins; the score counts only when there is none.
+            let spam = match token(v.split([',', ' ']).next().unwrap_or("")).as_str() {
+                "yes" => true,
+                "no" => false,
+                _ => status_score(v).is_some_and(at_threshold),
+            };
+            if spam {
                 f.add(Kind::Spam, format!("X-Spam-Status: {}", clip(v, 60)));
             }
         }
@@ -289,11 +293,17 @@ fn spam(msg: &ParsedMessage, policy: &SpamPolicy, f: &mut Findings) {
         for v in msg.header_values("x-spamd-result") {
             // "default: True [16.20 / 15.00]; ..."
             let head = v.split(';').next().unwrap_or("").to_ascii_lowercase();
-            let said_spam = head.contains("true");
             let score = head
                 .split_once('[')
                 .and_then(|(_, rest)| leading_number(rest));
-            if said_spam || score.is_some_and(at_threshold) {
+            let spam = if head.contains("true") {
+                true
+            } else if head.contains("false") {
+                false
+            } else {
+                score.is_some_and(at_threshold)
+            };
+            if spam {
                 f.add(Kind::Spam, format!("X-Spamd-Result: {}", clip(v, 60)));
             }
         }
@@ -489,20 +499,6 @@ fn list_headers(msg: &ParsedMessage, f: &mut Findings) {
             f.add(Kind::Bulk, format!("{name}: {}", clip(v, 60)));
         }
     }
-}
-
-/// Local parts of addresses nobody reads.
-fn is_noreply_local_part(local: &str) -> bool {
-    let l: String = local
-        .to_ascii_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    matches!(
-        l.as_str(),
-        "noreply" | "donotreply" | "noreplies" | "noresponse" | "donotrespond"
-    ) || l.starts_with("noreply")
-        || l.starts_with("donotreply")
 }
 
 fn senders(msg: &ParsedMessage, f: &mut Findings) {
@@ -799,6 +795,10 @@ mod tests {
         );
         assert_eq!(
             verdict("X-Spamd-Result: default: False [1.20 / 15.00]\r\n"),
+            Verdict::Human
+        );
+        assert_eq!(
+            verdict("X-Spam-Status: No, score=7.1 required=15.0\r\n"),
             Verdict::Human
         );
         assert_eq!(verdict("X-SES-Spam-Verdict: FAIL\r\n"), Verdict::Spam);
