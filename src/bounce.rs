@@ -81,8 +81,8 @@ pub(crate) fn analyse(msg: &ParsedMessage) -> Option<(BounceReport, Vec<String>)
     let body = report_body(msg);
     let (report_text, original_text) = split_at_original(&body);
     // A delivery-status report typed as text (or inlined) still has its fields.
-    if report.recipients.is_empty() && report.status.is_none() && has_dsn_fields(report_text) {
-        merge_dsn(&mut report, report_text);
+    if report.recipients.is_empty() && report.status.is_none() && has_dsn_fields(&body) {
+        merge_dsn(&mut report, &body);
     }
     if report.recipients.is_empty() {
         report.recipients = failed_recipients_header(msg);
@@ -90,8 +90,17 @@ pub(crate) fn analyse(msg: &ParsedMessage) -> Option<(BounceReport, Vec<String>)
     if report.recipients.is_empty() {
         report.recipients = text_recipients(msg, report_text);
     }
-    if report.status.is_none() {
-        report.status = text_status(report_text);
+    match report.status.as_deref() {
+        None => report.status = text_status(report_text),
+        // A generic X.0.0 is made specific by the text when it has a code of that class.
+        Some(generic) if generic.ends_with(".0.0") => {
+            if let Some(code) = find_status_code(report_text) {
+                if code.as_bytes().first() == generic.as_bytes().first() {
+                    report.status = Some(code);
+                }
+            }
+        }
+        Some(_) => {}
     }
     if report.diagnostic.is_none() {
         report.diagnostic = text_diagnostic(report_text);
@@ -403,35 +412,51 @@ fn fields(text: &str) -> Vec<(String, String)> {
 }
 
 /// Fold the per-recipient fields of a delivery-status report into `report`.
+///
+/// Recipient groups are separated by blank lines (RFC 3464 §2.1); within a group
+/// `Final-Recipient` is preferred to `Original-Recipient`, whatever their order. A group
+/// with several `Final-Recipient` fields (no blank lines in between) is split at each.
 fn merge_dsn(report: &mut BounceReport, text: &str) {
     let text = prefix(text, SCAN_LIMIT);
     let mut recipients: Vec<Recipient> = Vec::new();
-    let mut current = Recipient::default();
-    let mut has_original = false;
-    for (name, value) in fields(text) {
-        match name.as_str() {
-            "original-recipient" => {
-                if current.address.is_some() || has_original {
-                    recipients.push(std::mem::take(&mut current));
-                }
-                has_original = true;
-                current.address = Some(typed_address(&value));
+    let mut block = String::new();
+    let mut lines = text.lines().peekable();
+    while lines.peek().is_some() {
+        block.clear();
+        for line in lines.by_ref() {
+            if line.trim().is_empty() {
+                break;
             }
-            "final-recipient" => {
-                if current.address.is_some() && !has_original {
-                    recipients.push(std::mem::take(&mut current));
-                }
-                has_original = false;
-                // Final-Recipient is authoritative over Original-Recipient.
-                current.address = Some(typed_address(&value));
-            }
-            "action" => current.action = Some(token(&value)),
-            "status" => current.status = find_status_code(&value),
-            "diagnostic-code" => current.diagnostic = Some(typed_text(&value)),
-            _ => {}
+            block.push_str(line);
+            block.push('\n');
         }
+        let mut current = Recipient::default();
+        let mut original: Option<String> = None;
+        let mut has_final = false;
+        for (name, value) in fields(&block) {
+            match name.as_str() {
+                "final-recipient" => {
+                    if has_final {
+                        recipients.push(std::mem::take(&mut current));
+                        original = None;
+                    }
+                    has_final = true;
+                    current.address = Some(typed_address(&value));
+                }
+                "original-recipient" if original.is_none() => {
+                    original = Some(typed_address(&value));
+                    if !has_final {
+                        current.address = original.clone();
+                    }
+                }
+                "action" => current.action = Some(token(&value)),
+                "status" => current.status = find_status_code(&value),
+                "diagnostic-code" => current.diagnostic = Some(typed_text(&value)),
+                _ => {}
+            }
+        }
+        recipients.push(current);
     }
-    recipients.push(current);
     recipients.retain(|r| r.address.as_deref().is_some_and(|a| !a.is_empty()));
     if recipients.is_empty() {
         return;
