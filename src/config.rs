@@ -305,13 +305,12 @@ impl Config {
         }
         // Fields without a span (plain numbers) are located by their key in the text.
         for e in &mut errors {
-            if e.line == 0 {
-                if let Some(field) = &e.field {
-                    if let Some((line, col)) = find_key(text, field) {
-                        e.line = line;
-                        e.column = col;
-                    }
-                }
+            if e.line == 0
+                && let Some(field) = &e.field
+                && let Some((line, col)) = find_key(text, field)
+            {
+                e.line = line;
+                e.column = col;
             }
         }
         errors
@@ -423,10 +422,11 @@ fn find_key(text: &str, field: &str) -> Option<(usize, usize)> {
         let t = l.trim();
         if t.starts_with('[') {
             current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
-        } else if let Some((k, _)) = t.split_once('=') {
-            if current == table && k.trim().trim_matches('"') == key {
-                return Some((i + 1, l.len() - l.trim_start().len() + 1));
-            }
+        } else if let Some((k, _)) = t.split_once('=')
+            && current == table
+            && k.trim().trim_matches('"') == key
+        {
+            return Some((i + 1, l.len() - l.trim_start().len() + 1));
         }
     }
     // A table of its own, e.g. a bad queue name: `[queues.NAME]`.

@@ -81,10 +81,10 @@ impl SubjectTag {
     pub fn find_all(&self, subject: &str) -> Vec<i64> {
         let mut out = Vec::new();
         for c in self.re.captures_iter(subject) {
-            if let Ok(n) = c[1].parse::<i64>() {
-                if !out.contains(&n) {
-                    out.push(n);
-                }
+            if let Ok(n) = c[1].parse::<i64>()
+                && !out.contains(&n)
+            {
+                out.push(n);
             }
         }
         out
