@@ -94,10 +94,10 @@ pub(crate) fn analyse(msg: &ParsedMessage) -> Option<(BounceReport, Vec<String>)
         None => report.status = text_status(report_text),
         // A generic X.0.0 is made specific by the text when it has a code of that class.
         Some(generic) if generic.ends_with(".0.0") => {
-            if let Some(code) = find_status_code(report_text) {
-                if code.as_bytes().first() == generic.as_bytes().first() {
-                    report.status = Some(code);
-                }
+            if let Some(code) = find_status_code(report_text)
+                && code.as_bytes().first() == generic.as_bytes().first()
+            {
+                report.status = Some(code);
             }
         }
         Some(_) => {}
@@ -152,10 +152,9 @@ fn detect(msg: &ParsedMessage) -> Vec<String> {
         .attachments
         .iter()
         .find(|a| is_delivery_status_type(&a.content_type))
+        && why.is_empty()
     {
-        if why.is_empty() {
-            why.push(format!("has a {} part", a.content_type));
-        }
+        why.push(format!("has a {} part", a.content_type));
     }
     if let Some(v) = msg.header("x-failed-recipients") {
         why.push(format!("X-Failed-Recipients: {}", clip(v, 80)));
@@ -180,29 +179,32 @@ fn detect(msg: &ParsedMessage) -> Vec<String> {
         } else if let Some(p) = phrase {
             why.push(format!("{sender}; body says `{p}`"));
         } else if let Some(o) = original {
-            why.push(format!("{sender}; returns the original as {}", o.content_type));
+            why.push(format!(
+                "{sender}; returns the original as {}",
+                o.content_type
+            ));
         }
         return why;
     }
     // Some providers send failure notices from a no-reply address: with the original
     // attached and bounce wording, that is a bounce too.
-    if let (Some(from), Some(o)) = (msg.from.as_ref(), original) {
-        if is_noreply_local_part(local_part(&from.address)) {
-            if let Some(w) = subject.or(phrase) {
-                why.push(format!(
-                    "sent by {}; says `{w}` and returns the original as {}",
-                    from.address, o.content_type
-                ));
-                return why;
-            }
-        }
+    if let (Some(from), Some(o)) = (msg.from.as_ref(), original)
+        && is_noreply_local_part(local_part(&from.address))
+        && let Some(w) = subject.or(phrase)
+    {
+        why.push(format!(
+            "sent by {}; says `{w}` and returns the original as {}",
+            from.address, o.content_type
+        ));
+        return why;
     }
     // No telling sender (or it was rewritten): a bounce subject and an MTA's wording
     // together, but not when a person forwards or answers a bounce.
-    if let (Some(s), Some(p)) = (subject, phrase) {
-        if !is_reply_or_forward(&msg.subject) && !has_person_markers(msg) {
-            why.push(format!("subject says `{s}` and body says `{p}`"));
-        }
+    if let (Some(s), Some(p)) = (subject, mta_phrase(prefix(&body, 16 * 1024)))
+        && !is_reply_or_forward(&msg.subject)
+        && !has_person_markers(msg)
+    {
+        why.push(format!("subject says `{s}` and body says `{p}`"));
     }
     why
 }
@@ -320,7 +322,9 @@ fn bounce_subject(subject: &str) -> Option<&str> {
         .map(|m| m.as_str())
 }
 
-static BOUNCE_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
+/// The fixed wording of well-known MTAs' bounces (qmail, Exim, Postfix, sendmail, Gmail,
+/// Exchange, DragonFly, ...).
+static MTA_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?ix)
         this\ is\ the\ qmail-send\ program
@@ -334,13 +338,22 @@ static BOUNCE_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
         | delivery\ to\ the\ following\ recipients?\ (?:failed|has\ been\ delayed)
         | delivery\ has\ failed\ to\ these\ recipients
         | did\ not\ reach\ (?:some\ or\ all\ of\ the\ intended|the\ following)\ recipient
+        | there\ was\ an\ error\ delivering\ your\ mail
+        | notification\ about\ a\ delay\ in\ the\ delivery",
+    )
+    .expect("static pattern")
+});
+
+/// Wording of mail systems that people hardly write themselves (weaker than
+/// [`MTA_PHRASE`]; only counts together with a mail-system sender).
+static BOUNCE_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?ix)
+        has\ not\ yet\ been\ delivered | delivery\ (?:attempts\ )?will\ continue
         | your\ message\ (?:was\ not|could\ not\ be|cannot\ be|couldn't\ be)\ delivered
         | was\ not\ delivered\ to | could\ not\ be\ delivered\ to
         | unable\ to\ deliver\ (?:your\ )?message
-        | there\ was\ an\ error\ delivering\ your\ mail
         | (?:message|mail)\ delivery\ (?:failed|has\ failed)
-        | notification\ about\ a\ delay\ in\ the\ delivery
-        | has\ not\ yet\ been\ delivered | delivery\ (?:attempts\ )?will\ continue
         | permanent\ (?:fatal\ )?error | failure\ reasons
         | the\ following\ message\ to\ .{1,200}\ was\ undeliverable
         | (?:user|recipient|mailbox)\ (?:unknown|not\ found|unavailable)
@@ -351,14 +364,20 @@ static BOUNCE_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 fn bounce_phrase(body: &str) -> Option<&str> {
-    BOUNCE_PHRASE.find(body).map(|m| m.as_str())
+    mta_phrase(body).or_else(|| BOUNCE_PHRASE.find(body).map(|m| m.as_str()))
+}
+
+fn mta_phrase(body: &str) -> Option<&str> {
+    MTA_PHRASE.find(body).map(|m| m.as_str())
 }
 
 fn is_reply_or_forward(subject: &str) -> bool {
     let s = subject.trim_start().to_lowercase();
-    ["re:", "re ", "fw:", "fwd:", "aw:", "wg:", "tr:", "sv:", "vs:"]
-        .iter()
-        .any(|p| s.starts_with(p))
+    [
+        "re:", "re ", "fw:", "fwd:", "aw:", "wg:", "tr:", "sv:", "vs:",
+    ]
+    .iter()
+    .any(|p| s.starts_with(p))
 }
 
 /// A mail user agent wrote this (an MTA does not set `User-Agent`/`X-Mailer` on bounces
@@ -388,11 +407,11 @@ fn fields(text: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
         if line.starts_with([' ', '\t']) {
-            if let Some((_, v)) = out.last_mut() {
-                if !line.trim().is_empty() {
-                    v.push(' ');
-                    v.push_str(line.trim());
-                }
+            if let Some((_, v)) = out.last_mut()
+                && !line.trim().is_empty()
+            {
+                v.push(' ');
+                v.push_str(line.trim());
             }
             continue;
         }
@@ -486,14 +505,15 @@ fn merge_dsn(report: &mut BounceReport, text: &str) {
             report.diagnostic = r.diagnostic.as_deref().map(|d| clip(d, MAX_DIAGNOSTIC));
         }
         if report.permanent.is_none() {
-            report.permanent = status
-                .as_deref()
-                .and_then(status_permanence)
-                .or(match r.action.as_deref() {
-                    Some("failed") => Some(true),
-                    Some("delayed") => Some(false),
-                    _ => None,
-                });
+            report.permanent =
+                status
+                    .as_deref()
+                    .and_then(status_permanence)
+                    .or(match r.action.as_deref() {
+                        Some("failed") => Some(true),
+                        Some("delayed") => Some(false),
+                        _ => None,
+                    });
         }
     }
 }
@@ -548,7 +568,7 @@ pub(crate) fn parameter(value: &str, name: &str) -> Option<String> {
 static ENHANCED_STATUS: LazyLock<Regex> = LazyLock::new(|| {
     // Class 2, 4 or 5; subject and detail up to three digits; not part of a longer
     // dotted number (an IP address or a version).
-    Regex::new(r"(?:^|[^0-9.])([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:$|[^0-9]|\.[^0-9]|\.$)")
+    Regex::new(r"(?:^|[^0-9.])([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:$|[^0-9.]|\.(?:$|[^0-9]))")
         .expect("static pattern")
 });
 
@@ -579,12 +599,11 @@ pub fn status_permanence(status: &str) -> Option<bool> {
 /// A generic `X.0.0` status is replaced by a more specific code of the same class found in
 /// the diagnostic (`Status: 5.0.0` with `Diagnostic-Code: smtp; 550 5.1.1 unknown`).
 fn refine_status(status: &str, diagnostic: Option<&str>) -> String {
-    if status.ends_with(".0.0") {
-        if let Some(d) = diagnostic.and_then(find_status_code) {
-            if d.as_bytes().first() == status.as_bytes().first() {
-                return d;
-            }
-        }
+    if status.ends_with(".0.0")
+        && let Some(d) = diagnostic.and_then(find_status_code)
+        && d.as_bytes().first() == status.as_bytes().first()
+    {
+        return d;
     }
     status.to_string()
 }
@@ -647,8 +666,10 @@ fn split_at_original(body: &str) -> (&str, &str) {
 }
 
 static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,24}")
-        .expect("static pattern")
+    Regex::new(
+        r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,24}",
+    )
+    .expect("static pattern")
 });
 
 /// `X-Failed-Recipients: a@x, b@y` (Exim).
@@ -918,8 +939,14 @@ mod tests {
             find_status_code("smtp; 550 5.1.1 <a@b.example> unknown").as_deref(),
             Some("5.1.1")
         );
-        assert_eq!(find_status_code("#5.2.2 mailbox full").as_deref(), Some("5.2.2"));
-        assert_eq!(find_status_code("4.4.7 (delayed)").as_deref(), Some("4.4.7"));
+        assert_eq!(
+            find_status_code("#5.2.2 mailbox full").as_deref(),
+            Some("5.2.2")
+        );
+        assert_eq!(
+            find_status_code("4.4.7 (delayed)").as_deref(),
+            Some("4.4.7")
+        );
         assert_eq!(find_status_code("5.7.26").as_deref(), Some("5.7.26"));
         assert_eq!(find_status_code("Status: 5.1.1."), Some("5.1.1".into()));
         assert_eq!(find_status_code("from 192.0.2.5 port 25"), None);
@@ -939,15 +966,24 @@ mod tests {
 
     #[test]
     fn generic_status_is_refined_by_the_diagnostic() {
-        assert_eq!(refine_status("5.0.0", Some("550 5.1.1 no such user")), "5.1.1");
+        assert_eq!(
+            refine_status("5.0.0", Some("550 5.1.1 no such user")),
+            "5.1.1"
+        );
         assert_eq!(refine_status("5.0.0", Some("450 4.2.1 try later")), "5.0.0");
-        assert_eq!(refine_status("5.2.2", Some("550 5.1.1 no such user")), "5.2.2");
+        assert_eq!(
+            refine_status("5.2.2", Some("550 5.1.1 no such user")),
+            "5.2.2"
+        );
         assert_eq!(refine_status("5.0.0", None), "5.0.0");
     }
 
     #[test]
     fn text_status_falls_back_to_the_reply_code_class() {
-        assert_eq!(text_status("said: 550 unknown user").as_deref(), Some("5.0.0"));
+        assert_eq!(
+            text_status("said: 550 unknown user").as_deref(),
+            Some("5.0.0")
+        );
         assert_eq!(text_status("451 try again").as_deref(), Some("4.0.0"));
         assert_eq!(text_status("nothing here 12345"), None);
     }
@@ -971,7 +1007,10 @@ mod tests {
     #[test]
     fn action_failed_without_status_is_permanent() {
         let mut r = BounceReport::default();
-        merge_dsn(&mut r, "Final-Recipient: rfc822; c@example.com\nAction: failed\n");
+        merge_dsn(
+            &mut r,
+            "Final-Recipient: rfc822; c@example.com\nAction: failed\n",
+        );
         assert_eq!(r.permanent, Some(true));
         assert_eq!(r.status, None);
     }

@@ -241,10 +241,10 @@ pub fn parse(raw: &[u8], total_size: Option<u64>, limits: &ParseLimits) -> Parse
 /// An mbox envelope line (`From sender date`, no colon) in front of the header block is not
 /// part of the message: skip it, as MDAs and mbox readers do.
 fn skip_mbox_from_line(raw: &[u8]) -> &[u8] {
-    if raw.starts_with(b"From ") {
-        if let Some(nl) = raw.iter().position(|&b| b == b'\n') {
-            return &raw[nl + 1..];
-        }
+    if raw.starts_with(b"From ")
+        && let Some(nl) = raw.iter().position(|&b| b == b'\n')
+    {
+        return &raw[nl + 1..];
     }
     raw
 }
@@ -303,10 +303,10 @@ fn parse_inner(raw: &[u8], limits: &ParseLimits) -> Parsed {
 
     let mut html_body: Option<String> = None;
     for (i, part) in msg.html_bodies().enumerate() {
-        if part.is_text_html() {
-            if let Some(h) = msg.body_html(i) {
-                html_body.get_or_insert_with(String::new).push_str(&h);
-            }
+        if part.is_text_html()
+            && let Some(h) = msg.body_html(i)
+        {
+            html_body.get_or_insert_with(String::new).push_str(&h);
         }
     }
 
