@@ -36,6 +36,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bounce;
 pub mod classify;
 pub mod config;
 pub mod error;

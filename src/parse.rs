@@ -251,7 +251,19 @@ pub fn parse(raw: &[u8], total_size: Option<u64>, limits: &ParseLimits) -> Parse
     }
 }
 
+/// An mbox envelope line (`From sender date`, no colon) in front of the header block is not
+/// part of the message: skip it, as MDAs and mbox readers do.
+fn skip_mbox_from_line(raw: &[u8]) -> &[u8] {
+    if raw.starts_with(b"From ")
+        && let Some(nl) = raw.iter().position(|&b| b == b'\n')
+    {
+        return &raw[nl + 1..];
+    }
+    raw
+}
+
 fn parse_inner(raw: &[u8], limits: &ParseLimits) -> Parsed {
+    let raw = skip_mbox_from_line(raw);
     let Some(msg) = MessageParser::default().parse(raw) else {
         return not_a_message("no header fields found");
     };

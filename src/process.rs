@@ -105,8 +105,8 @@ pub struct Explanation {
     pub subject: Option<String>,
     /// The new text of the message.
     pub reply_text: String,
-    /// Delivery-status details for bounces (not parsed yet: always `None`).
-    pub bounce: Option<serde_json::Value>,
+    /// Delivery-status details, for bounces.
+    pub bounce: Option<crate::bounce::BounceReport>,
     /// Where threading would put it, against the current store.
     pub thread: Option<ThreadDecision>,
     /// What `ingest` would do with it now.
@@ -286,7 +286,9 @@ impl<S: Store> Processor<S> {
                     from: msg.sender_address(),
                     subject: Some(msg.subject.clone()),
                     reply_text: reply_text.clone(),
-                    bounce: None,
+                    bounce: (class.verdict == Verdict::Bounce)
+                        .then(|| crate::bounce::parse_bounce(msg))
+                        .flatten(),
                     thread: Some(decision),
                     action,
                     queue: p.queue.clone(),
