@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::classify::{ClassifyOptions, SpamPolicy};
 use crate::parse::ParseLimits;
+use crate::spamd::SpamdOptions;
 use crate::thread::{OnClosed, ThreadOptions};
 
 /// The default database when neither `--database`, `POSTDESK_DATABASE_URL` nor the config
@@ -39,6 +41,84 @@ pub struct Config {
     /// Which threading methods are on, and related policy.
     #[serde(default)]
     pub threading: ThreadingConfig,
+    /// Upstream spam verdicts to trust, and the optional live spamd check.
+    #[serde(default)]
+    pub spam: SpamConfig,
+}
+
+/// `[spam]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpamConfig {
+    /// A score at or above this is spam, for filters that report only a score (default 5.0).
+    #[serde(default = "d_threshold")]
+    pub threshold: f64,
+    /// Believe SpamAssassin's `X-Spam-*` headers (default true).
+    #[serde(default = "yes")]
+    pub trust_spamassassin: bool,
+    /// Believe rspamd's headers (default true).
+    #[serde(default = "yes")]
+    pub trust_rspamd: bool,
+    /// Believe Amazon SES's verdict headers (default true).
+    #[serde(default = "yes")]
+    pub trust_ses: bool,
+    /// `host:port` of a SpamAssassin spamd to ask about mail from people (default: none).
+    #[serde(default)]
+    pub spamd: Option<Spanned<String>>,
+    /// Give up on spamd after this many milliseconds and store the message unchecked
+    /// (default 3000).
+    #[serde(default = "d_spamd_timeout")]
+    pub spamd_timeout_ms: u64,
+    /// Larger messages are not sent to spamd (bytes; default 512000, like spamc).
+    #[serde(default = "d_spamd_max")]
+    pub spamd_max_size: usize,
+}
+
+fn d_threshold() -> f64 {
+    5.0
+}
+fn d_spamd_timeout() -> u64 {
+    3000
+}
+fn d_spamd_max() -> usize {
+    512_000
+}
+
+impl Default for SpamConfig {
+    fn default() -> Self {
+        SpamConfig {
+            threshold: d_threshold(),
+            trust_spamassassin: true,
+            trust_rspamd: true,
+            trust_ses: true,
+            spamd: None,
+            spamd_timeout_ms: d_spamd_timeout(),
+            spamd_max_size: d_spamd_max(),
+        }
+    }
+}
+
+impl SpamConfig {
+    /// The classifier's options.
+    pub fn classify_options(&self) -> ClassifyOptions {
+        ClassifyOptions {
+            spam: SpamPolicy {
+                threshold: self.threshold,
+                trust_spamassassin: self.trust_spamassassin,
+                trust_rspamd: self.trust_rspamd,
+                trust_ses: self.trust_ses,
+            },
+        }
+    }
+
+    /// The spamd client's options, when a spamd is configured.
+    pub fn spamd_options(&self) -> Option<SpamdOptions> {
+        self.spamd.as_ref().map(|a| SpamdOptions {
+            address: a.get_ref().clone(),
+            timeout: std::time::Duration::from_millis(self.spamd_timeout_ms),
+            max_size: self.spamd_max_size,
+        })
+    }
 }
 
 /// `[tickets]`
@@ -399,6 +479,21 @@ impl Config {
                 "threading.secret",
                 "must be at least 32 characters (or leave it out: a random one is kept in the database)".into(),
             );
+        }
+        if let Some(addr) = &self.spam.spamd
+            && addr
+                .get_ref()
+                .rsplit_once(':')
+                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+        {
+            bad(
+                addr.span(),
+                "spam.spamd",
+                format!("`{}` is not host:port", addr.get_ref()),
+            );
+        }
+        if !(self.spam.threshold.is_finite()) {
+            bad(0..0, "spam.threshold", "must be a number".into());
         }
         if self.import.batch_size == 0 {
             bad(0..0, "import.batch_size", "must be greater than 0".into());

@@ -44,6 +44,7 @@ pub mod exit;
 pub mod parse;
 pub mod process;
 pub mod source;
+pub mod spamd;
 pub mod store;
 pub mod thread;
 pub mod trim;

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 
-use crate::classify::{Classification, Verdict, classify};
+use crate::classify::{Classification, ClassifyOptions, Verdict, classify_with};
 use crate::config::Config;
 use crate::error::Error;
 use crate::parse::{self, Parsed, ParsedMessage, RejectReason};
+use crate::spamd::{self, SpamdOptions};
 use crate::store::{HeldAction, HeldMessage, NewMessage, Store, StoreTx, Write, Written};
 use crate::thread::{
     BatchOverlay, Signer, SubjectTag, ThreadDecision, ThreadKeys, ThreadLookup, ThreadMethod,
@@ -166,6 +167,8 @@ pub struct Processor<S> {
     store: S,
     tag: SubjectTag,
     options: ThreadOptions,
+    classify_options: ClassifyOptions,
+    spamd: Option<SpamdOptions>,
     signer: tokio::sync::OnceCell<Signer>,
 }
 
@@ -175,12 +178,60 @@ impl<S: Store> Processor<S> {
     pub fn new(config: Config, store: S) -> Processor<S> {
         let tag = SubjectTag::new(config.tickets.prefix.get_ref());
         let options = config.threading.options();
+        let classify_options = config.spam.classify_options();
+        let spamd = config.spam.spamd_options();
         Processor {
             config,
             store,
             tag,
             options,
+            classify_options,
+            spamd,
             signer: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Turn the live spamd check off (or back on, when one is configured). `import` turns
+    /// it off unless asked: archives are usually filtered already, and one spamd round
+    /// trip per message would dominate an import.
+    pub fn set_spam_check(&mut self, on: bool) {
+        self.spamd = if on {
+            self.config.spam.spamd_options()
+        } else {
+            None
+        };
+    }
+
+    /// Ask spamd about every message the classifier thinks a person wrote. A spamd
+    /// verdict of spam makes it spam; no answer leaves it unchecked, with the reason.
+    async fn spam_check(&self, prepared: &mut [Prepared<'_>]) {
+        let Some(opts) = &self.spamd else { return };
+        for p in prepared.iter_mut() {
+            let PreparedBody::Message { class, .. } = &mut p.body else {
+                continue;
+            };
+            if class.verdict != Verdict::Human {
+                continue;
+            }
+            match spamd::check(opts, p.raw).await {
+                Ok(v) if v.is_spam => {
+                    class.verdict = Verdict::Spam;
+                    class.reasons.insert(
+                        0,
+                        format!("spamd: spam (score {} / {})", v.score, v.threshold),
+                    );
+                }
+                Ok(v) => class.reasons.push(format!(
+                    "spamd: not spam (score {} / {})",
+                    v.score, v.threshold
+                )),
+                Err(e) => {
+                    tracing::warn!("{e}: message stored unchecked");
+                    class
+                        .reasons
+                        .push(format!("spam check skipped, stored unchecked: {e}"));
+                }
+            }
         }
     }
 
@@ -242,6 +293,7 @@ impl<S: Store> Processor<S> {
         let work = async {
             let mut prepared = [self.prepare(raw, delivery)?];
             self.verify(&mut prepared).await?;
+            self.spam_check(&mut prepared).await;
             let mut tx = self.store.begin().await?;
             let mut outcomes = self.apply(&mut tx, &prepared).await?;
             tx.commit().await?;
@@ -257,6 +309,7 @@ impl<S: Store> Processor<S> {
     pub async fn process_batch(&self, items: &[(&[u8], Delivery)]) -> Result<Vec<Outcome>, Error> {
         let mut prepared = self.prepare_parallel(items)?;
         self.verify(&mut prepared).await?;
+        self.spam_check(&mut prepared).await;
         let mut tx = self.store.begin().await?;
         let outcomes = self.apply(&mut tx, &prepared).await?;
         tx.commit().await?;
@@ -267,6 +320,7 @@ impl<S: Store> Processor<S> {
     pub async fn explain(&self, raw: &[u8]) -> Result<Explanation, Error> {
         let mut one = [self.prepare(raw, &Delivery::default())?];
         self.verify(&mut one).await?;
+        self.spam_check(&mut one).await;
         let [p] = one;
         let duplicate = self.store.find_duplicate(&p.dedup_key).await?.is_some();
         let mut explanation = match &p.body {
@@ -358,7 +412,7 @@ impl<S: Store> Processor<S> {
         let limits = self.config.limits.parse_limits();
         let body = match parse::parse(raw, delivery.total_size, &limits) {
             Parsed::Message(msg) => {
-                let class = classify(&msg);
+                let class = classify_with(&msg, &self.classify_options);
                 let keys = ThreadKeys::of(
                     &msg,
                     &self.tag,

@@ -909,3 +909,115 @@ fn references_only_with_a_changed_subject_starts_a_new_topic() {
         (Some("appended"), Some(1))
     );
 }
+
+/// The spamd that `scripts/test` starts on loopback. Without it (a bare `cargo test`), the
+/// spamd tests say so and pass, unless `POSTDESK_REQUIRE_SERVERS=1` (set by `scripts/test`)
+/// makes a missing server a failure.
+fn spamd_address() -> Option<String> {
+    match std::env::var("POSTDESK_TEST_SPAMD") {
+        Ok(a) if !a.is_empty() => Some(a),
+        _ => {
+            assert!(
+                std::env::var("POSTDESK_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "POSTDESK_TEST_SPAMD is not set but servers are required"
+            );
+            eprintln!("skipped: no spamd (run scripts/test, which starts one)");
+            None
+        }
+    }
+}
+
+const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+
+#[test]
+fn live_spamd_catches_gtube_and_passes_ham() {
+    let Some(addr) = spamd_address() else { return };
+    let env = Env::new();
+    // Upstream headers (and postdesk's own GTUBE rule) are not trusted here, so the
+    // verdict must come from spamd itself.
+    let cfg = env.write(
+        "spam.toml",
+        format!("[spam]\nspamd = \"{addr}\"\ntrust_spamassassin = false\ntrust_rspamd = false\n")
+            .as_bytes(),
+    );
+    let cfg = cfg.to_str().unwrap();
+    let spam = mail(
+        "promo@example.net",
+        "You won",
+        "gtube@example.net",
+        "",
+        GTUBE,
+    );
+    let o = env.ingest_args(&["--config", cfg], &spam);
+    assert_eq!(
+        (o["action"].as_str(), o["verdict"].as_str()),
+        (Some("quarantined"), Some("spam"))
+    );
+    assert!(
+        o["reasons"][0].as_str().unwrap().starts_with("spamd: spam"),
+        "{}",
+        o["reasons"]
+    );
+    let ham = mail(
+        "ann@example.org",
+        "Printer",
+        "ham@example.org",
+        "",
+        "The printer on floor 2 is jammed again.",
+    );
+    let o = env.ingest_args(&["--config", cfg], &ham);
+    assert_eq!(
+        (o["action"].as_str(), o["verdict"].as_str()),
+        (Some("created"), Some("human"))
+    );
+    assert!(
+        o["reasons"].to_string().contains("spamd: not spam"),
+        "{}",
+        o["reasons"]
+    );
+    // explain asks spamd too.
+    let f = env.write("gtube.eml", spam.replace("gtube@", "gtube2@").as_bytes());
+    let out = env.run(
+        &["--config", cfg, "explain", "--json", f.to_str().unwrap()],
+        b"",
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verdict"], "spam");
+}
+
+#[test]
+fn spamd_down_or_silent_means_stored_unchecked_not_lost_or_stuck() {
+    let env = Env::new();
+    // Nothing listens on the first; the second accepts and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    for (i, addr) in [closed, silent_addr].iter().enumerate() {
+        let cfg = env.write(
+            &format!("s{i}.toml"),
+            format!("[spam]\nspamd = \"{addr}\"\nspamd_timeout_ms = 500\n").as_bytes(),
+        );
+        let started = std::time::Instant::now();
+        let o = env.ingest_args(
+            &["--config", cfg.to_str().unwrap()],
+            &mail(
+                "ann@example.org",
+                "Printer",
+                &format!("u{i}@example.org"),
+                "",
+                "jammed",
+            ),
+        );
+        assert_eq!(o["action"], "created");
+        assert!(
+            o["reasons"].to_string().contains("stored unchecked"),
+            "{}",
+            o["reasons"]
+        );
+        assert!(started.elapsed().as_secs() < 10);
+    }
+    drop(silent);
+}

@@ -106,6 +106,9 @@ struct ImportArgs {
     /// Never show a progress bar (it is shown only on a terminal anyway).
     #[arg(long)]
     no_progress: bool,
+    /// Ask the configured spamd about every message too (off by default for imports).
+    #[arg(long)]
+    spam_check: bool,
     /// Files and folders to import, in order.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
@@ -387,7 +390,9 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             }
             Command::Import(args) => {
                 let store = open_store(cli, &config, StoreUse::Write).await?;
-                import(Processor::new(config, store), args).await
+                let mut processor = Processor::new(config, store);
+                processor.set_spam_check(args.spam_check);
+                import(processor, args).await
             }
             Command::Tickets(cmd) => {
                 let store = open_store(cli, &config, StoreUse::Read)
