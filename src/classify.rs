@@ -564,6 +564,52 @@ fn subject(msg: &ParsedMessage, f: &mut Findings) {
     if s.len() > 2000 {
         return;
     }
+    // Every alternative of AUTO_SUBJECT contains one of these stems; checking them first
+    // spares the (costly to compile) pattern for ordinary subjects.
+    const STEMS: &[&str] = &[
+        "auto",
+        "reply",
+        "respon",
+        "svar",
+        "office",
+        "ooo",
+        "vacation",
+        "abwesen",
+        "antwort",
+        "réponse",
+        "reponse",
+        "absence",
+        "respuesta",
+        "oficina",
+        "ausente",
+        "risposta",
+        "fuori",
+        "assente",
+        "antwoord",
+        "afwezig",
+        "aanwezig",
+        "resposta",
+        "escrit",
+        "odpowied",
+        "nieobecno",
+        "frånvaro",
+        "franvaro",
+        "vastaus",
+        "poissa",
+        "автоответ",
+        "автоматический",
+        "на месте",
+        "в офисе",
+        "в отпуске",
+        "отсутствую",
+        "自動返信",
+        "自动回复",
+        "자동",
+    ];
+    let lower = s.to_lowercase();
+    if !STEMS.iter().any(|stem| lower.contains(stem)) {
+        return;
+    }
     let Some(m) = AUTO_SUBJECT.find(s) else {
         return;
     };

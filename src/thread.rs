@@ -205,6 +205,9 @@ static TOKEN: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 fn signed_message_id(id: &str) -> Option<Candidate> {
+    if !id.starts_with("pd-") {
+        return None;
+    }
     let c = SIGNED_MID.captures(id)?;
     let ticket_id = c[1].parse().ok()?;
     Some(Candidate {
@@ -275,14 +278,67 @@ pub fn sender_doubt(msg: &ParsedMessage, trusted: &[String]) -> Option<String> {
     None
 }
 
-static REPLY_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
-    // Reply and forward markers of many mail clients and languages, with optional counts
-    // (`Re[2]:`, `Re^2:`, `Re(2):`) and ASCII or full-width colons.
-    Regex::new(
-        r"(?i)^\s*(?:re|aw|sv|vs|antw|odp|ynt|res|rif|r|tr|fw|fwd|wg|rv|enc|doorst|vb|vl|отв|ответ|пересл|回复|回覆|答复|转发|轉寄|返信|転送)\s*(?:\[\d+\]|\^\d+|\(\d+\))?\s*[:：]\s*",
-    )
-    .expect("static pattern")
-});
+/// Reply and forward markers of many mail clients and languages (lower-case).
+const REPLY_WORDS: &[&str] = &[
+    "re",
+    "aw",
+    "sv",
+    "vs",
+    "antw",
+    "odp",
+    "ynt",
+    "res",
+    "rif",
+    "r",
+    "tr",
+    "fw",
+    "fwd",
+    "wg",
+    "rv",
+    "enc",
+    "doorst",
+    "vb",
+    "vl",
+    "отв",
+    "ответ",
+    "пересл",
+    "回复",
+    "回覆",
+    "答复",
+    "转发",
+    "轉寄",
+    "返信",
+    "転送",
+];
+
+/// `s` without one leading reply/forward marker (`Re:`, `WG[5]:`, `Re^2:`, `Re(3):`,
+/// full-width colon too), or `None` when it has none. Hand-written rather than a regex:
+/// this runs in every delivery, and a short-lived process would pay the compilation.
+fn strip_reply_prefix(s: &str) -> Option<&str> {
+    let t = s.trim_start();
+    let word_end = t.find(|c: char| !c.is_alphabetic()).unwrap_or(t.len());
+    let word = &t[..word_end];
+    if word.is_empty() || !REPLY_WORDS.contains(&word.to_lowercase().as_str()) {
+        return None;
+    }
+    let mut rest = t[word_end..].trim_start();
+    for (open, close) in [('[', Some(']')), ('^', None), ('(', Some(')'))] {
+        if let Some(r) = rest.strip_prefix(open) {
+            let digits = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+            if digits == 0 {
+                return None;
+            }
+            let after = &r[digits..];
+            rest = match close {
+                Some(c) => after.strip_prefix(c)?.trim_start(),
+                None => after.trim_start(),
+            };
+            break;
+        }
+    }
+    let rest = rest.strip_prefix(':').or_else(|| rest.strip_prefix('：'))?;
+    Some(rest.trim_start())
+}
 
 /// A subject for display and comparison: reply/forward prefixes (`Re:`, `AW:`, `WG[5]:`,
 /// `Отв:`, `回复:`, ...) stripped repeatedly, our own ticket tags removed (when `tag` is
@@ -294,18 +350,15 @@ static REPLY_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
 /// assert_eq!(normalize_subject("Ответ: Пересл: Принтер", None), "Принтер");
 /// ```
 pub fn normalize_subject(subject: &str, tag: Option<&SubjectTag>) -> String {
-    let mut s = subject.to_string();
-    if let Some(tag) = tag {
-        s = tag.strip(&s);
+    let s = match tag {
+        Some(tag) => tag.strip(subject),
+        None => subject.to_string(),
+    };
+    let mut rest = s.as_str();
+    while let Some(r) = strip_reply_prefix(rest) {
+        rest = r;
     }
-    loop {
-        let stripped = REPLY_PREFIX.replace(&s, "").into_owned();
-        if stripped.len() == s.len() {
-            break;
-        }
-        s = stripped;
-    }
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    rest.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn same_subject(a: &str, b: &str) -> bool {
@@ -316,22 +369,21 @@ fn same_subject(a: &str, b: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct SubjectTag {
     prefix: String,
-    re: Regex,
+}
+
+/// One `[PREFIX-N]` or `[PREFIX-N-<mac>]` found in a subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TagMatch {
+    range: std::ops::Range<usize>,
+    ticket_id: i64,
+    mac: Option<String>,
 }
 
 impl SubjectTag {
-    /// A tag for `prefix` (letters, digits; validated by the config).
+    /// A tag for `prefix` (ASCII letters and digits; validated by the config).
     pub fn new(prefix: &str) -> SubjectTag {
-        // `[PD-42]` or the signed `[PD-42-<mac>]` anywhere in the subject; digits only,
-        // bounded, so lookalikes such as `[PD-42x]` or `[XPD-3]` do not match.
-        let re = Regex::new(&format!(
-            r"(?i)\[{}-([1-9][0-9]{{0,17}})(?:-([a-z2-7]{{26}}))?\]",
-            regex::escape(prefix)
-        ))
-        .expect("escaped prefix is a valid pattern");
         SubjectTag {
             prefix: prefix.to_string(),
-            re,
         }
     }
 
@@ -351,31 +403,83 @@ impl SubjectTag {
         num.parse().ok().filter(|n| *n > 0)
     }
 
+    /// `[PREFIX-N]` and `[PREFIX-N-<mac>]` in `subject`: the prefix in any case, N of 1 to
+    /// 18 digits without a leading zero, the MAC 26 base32 characters. Lookalikes such as
+    /// `[PD-42x]`, `[XPD-3]` or `[PD-042]` are not tags. Hand-written rather than a regex,
+    /// for the same reason as [`normalize_subject`].
+    fn scan(&self, subject: &str) -> Vec<TagMatch> {
+        let b = subject.as_bytes();
+        let p = self.prefix.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while let Some(off) = subject[i..].find('[') {
+            let start = i + off;
+            i = start + 1;
+            let mut j = start + 1;
+            if b.len() < j + p.len() + 1
+                || !b[j..j + p.len()].eq_ignore_ascii_case(p)
+                || b[j + p.len()] != b'-'
+            {
+                continue;
+            }
+            j += p.len() + 1;
+            let digits_start = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let digits = &subject[digits_start..j];
+            if digits.is_empty() || digits.len() > 18 || digits.starts_with('0') {
+                continue;
+            }
+            let mut mac = None;
+            if b.get(j) == Some(&b'-') {
+                let mac_start = j + 1;
+                let mut k = mac_start;
+                while k < b.len() && (b[k].is_ascii_alphabetic() || (b'2'..=b'7').contains(&b[k])) {
+                    k += 1;
+                }
+                if k - mac_start != 26 {
+                    continue;
+                }
+                mac = Some(subject[mac_start..k].to_ascii_lowercase());
+                j = k;
+            }
+            if b.get(j) != Some(&b']') {
+                continue;
+            }
+            if let Ok(ticket_id) = digits.parse() {
+                out.push(TagMatch {
+                    range: start..j + 1,
+                    ticket_id,
+                    mac,
+                });
+                i = j + 1;
+            }
+        }
+        out
+    }
+
     /// Every ticket number tagged in `subject`, in order, without duplicates.
     pub fn find_all(&self, subject: &str) -> Vec<i64> {
         let mut out = Vec::new();
-        for c in self.re.captures_iter(subject) {
-            if let Ok(n) = c[1].parse::<i64>()
-                && !out.contains(&n)
-            {
-                out.push(n);
+        for m in self.scan(subject) {
+            if !out.contains(&m.ticket_id) {
+                out.push(m.ticket_id);
             }
         }
         out
     }
 
     fn signed_tags(&self, subject: &str) -> Vec<Candidate> {
-        self.re
-            .captures_iter(subject)
-            .filter_map(|c| {
-                let ticket_id: i64 = c[1].parse().ok()?;
-                let mac = c.get(2)?.as_str().to_ascii_lowercase();
+        self.scan(subject)
+            .into_iter()
+            .filter_map(|m| {
                 Some(Candidate {
                     method: ThreadMethod::SubjectTag,
-                    ticket_id,
-                    signed_data: format!("tag:{ticket_id}"),
-                    mac,
-                    evidence: c[0].to_string(),
+                    ticket_id: m.ticket_id,
+                    signed_data: format!("tag:{}", m.ticket_id),
+                    mac: m.mac?,
+                    evidence: subject[m.range].to_string(),
                 })
             })
             .collect()
@@ -383,7 +487,14 @@ impl SubjectTag {
 
     /// `subject` without our tags.
     pub fn strip(&self, subject: &str) -> String {
-        self.re.replace_all(subject, "").into_owned()
+        let mut out = String::with_capacity(subject.len());
+        let mut last = 0;
+        for m in self.scan(subject) {
+            out.push_str(&subject[last..m.range.start]);
+            last = m.range.end;
+        }
+        out.push_str(&subject[last..]);
+        out
     }
 }
 
@@ -762,9 +873,13 @@ mod tests {
             vec![42, 7]
         );
         assert!(
-            t.find_all("[PD-0] [PD-x] [XPD-3 [PD-99999999999999999999] [PD-4x]")
-                .is_empty()
+            t.find_all(
+                "[PD-0] [PD-x] [XPD-3 [PD-99999999999999999999] [PD-4x] [PD-042] [PD-5-short]"
+            )
+            .is_empty()
         );
+        assert_eq!(t.strip("Re: [PD-4] x [pd-5]"), "Re:  x ");
+        assert_eq!(t.find_all("[[PD-8]]"), vec![8]);
         assert_eq!(t.parse_reference("PD-42"), Some(42));
         assert_eq!(t.parse_reference("[pd-5]"), Some(5));
         assert_eq!(t.parse_reference("9"), Some(9));

@@ -327,6 +327,116 @@ fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("static pattern")
 }
 
+// Prefilters. Compiling these Unicode-aware patterns costs milliseconds each, paid once per
+// process, and `ingest` is one process per message. Each prefilter below is a necessary
+// condition for its pattern to match (a word every alternative contains, a character the
+// pattern requires), so a line that fails it cannot match and the pattern is neither run
+// nor compiled for ordinary text.
+
+/// Whether the lower-cased `s` contains one of `needles` (all lower-case).
+fn has_any(s: &str, needles: &[&str]) -> bool {
+    let lower = s.to_lowercase();
+    needles.iter().any(|n| lower.contains(n))
+}
+
+/// A stem of every word in `MOBILE_SIGNATURE`'s alternatives.
+const MOBILE_WORDS: &[&str] = &[
+    "sent",
+    "from",
+    "outlook",
+    "envoy",
+    "gesendet",
+    "enviado",
+    "inviato",
+    "verzonden",
+    "verstuurd",
+    "skickat",
+    "sendt",
+    "wys",
+    "отправлено",
+    "надіслано",
+    "から送信",
+    "我的",
+];
+/// A stem of every verb in `LATIN_VERBS` and `CJK_VERBS`.
+const VERB_WORDS: &[&str] = &[
+    "wrote",
+    "writes",
+    "written",
+    "schrieb",
+    "schreibt",
+    "geschrieben",
+    "schreef",
+    "geschreven",
+    "écrit",
+    "ecrit",
+    "escribi",
+    "escrito",
+    "escreveu",
+    "scritto",
+    "scrisse",
+    "skrev",
+    "skriver",
+    "kirjoitti",
+    "napisa",
+    "написа",
+    "пишет",
+    "пише",
+    "napsal",
+    "írta",
+    "έγραψε",
+    "yazdı",
+    "scris",
+    "写道",
+    "寫道",
+    "書きました",
+    "のメッセージ",
+    "のメール",
+    "작성",
+];
+/// A word every `SEPARATOR_PHRASE` alternative contains.
+const SEPARATOR_WORDS: &[&str] = &[
+    "message",
+    "mail",
+    "nachricht",
+    "mensaje",
+    "messaggio",
+    "bericht",
+    "mensagem",
+    "meddelande",
+    "melding",
+    "meddelelse",
+    "wiadomość",
+    "сообщени",
+    "邮件",
+    "郵件",
+    "メッセージ",
+    "viesti",
+    "üzenet",
+    "zpráva",
+];
+/// A word every `ONE_LINE_HEADER` has (its subject field).
+const SUBJECT_WORDS: &[&str] = &[
+    "subject",
+    "betreff",
+    "objet",
+    "asunto",
+    "oggetto",
+    "onderwerp",
+    "ämne",
+    "emne",
+    "temat",
+    "тема",
+];
+
+fn maybe_verb(s: &str) -> bool {
+    has_any(s, VERB_WORDS)
+}
+
+fn maybe_numeric_date(s: &str) -> bool {
+    s.chars().next().is_some_and(char::is_numeric)
+}
+
 static QUOTE: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*(?:[A-Z][A-Za-z]{0,9})?>"));
 
 static DELIMITER: LazyLock<Regex> =
@@ -363,11 +473,12 @@ fn line_kind(line: &str) -> Kind {
     let t = line.trim();
     if t.is_empty() {
         Kind::Empty
-    } else if QUOTE.is_match(line) {
+    } else if line.contains('>') && QUOTE.is_match(line) {
         Kind::Quote
-    } else if DELIMITER.is_match(line) {
+    } else if t.starts_with(|c: char| "-_=+~#*•—–ᐧ".contains(c)) && DELIMITER.is_match(line)
+    {
         Kind::Delimiter
-    } else if is_mobile_signature(t) {
+    } else if has_any(t, MOBILE_WORDS) && is_mobile_signature(t) {
         Kind::MobileSignature
     } else {
         Kind::Text
@@ -391,7 +502,11 @@ fn is_mobile_signature(t: &str) -> bool {
     if t.len() > MAX_PATTERN_LINE {
         return false;
     }
-    let s = URL.replace_all(t, " ");
+    let s = if t.contains("http") {
+        URL.replace_all(t, " ")
+    } else {
+        t.into()
+    };
     let s: String = s
         .chars()
         .filter(|c| !matches!(c, '[' | ']'))
@@ -407,7 +522,11 @@ fn is_mobile_signature(t: &str) -> bool {
     if main.chars().count() > 80 || main.split_whitespace().count() > 10 {
         return false;
     }
-    if let Some(word) = SENT_FROM.captures(main).and_then(|c| c.get(1)) {
+    if let Some(word) = has_any(main, &["sent"])
+        .then(|| SENT_FROM.captures(main))
+        .flatten()
+        .and_then(|c| c.get(1))
+    {
         let word = word.as_str();
         return word.starts_with(char::is_uppercase)
             || ["my", "a", "an", "mobile", "phone", "cell", "mail"]
@@ -489,7 +608,9 @@ fn can_start_quote_header(line: &str) -> bool {
     }
     // A wrapped e-mail address ("info@example.org> wrote:") continues a header.
     let first_word = t.split_whitespace().next().unwrap_or("");
-    !first_word.contains('@') && DATE_OR_ADDRESS.is_match(t)
+    !first_word.contains('@')
+        && t.contains(|c: char| c == '@' || c.is_numeric())
+        && DATE_OR_ADDRESS.is_match(t)
 }
 
 /// Whether a line ends like a sentence ("…yesterday.", "…?"), so that the next line
@@ -511,10 +632,10 @@ fn ends_sentence(line: &str) -> bool {
 
 /// Whether `s` (one or more lines joined by spaces, decoration removed) is a quote header.
 fn is_quote_header(s: &str) -> bool {
-    if NUMERIC_DATE_HEADER.is_match(s) {
+    if maybe_numeric_date(s) && NUMERIC_DATE_HEADER.is_match(s) {
         return true;
     }
-    if !s.contains(|c: char| c == '@' || c.is_ascii_digit()) {
+    if !s.contains(|c: char| c == '@' || c.is_ascii_digit()) || !maybe_verb(s) {
         return false;
     }
     if VERB_AT_END.is_match(s) {
@@ -539,7 +660,8 @@ fn mark_quote_headers(lines: &[&str], kinds: &mut [Kind]) {
         }
         match kinds[j] {
             Kind::Text => {
-                if SEPARATOR_PHRASE.is_match(strip_decoration(end)) {
+                let bare = strip_decoration(end);
+                if has_any(bare, SEPARATOR_WORDS) && SEPARATOR_PHRASE.is_match(bare) {
                     kinds[j] = Kind::Marker;
                     min_start = j + 1;
                     continue;
@@ -551,10 +673,10 @@ fn mark_quote_headers(lines: &[&str], kinds: &mut [Kind]) {
         }
         // A quote header ends with ':', '>' (an address), its verb or a Gmail date line.
         let tail = strip_decoration(end);
-        if !tail.ends_with([':', '：', '>'])
-            && !VERB_AT_END.is_match(tail)
-            && !NUMERIC_DATE_HEADER.is_match(tail)
-        {
+        let may_end_header = tail.ends_with([':', '：', '>'])
+            || (maybe_verb(tail) && VERB_AT_END.is_match(tail))
+            || (maybe_numeric_date(tail) && NUMERIC_DATE_HEADER.is_match(tail));
+        if !may_end_header {
             continue;
         }
         let lowest = min_start.max((j + 1).saturating_sub(MAX_HEADER_LINES));
@@ -747,6 +869,8 @@ fn mark_header_blocks(lines: &[&str], kinds: &mut [Kind]) {
     for (line, kind) in lines.iter().zip(kinds.iter_mut()) {
         if *kind == Kind::Text
             && line.len() <= 4 * MAX_PATTERN_LINE
+            && line.matches(':').count() >= 3
+            && has_any(line, SUBJECT_WORDS)
             && ONE_LINE_HEADER.is_match(line)
         {
             *kind = Kind::Header;

@@ -278,9 +278,15 @@ fn ingest_main(cli: &Cli) -> u8 {
         };
         let rt = runtime()?;
         rt.block_on(async {
-            let store = open_store(cli, &config, StoreUse::Write).await?;
+            let store = open_store(cli, &config, StoreUse::Deliver).await?;
             let processor = Processor::new(config, store);
-            processor.process_with(&raw, &delivery).await
+            let outcome = processor.process_with(&raw, &delivery).await;
+            // The commit is durable already; `finish` keeps the WAL short for the next
+            // delivery. After an error the connection may still wait for a lock: just exit.
+            if outcome.is_ok() {
+                processor.store().finish().await;
+            }
+            outcome
         })
     }))
     .unwrap_or_else(|panic| {
@@ -330,6 +336,8 @@ fn database_url<'a>(cli: &'a Cli, config: &'a Config) -> &'a str {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StoreUse {
+    /// One delivery in a short-lived process: one connection, no checkpoint on close.
+    Deliver,
     /// Create the database if needed.
     Write,
     /// Use the database if it exists, else an empty in-memory one (never create a file).
@@ -347,9 +355,18 @@ async fn open_store(cli: &Cli, config: &Config, usage: StoreUse) -> Result<Sqlit
         .into());
     }
     let opts = SqliteOptions {
-        create_if_missing: usage == StoreUse::Write,
+        create_if_missing: matches!(usage, StoreUse::Write | StoreUse::Deliver),
         busy_timeout: Duration::from_secs(config.limits.busy_timeout_secs),
         ..SqliteOptions::default()
+    };
+    let opts = if usage == StoreUse::Deliver {
+        SqliteOptions {
+            max_connections: 1,
+            checkpoint_on_close: false,
+            ..opts
+        }
+    } else {
+        opts
     };
     let url = if usage == StoreUse::Preview && !SqliteStore::exists(url)? {
         "sqlite::memory:"
