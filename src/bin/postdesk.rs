@@ -241,6 +241,14 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing() {
+    if std::env::var_os("POSTDESK_LOG").is_none() {
+        // Warnings and errors only; skip the filter machinery on the per-message path.
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(std::io::stderr)
+            .try_init();
+        return;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("POSTDESK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
@@ -277,7 +285,7 @@ fn ingest_main(cli: &Cli) -> u8 {
             total_size: (total > raw.len() as u64).then_some(total),
         };
         let rt = runtime()?;
-        rt.block_on(async {
+        let outcome = rt.block_on(async {
             let store = open_store(cli, &config, StoreUse::Deliver).await?;
             let processor = Processor::new(config, store);
             let outcome = processor.process_with(&raw, &delivery).await;
@@ -287,7 +295,10 @@ fn ingest_main(cli: &Cli) -> u8 {
                 processor.store().finish().await;
             }
             outcome
-        })
+        });
+        // The process ends right after this: tearing the runtime down would only cost time.
+        std::mem::forget(rt);
+        outcome
     }))
     .unwrap_or_else(|panic| {
         let msg = panic

@@ -83,6 +83,9 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .min_connections(0)
+            // A ping per acquire is a round trip to the worker thread; a broken connection
+            // surfaces as an error (and a retry by the MTA) anyway.
+            .test_before_acquire(false)
             .acquire_timeout(opts.busy_timeout + Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
