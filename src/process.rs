@@ -135,6 +135,8 @@ enum PreparedBody {
         keys: Box<ThreadKeys>,
         /// The new text of the message ([`trim::trim_reply`]).
         reply_text: String,
+        /// What trimming cut away.
+        elided: String,
     },
     Rejected {
         reason: RejectReason,
@@ -329,6 +331,7 @@ impl<S: Store> Processor<S> {
                 class,
                 keys,
                 reply_text,
+                ..
             } => {
                 let lookup = self.store.lookup(keys).await?;
                 let decision = decide(keys, &lookup, &self.tag, &self.options);
@@ -419,13 +422,13 @@ impl<S: Store> Processor<S> {
                     &self.options,
                     delivery.recipient.as_deref(),
                 );
-                let reply_text =
-                    trim::trim_reply(&msg.text_body, msg.html_body.as_deref()).new_text;
+                let trimmed = trim::trim_reply(&msg.text_body, msg.html_body.as_deref());
                 PreparedBody::Message {
                     msg,
                     class,
                     keys: Box::new(keys),
-                    reply_text,
+                    reply_text: trimmed.new_text,
+                    elided: trimmed.elided,
                 }
             }
             Parsed::Rejected { reason, detail } => {
@@ -677,6 +680,7 @@ impl<S: Store> Processor<S> {
                         msg,
                         class,
                         reply_text,
+                        elided,
                         ..
                     },
                     step,
@@ -692,6 +696,7 @@ impl<S: Store> Processor<S> {
                         reasons: &class.reasons,
                         thread_reason: &d.thread_reason,
                         reply_text,
+                        elided,
                         received_at: &now,
                     };
                     match step {

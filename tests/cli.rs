@@ -1021,3 +1021,24 @@ fn spamd_down_or_silent_means_stored_unchecked_not_lost_or_stuck() {
     }
     drop(silent);
 }
+
+#[test]
+fn quoted_history_is_stored_apart_from_the_new_text() {
+    let env = Env::new();
+    first(&env);
+    env.ingest(&mail(
+        "ann@example.org",
+        "Re: Printer on fire",
+        "q2@example.org",
+        "In-Reply-To: <m1@example.org>\r\n",
+        "It is out now.\r\n\r\nOn Thu, 5 Nov 2026 at 10:00, Ann <ann@example.org> wrote:\r\n> It is on fire.",
+    ));
+    let t = env.json(&["tickets", "show", "PD-1", "--json"]);
+    assert_eq!(t["thread"][1]["reply_text"], "It is out now.");
+    assert!(
+        t["thread"][1]["elided_text"]
+            .as_str()
+            .unwrap()
+            .contains("> It is on fire.")
+    );
+}

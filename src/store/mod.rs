@@ -69,6 +69,8 @@ pub struct NewMessage<'a> {
     pub thread_reason: &'a str,
     /// The new text of the message (quoted history removed).
     pub reply_text: &'a str,
+    /// What trimming cut away from the text (quoted history, signature).
+    pub elided: &'a str,
     /// When postdesk received it (RFC 3339).
     pub received_at: &'a str,
 }
@@ -268,6 +270,8 @@ pub struct StoredMessage {
     pub thread_reason: String,
     /// New text.
     pub reply_text: String,
+    /// What trimming cut away.
+    pub elided_text: String,
     /// Attachments.
     pub attachments: Vec<AttachmentInfo>,
 }

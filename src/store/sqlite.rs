@@ -271,7 +271,7 @@ impl Store for SqliteStore {
         .await?;
         let rows = sqlx::query(
             "SELECT id, message_id, from_address, subject, sent_at, received_at, verdict,
-                    thread_reason, reply_text
+                    thread_reason, reply_text, elided_text
              FROM messages WHERE ticket_id = $1 ORDER BY id",
         )
         .bind(id)
@@ -306,6 +306,7 @@ impl Store for SqliteStore {
                 verdict: r.try_get("verdict")?,
                 thread_reason: r.try_get("thread_reason")?,
                 reply_text: r.try_get("reply_text")?,
+                elided_text: r.try_get("elided_text")?,
                 attachments,
             });
         }
@@ -717,6 +718,7 @@ async fn insert_messages(
             "INSERT INTO messages (id, ticket_id, dedup_key, message_id, content_hash,
                 envelope_sender, envelope_recipient, from_address, from_name, to_addresses,
                 cc_addresses, subject, sent_at, received_at, text_body, html_body, reply_text,
+                elided_text,
                 verdict, reasons, thread_reason, raw) ",
         );
         q.push_values(chunk, |mut b, (id, ticket_id, m)| {
@@ -738,6 +740,7 @@ async fn insert_messages(
                 .push_bind(p.text_body.as_str())
                 .push_bind(p.html_body.as_deref())
                 .push_bind(m.reply_text)
+                .push_bind(m.elided)
                 .push_bind(m.verdict.as_str())
                 .push_bind(json_list(&m.reasons))
                 .push_bind(m.thread_reason)

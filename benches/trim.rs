@@ -1,4 +1,4 @@
-//! `cargo run --release --example trim_worst_case`: how long `trim::trim_reply` takes on
+//! `cargo bench --bench trim`: how long `trim::trim_reply` takes on
 //! bodies of about 1 MB built to hit every rule at once (long lines, lines that almost are
 //! quote headers, header-like lines, deep quotes, HTML with quote markers in its text).
 //! Every case should take a few milliseconds: the trimmer is linear in the body size.
