@@ -44,6 +44,86 @@ pub struct Config {
     /// Upstream spam verdicts to trust, and the optional live spamd check.
     #[serde(default)]
     pub spam: SpamConfig,
+    /// What happens to each kind of automatic mail.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+/// What happens to a message of one verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Disposition {
+    /// Open a ticket (or join the one it answers) like mail from a person.
+    Ticket,
+    /// Join the ticket it answers by an exact reference, without reopening it; otherwise
+    /// quarantine.
+    Attach,
+    /// Quarantine: kept for an operator to look at and release.
+    Quarantine,
+    /// Drop, keeping a record.
+    Drop,
+}
+
+/// `[policy]`: one [`Disposition`] per kind of automatic mail. People's mail always makes
+/// tickets; unparseable input is always quarantined.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Out-of-office and auto-acknowledgements (default `attach`).
+    #[serde(default = "attach")]
+    pub autoreply: Disposition,
+    /// Delivery status notifications (default `attach`: onto the ticket whose mail bounced).
+    #[serde(default = "attach")]
+    pub bounce: Disposition,
+    /// Lists, newsletters, notifications (default `quarantine`).
+    #[serde(default = "quarantine_d")]
+    pub bulk: Disposition,
+    /// Spam (default `quarantine`; `ticket` is refused).
+    #[serde(default = "quarantine")]
+    pub spam: Spanned<Disposition>,
+    /// Our own mail coming back (default `drop`; only `drop` or `quarantine`).
+    #[serde(default = "drop")]
+    pub r#loop: Spanned<Disposition>,
+}
+
+fn attach() -> Disposition {
+    Disposition::Attach
+}
+fn quarantine_d() -> Disposition {
+    Disposition::Quarantine
+}
+fn quarantine() -> Spanned<Disposition> {
+    Spanned::new(0..0, Disposition::Quarantine)
+}
+fn drop() -> Spanned<Disposition> {
+    Spanned::new(0..0, Disposition::Drop)
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            autoreply: Disposition::Attach,
+            bounce: Disposition::Attach,
+            bulk: Disposition::Quarantine,
+            spam: quarantine(),
+            r#loop: drop(),
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// The disposition for `verdict` (`None` for human and invalid, which are fixed).
+    pub fn for_verdict(&self, verdict: crate::classify::Verdict) -> Option<Disposition> {
+        use crate::classify::Verdict as V;
+        match verdict {
+            V::Autoreply => Some(self.autoreply),
+            V::Bounce => Some(self.bounce),
+            V::Bulk => Some(self.bulk),
+            V::Spam => Some(*self.spam.get_ref()),
+            V::Loop => Some(*self.r#loop.get_ref()),
+            V::Human | V::Invalid => None,
+        }
+    }
 }
 
 /// `[spam]`
@@ -494,6 +574,23 @@ impl Config {
         }
         if !(self.spam.threshold.is_finite()) {
             bad(0..0, "spam.threshold", "must be a number".into());
+        }
+        if *self.policy.spam.get_ref() == Disposition::Ticket {
+            bad(
+                self.policy.spam.span(),
+                "policy.spam",
+                "spam never becomes a ticket: use quarantine, drop or attach".into(),
+            );
+        }
+        if !matches!(
+            *self.policy.r#loop.get_ref(),
+            Disposition::Drop | Disposition::Quarantine
+        ) {
+            bad(
+                self.policy.r#loop.span(),
+                "policy.loop",
+                "our own mail coming back is dropped or quarantined, nothing else".into(),
+            );
         }
         if self.import.batch_size == 0 {
             bad(0..0, "import.batch_size", "must be greater than 0".into());

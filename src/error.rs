@@ -24,6 +24,10 @@ pub enum Error {
     /// Reading the message failed.
     #[error("reading the message failed: {0}")]
     Input(#[from] std::io::Error),
+    /// A held message cannot be released (no such record, released already, or only its
+    /// headers were kept).
+    #[error("cannot release held message: {0}")]
+    Release(String),
     /// A bug: a panic was caught and contained.
     #[error("internal error (caught panic): {0}")]
     Panic(String),

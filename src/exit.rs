@@ -30,6 +30,7 @@ pub fn for_ingest_error(err: &Error) -> u8 {
         | Error::UnknownQueue(_)
         | Error::Deadline(_)
         | Error::Input(_)
+        | Error::Release(_)
         | Error::Panic(_) => TEMPFAIL,
     }
 }

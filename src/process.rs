@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 
+use crate::bounce::BounceReport;
 use crate::classify::{Classification, ClassifyOptions, Verdict, classify_with};
-use crate::config::Config;
+use crate::config::{Config, Disposition, PolicyConfig};
 use crate::error::Error;
 use crate::parse::{self, Parsed, ParsedMessage, RejectReason};
 use crate::spamd::{self, SpamdOptions};
@@ -137,6 +138,8 @@ enum PreparedBody {
         reply_text: String,
         /// What trimming cut away.
         elided: String,
+        /// The delivery report, for bounces.
+        bounce: Option<Box<BounceReport>>,
     },
     Rejected {
         reason: RejectReason,
@@ -318,6 +321,55 @@ impl<S: Store> Processor<S> {
         Ok(outcomes)
     }
 
+    /// Release held record `id` into normal processing, as mail from a person: it becomes
+    /// or joins a ticket (threading as usual) and the record is marked released.
+    pub async fn release(&self, id: i64) -> Result<Outcome, Error> {
+        let record = self
+            .store
+            .held_message(id)
+            .await?
+            .ok_or_else(|| Error::Release(format!("no held message #{id}")))?;
+        if record.released_at.is_some() {
+            return Err(Error::Release(format!("#{id} was released before")));
+        }
+        let raw = record.raw.ok_or_else(|| {
+            Error::Release(format!(
+                "#{id} was above the hard cap: only its headers were kept"
+            ))
+        })?;
+        let delivery = Delivery {
+            recipient: record.envelope_recipient,
+            queue: record.queue.filter(|q| self.config.has_queue(q)),
+            ..Delivery::default()
+        };
+        let mut prepared = [self.prepare(&raw, &delivery)?];
+        match &mut prepared[0].body {
+            PreparedBody::Message { class, .. } => {
+                class.reasons.insert(
+                    0,
+                    format!(
+                        "released from quarantine by an operator (was {})",
+                        class.verdict
+                    ),
+                );
+                class.verdict = Verdict::Human;
+            }
+            PreparedBody::Rejected { detail, .. } => {
+                return Err(Error::Release(format!(
+                    "#{id} is not a usable message: {detail}"
+                )));
+            }
+        }
+        self.verify(&mut prepared).await?;
+        let mut tx = self.store.begin().await?;
+        if !tx.release(id).await? {
+            return Err(Error::Release(format!("#{id} was released before")));
+        }
+        let mut outcomes = self.apply(&mut tx, &prepared).await?;
+        tx.commit().await?;
+        Ok(outcomes.remove(0))
+    }
+
     /// Everything `process` would decide, without storing anything.
     pub async fn explain(&self, raw: &[u8]) -> Result<Explanation, Error> {
         let mut one = [self.prepare(raw, &Delivery::default())?];
@@ -331,11 +383,12 @@ impl<S: Store> Processor<S> {
                 class,
                 keys,
                 reply_text,
+                bounce,
                 ..
             } => {
                 let lookup = self.store.lookup(keys).await?;
                 let decision = decide(keys, &lookup, &self.tag, &self.options);
-                let action = policy(class.verdict, &decision).action();
+                let action = policy(class.verdict, &decision, &self.config.policy).action();
                 Explanation {
                     verdict: class.verdict,
                     reasons: class.reasons.clone(),
@@ -343,9 +396,7 @@ impl<S: Store> Processor<S> {
                     from: msg.sender_address(),
                     subject: Some(msg.subject.clone()),
                     reply_text: reply_text.clone(),
-                    bounce: (class.verdict == Verdict::Bounce)
-                        .then(|| crate::bounce::parse_bounce(msg))
-                        .flatten(),
+                    bounce: bounce.as_deref().cloned(),
                     thread: Some(decision),
                     action,
                     queue: p.queue.clone(),
@@ -416,12 +467,23 @@ impl<S: Store> Processor<S> {
         let body = match parse::parse(raw, delivery.total_size, &limits) {
             Parsed::Message(msg) => {
                 let class = classify_with(&msg, &self.classify_options);
-                let keys = ThreadKeys::of(
+                let mut keys = ThreadKeys::of(
                     &msg,
                     &self.tag,
                     &self.options,
                     delivery.recipient.as_deref(),
                 );
+                let bounce = (class.verdict == Verdict::Bounce)
+                    .then(|| crate::bounce::parse_bounce(&msg))
+                    .flatten();
+                // A bounce answers the message that bounced: thread it like an In-Reply-To.
+                if let Some(id) = bounce.as_ref().and_then(|b| b.original_message_id.clone())
+                    && msg.message_id.as_deref() != Some(id.as_str())
+                {
+                    keys.referenced_ids.retain(|r| *r != id);
+                    keys.referenced_ids.insert(0, id.clone());
+                    keys.in_reply_to.insert(0, id);
+                }
                 let trimmed = trim::trim_reply(&msg.text_body, msg.html_body.as_deref());
                 PreparedBody::Message {
                     msg,
@@ -429,6 +491,7 @@ impl<S: Store> Processor<S> {
                     keys: Box::new(keys),
                     reply_text: trimmed.new_text,
                     elided: trimmed.elided,
+                    bounce: bounce.map(Box::new),
                 }
             }
             Parsed::Rejected { reason, detail } => {
@@ -602,7 +665,7 @@ impl<S: Store> Processor<S> {
                 ThreadDecision::New { reason, .. } => format!("new ticket: {reason}"),
                 ThreadDecision::Existing { reason, .. } => reason.clone(),
             };
-            let mut step = policy(class.verdict, &decision);
+            let mut step = policy(class.verdict, &decision, &self.config.policy);
             let mut participants = Vec::new();
             match &mut step {
                 Step::Create { ticket_id, .. } => {
@@ -733,6 +796,25 @@ impl<S: Store> Processor<S> {
                 }
             });
         }
+        // A permanent bounce puts its recipients on the suppression list.
+        for p in batch {
+            if let PreparedBody::Message {
+                bounce: Some(b), ..
+            } = &p.body
+                && b.permanent == Some(true)
+                && !b.recipients.is_empty()
+            {
+                writes.push(Write::Suppress {
+                    addresses: &b.recipients,
+                    status: b.status.as_deref(),
+                    reason: b
+                        .diagnostic
+                        .as_deref()
+                        .unwrap_or("permanent delivery failure"),
+                    received_at: &now,
+                });
+            }
+        }
         let written = tx.write(&writes).await?;
         Ok(decided
             .into_iter()
@@ -816,14 +898,20 @@ impl Step {
     }
 }
 
-/// The default policy: people get tickets (and reopen closed ones when threading says so);
-/// automatic mail only joins a ticket it answers by an exact reference (headers or a signed
-/// reference, never the guessable subject tag), never reopens it and never makes its sender
-/// a participant; the rest is held.
-fn policy(verdict: Verdict, decision: &ThreadDecision) -> Step {
-    match (verdict, decision) {
+/// The policy: people get tickets (and reopen closed ones when threading says so); other
+/// mail follows its [`Disposition`]. `attach` joins a ticket only through an exact
+/// reference (headers or a signed reference, never the guessable subject tag), never
+/// reopens it and never makes its sender a participant. Nothing is deleted: what does not
+/// join a ticket is held.
+fn policy(verdict: Verdict, decision: &ThreadDecision, rules: &PolicyConfig) -> Step {
+    let disposition = match verdict {
+        Verdict::Human => Disposition::Ticket,
+        Verdict::Invalid => Disposition::Quarantine,
+        v => rules.for_verdict(v).unwrap_or(Disposition::Quarantine),
+    };
+    match (disposition, decision) {
         (
-            Verdict::Human,
+            Disposition::Ticket,
             ThreadDecision::New {
                 linked_ticket_id, ..
             },
@@ -832,7 +920,7 @@ fn policy(verdict: Verdict, decision: &ThreadDecision) -> Step {
             linked_ticket_id: *linked_ticket_id,
         },
         (
-            Verdict::Human,
+            Disposition::Ticket,
             ThreadDecision::Existing {
                 ticket_id, reopen, ..
             },
@@ -842,7 +930,7 @@ fn policy(verdict: Verdict, decision: &ThreadDecision) -> Step {
             participants: true,
         },
         (
-            Verdict::Autoreply | Verdict::Bounce,
+            Disposition::Attach,
             ThreadDecision::Existing {
                 ticket_id, method, ..
             },
@@ -851,7 +939,7 @@ fn policy(verdict: Verdict, decision: &ThreadDecision) -> Step {
             reopen: false,
             participants: false,
         },
-        (Verdict::Loop, _) => Step::Hold(HeldAction::Dropped),
+        (Disposition::Drop, _) => Step::Hold(HeldAction::Dropped),
         _ => Step::Hold(HeldAction::Quarantined),
     }
 }
@@ -884,6 +972,7 @@ mod tests {
 
     #[test]
     fn policy_never_reopens_for_automatic_mail() {
+        let rules = PolicyConfig::default();
         let by_header = ThreadDecision::Existing {
             ticket_id: 1,
             method: ThreadMethod::Headers,
@@ -901,24 +990,27 @@ mod tests {
             linked_ticket_id: None,
         };
         assert!(matches!(
-            policy(Verdict::Autoreply, &by_header),
+            policy(Verdict::Autoreply, &by_header, &rules),
             Step::Append { reopen: false, .. }
         ));
         assert_eq!(
-            policy(Verdict::Autoreply, &by_subject),
+            policy(Verdict::Autoreply, &by_subject, &rules),
             Step::Hold(HeldAction::Quarantined)
         );
         assert_eq!(
-            policy(Verdict::Autoreply, &new),
+            policy(Verdict::Autoreply, &new, &rules),
             Step::Hold(HeldAction::Quarantined)
         );
         assert_eq!(
-            policy(Verdict::Bulk, &by_header),
+            policy(Verdict::Bulk, &by_header, &rules),
             Step::Hold(HeldAction::Quarantined)
         );
-        assert_eq!(policy(Verdict::Loop, &new), Step::Hold(HeldAction::Dropped));
         assert_eq!(
-            policy(Verdict::Human, &new),
+            policy(Verdict::Loop, &new, &rules),
+            Step::Hold(HeldAction::Dropped)
+        );
+        assert_eq!(
+            policy(Verdict::Human, &new, &rules),
             Step::Create {
                 ticket_id: 0,
                 linked_ticket_id: None

@@ -1042,3 +1042,151 @@ fn quoted_history_is_stored_apart_from_the_new_text() {
             .contains("> It is on fire.")
     );
 }
+
+fn dsn(original_id: &str, status: &str, action: &str) -> String {
+    format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n\
+To: support@example.com\r\n\
+Subject: Undelivered Mail Returned to Sender\r\n\
+Message-ID: <dsn-{status}@mx.example.net>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\
+\r\n\
+--b1\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+Your message could not be delivered.\r\n\
+--b1\r\n\
+Content-Type: message/delivery-status\r\n\
+\r\n\
+Reporting-MTA: dns; mx.example.net\r\n\
+\r\n\
+Final-Recipient: rfc822; gone@example.net\r\n\
+Action: {action}\r\n\
+Status: {status}\r\n\
+Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\
+--b1\r\n\
+Content-Type: text/rfc822-headers\r\n\
+\r\n\
+From: ann@example.org\r\n\
+To: gone@example.net\r\n\
+Subject: Printer on fire\r\n\
+Message-ID: <{original_id}>\r\n\
+--b1--\r\n"
+    )
+}
+
+#[test]
+fn a_bounce_joins_the_ticket_whose_mail_bounced_and_suppresses_the_address() {
+    let env = Env::new();
+    first(&env);
+    env.run(&["tickets", "close", "PD-1"], b"");
+    let o = env.ingest(&dsn("m1@example.org", "5.1.1", "failed"));
+    assert_eq!(
+        (o["verdict"].as_str(), o["action"].as_str()),
+        (Some("bounce"), Some("appended"))
+    );
+    assert_eq!(o["ticket_id"], 1);
+    // It did not reopen the ticket, and the address is suppressed.
+    assert_eq!(
+        env.json(&["tickets", "show", "PD-1", "--json"])["status"],
+        "closed"
+    );
+    let s = env.json(&["suppressions", "list", "--json"]);
+    assert_eq!(s[0]["address"], "gone@example.net");
+    assert_eq!(s[0]["status"], "5.1.1");
+    // A delay (4.x.x) is recorded on the ticket but suppresses nothing new.
+    let o = env.ingest(&dsn("m1@example.org", "4.4.7", "delayed"));
+    assert_eq!(o["action"], "appended");
+    assert_eq!(
+        env.json(&["suppressions", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // A bounce of something we never stored is quarantined.
+    let o =
+        env.ingest(&dsn("unknown@example.org", "5.2.2", "failed").replace("dsn-5.2.2", "dsn-x"));
+    assert_eq!(o["action"], "quarantined");
+}
+
+#[test]
+fn policy_per_verdict_is_configurable() {
+    let env = Env::new();
+    let list = |n: u32| {
+        mail(
+            "news@lists.example.net",
+            "Weekly digest",
+            &format!("list{n}@example.net"),
+            "List-Id: <digest.lists.example.net>\r\n",
+            "news",
+        )
+    };
+    assert_eq!(env.ingest(&list(1))["action"], "quarantined");
+    let cfg = env.write(
+        "p.toml",
+        b"[policy]\nbulk = \"ticket\"\nautoreply = \"drop\"\n",
+    );
+    let cfg = cfg.to_str().unwrap();
+    assert_eq!(
+        env.ingest_args(&["--config", cfg], &list(2))["action"],
+        "created"
+    );
+    let ooo = mail(
+        "away@example.org",
+        "Out of office",
+        "ooo@example.org",
+        "Auto-Submitted: auto-replied\r\n",
+        "away",
+    );
+    assert_eq!(
+        env.ingest_args(&["--config", cfg], &ooo)["action"],
+        "dropped"
+    );
+    // Spam never becomes a ticket: the config is refused, with line and field.
+    let bad = env.write("bad.toml", b"[policy]\nspam = \"ticket\"\n");
+    let out = env.run(&["config", "check", bad.to_str().unwrap()], b"");
+    assert_eq!(code(&out), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml:2:8: `policy.spam`"));
+}
+
+#[test]
+fn quarantined_mail_can_be_inspected_and_released_into_a_ticket() {
+    let env = Env::new();
+    let list = mail(
+        "news@lists.example.net",
+        "Digest",
+        "rel@example.net",
+        "List-Id: <digest.lists.example.net>\r\n",
+        "Actually a customer question.",
+    );
+    let o = env.ingest(&list);
+    let id = o["held_id"].as_i64().unwrap().to_string();
+    let out = env.run(&["quarantine", "show", &id], b"");
+    assert_eq!(code(&out), 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("verdict:bulk") && text.contains("List-Id: <digest.lists.example.net>"),
+        "{text}"
+    );
+    let r = env.json(&["quarantine", "release", &id, "--json"]);
+    assert_eq!(
+        (r["action"].as_str(), r["ticket_ref"].as_str()),
+        (Some("created"), Some("PD-1"))
+    );
+    assert!(
+        r["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("released from quarantine")
+    );
+    // Released once only; and the message is now a stored duplicate.
+    assert_eq!(code(&env.run(&["quarantine", "release", &id], b"")), 1);
+    assert_eq!(env.ingest(&list)["action"], "duplicate");
+    // Unparseable input cannot be released into a ticket.
+    let g = env.run(&["ingest", "--json"], b"\x00\x01garbage\xff");
+    let g: Value = serde_json::from_slice(&g.stdout).unwrap();
+    let gid = g["held_id"].as_i64().unwrap().to_string();
+    assert_eq!(code(&env.run(&["quarantine", "release", &gid], b"")), 1);
+}

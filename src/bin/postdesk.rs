@@ -90,6 +90,9 @@ enum Command {
     /// Look at quarantined and dropped messages.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Addresses whose mail bounced permanently (never acknowledged).
+    #[command(subcommand)]
+    Suppressions(SuppressionsCommand),
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -173,6 +176,38 @@ enum QuarantineCommand {
         json: bool,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one held message: why it was held, and its headers.
+    Show {
+        /// The record's id (from `quarantine list`).
+        id: i64,
+        /// JSON output (without the message bytes).
+        #[arg(long)]
+        json: bool,
+        /// Print the whole stored message instead of its headers.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Release a held message into normal processing, as mail from a person.
+    Release {
+        /// The record's id (from `quarantine list`).
+        id: i64,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SuppressionsCommand {
+    /// List suppressed addresses, newest first.
+    List {
+        /// JSON array output.
+        #[arg(long)]
+        json: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
         limit: u32,
     },
 }
@@ -451,6 +486,74 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                             clip(&h.reason, 22),
                             clip(h.from.as_deref().unwrap_or("-"), 28),
                             clip(h.subject.as_deref().unwrap_or("-"), 60)
+                        );
+                    }
+                }
+                Ok(exit::OK)
+            }
+            Command::Quarantine(QuarantineCommand::Show { id, json, raw }) => {
+                let store = open_store(cli, &config, StoreUse::Read).await?;
+                let Some(h) = store.held_message(*id).await? else {
+                    eprintln!("postdesk: no held message #{id}");
+                    return Ok(exit::FAILURE);
+                };
+                if *raw {
+                    let bytes = h.raw.as_deref().unwrap_or(&h.headers);
+                    std::io::stdout().lock().write_all(bytes)?;
+                } else if *json {
+                    outln!("{}", serde_json::to_string_pretty(&h)?);
+                } else {
+                    let s = &h.summary;
+                    outln!("held #{}  {} ({})", s.id, s.action, s.reason);
+                    outln!("  detail:   {}", s.detail);
+                    outln!("  verdict:  {}", s.verdict);
+                    outln!("  from:     {}", s.from.as_deref().unwrap_or("-"));
+                    outln!("  subject:  {}", s.subject.as_deref().unwrap_or("-"));
+                    outln!(
+                        "  size:     {} bytes{}",
+                        s.size,
+                        if s.raw_kept {
+                            ""
+                        } else {
+                            " (headers kept only)"
+                        }
+                    );
+                    outln!("  received: {}", s.received_at);
+                    if let Some(r) = &h.released_at {
+                        outln!("  released: {r}");
+                    }
+                    outln!();
+                    outln!("{}", String::from_utf8_lossy(&h.headers).trim_end());
+                }
+                Ok(exit::OK)
+            }
+            Command::Quarantine(QuarantineCommand::Release { id, json }) => {
+                let store = open_store(cli, &config, StoreUse::Read).await?;
+                let outcome = Processor::new(config, store).release(*id).await?;
+                if *json {
+                    outln!("{}", serde_json::to_string(&outcome)?);
+                } else {
+                    outln!(
+                        "released #{id}: {} {}",
+                        outcome.action.as_str(),
+                        outcome.ticket_ref.as_deref().unwrap_or("")
+                    );
+                }
+                Ok(exit::OK)
+            }
+            Command::Suppressions(SuppressionsCommand::List { json, limit }) => {
+                let store = open_store(cli, &config, StoreUse::Read).await?;
+                let list = store.suppressions(*limit).await?;
+                if *json {
+                    outln!("{}", serde_json::to_string_pretty(&list)?);
+                } else {
+                    for s in list {
+                        outln!(
+                            "{:<40} {:<8} {}  {}",
+                            s.address,
+                            s.status.as_deref().unwrap_or("-"),
+                            s.created_at,
+                            clip(&s.reason, 60)
                         );
                     }
                 }

@@ -163,6 +163,17 @@ pub enum Write<'a> {
     },
     /// Record a quarantined or dropped message.
     Hold(HeldMessage<'a>),
+    /// Put addresses on the suppression list (a permanent bounce).
+    Suppress {
+        /// The addresses that bounced.
+        addresses: &'a [String],
+        /// The enhanced status code, if known.
+        status: Option<&'a str>,
+        /// Why (the diagnostic).
+        reason: &'a str,
+        /// When (RFC 3339).
+        received_at: &'a str,
+    },
 }
 
 /// What a write produced.
@@ -172,6 +183,8 @@ pub enum Written {
     Ticket(i64),
     /// Stored as this held record.
     Held(i64),
+    /// Suppression list updated.
+    Suppressed,
 }
 
 /// A write transaction. Dropping it without [`StoreTx::commit`] rolls back.
@@ -199,6 +212,11 @@ pub trait StoreTx: Send {
         &mut self,
         writes: &[Write<'_>],
     ) -> impl Future<Output = Result<Vec<Written>, StoreError>> + Send;
+
+    /// Take held record `id` out of the quarantine so its message can be processed again:
+    /// marks it released and frees its dedup key. False when there is no such record or
+    /// it was released before.
+    fn release(&mut self, id: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Make every write durable. Only after this returns may the source be told "done".
     fn commit(self) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -315,6 +333,39 @@ pub struct HeldSummary {
     pub received_at: String,
 }
 
+/// A held record with what was kept of its message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HeldRecord {
+    /// The summary.
+    #[serde(flatten)]
+    pub summary: HeldSummary,
+    /// The whole message, when it was kept.
+    #[serde(skip)]
+    pub raw: Option<Vec<u8>>,
+    /// The header block.
+    #[serde(skip)]
+    pub headers: Vec<u8>,
+    /// Envelope recipient it was delivered to.
+    pub envelope_recipient: Option<String>,
+    /// The queue it was addressed to.
+    pub queue: Option<String>,
+    /// When an operator released it, if they did.
+    pub released_at: Option<String>,
+}
+
+/// An address on the suppression list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Suppression {
+    /// The address.
+    pub address: String,
+    /// Enhanced status code of the bounce.
+    pub status: Option<String>,
+    /// The diagnostic.
+    pub reason: String,
+    /// When it was added (RFC 3339).
+    pub created_at: String,
+}
+
 /// A ticket store.
 pub trait Store: Send + Sync {
     /// The transaction type.
@@ -360,6 +411,18 @@ pub trait Store: Send + Sync {
         id: i64,
         status: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// One held record with its stored bytes.
+    fn held_message(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<HeldRecord>, StoreError>> + Send;
+
+    /// Addresses on the suppression list, newest first.
+    fn suppressions(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Suppression>, StoreError>> + Send;
 
     /// Held (quarantined and dropped) messages, newest first.
     fn held(&self, limit: u32)

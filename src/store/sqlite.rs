@@ -22,8 +22,8 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, Transaction};
 
 use super::{
-    AttachmentInfo, Duplicate, HeldMessage, HeldSummary, NewMessage, Store, StoreError, StoreTx,
-    StoredMessage, TicketDetail, TicketFilter, TicketSummary, Write, Written,
+    AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary, NewMessage, Store, StoreError,
+    StoreTx, StoredMessage, Suppression, TicketDetail, TicketFilter, TicketSummary, Write, Written,
 };
 use crate::thread::{ThreadKeys, ThreadLookup, TicketHit};
 
@@ -354,6 +354,48 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn held_message(&self, id: i64) -> Result<Option<HeldRecord>, StoreError> {
+        let Some(r) = sqlx::query(
+            "SELECT id, action, reason, detail, verdict, message_id, from_address, subject, size,
+                    raw IS NOT NULL AS raw_kept, received_at, raw, headers, envelope_recipient,
+                    queue, released_at
+             FROM held_messages WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(HeldRecord {
+            summary: held_summary(&r)?,
+            raw: r.try_get("raw")?,
+            headers: r.try_get("headers")?,
+            envelope_recipient: r.try_get("envelope_recipient")?,
+            queue: r.try_get("queue")?,
+            released_at: r.try_get("released_at")?,
+        }))
+    }
+
+    async fn suppressions(&self, limit: u32) -> Result<Vec<Suppression>, StoreError> {
+        let rows: Vec<(String, Option<String>, String, String)> = sqlx::query_as(
+            "SELECT address, status, reason, created_at FROM suppressions
+             ORDER BY created_at DESC, address LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(address, status, reason, created_at)| Suppression {
+                address,
+                status,
+                reason,
+                created_at,
+            })
+            .collect())
+    }
+
     async fn held(&self, limit: u32) -> Result<Vec<HeldSummary>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, action, reason, detail, verdict, message_id, from_address, subject, size,
@@ -363,24 +405,24 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(HeldSummary {
-                    id: r.try_get("id")?,
-                    action: r.try_get("action")?,
-                    reason: r.try_get("reason")?,
-                    detail: r.try_get("detail")?,
-                    verdict: r.try_get("verdict")?,
-                    message_id: r.try_get("message_id")?,
-                    from: r.try_get("from_address")?,
-                    subject: r.try_get("subject")?,
-                    size: r.try_get("size")?,
-                    raw_kept: r.try_get("raw_kept")?,
-                    received_at: r.try_get("received_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(held_summary).collect()
     }
+}
+
+fn held_summary(r: &sqlx::sqlite::SqliteRow) -> Result<HeldSummary, StoreError> {
+    Ok(HeldSummary {
+        id: r.try_get("id")?,
+        action: r.try_get("action")?,
+        reason: r.try_get("reason")?,
+        detail: r.try_get("detail")?,
+        verdict: r.try_get("verdict")?,
+        message_id: r.try_get("message_id")?,
+        from: r.try_get("from_address")?,
+        subject: r.try_get("subject")?,
+        size: r.try_get("size")?,
+        raw_kept: r.try_get("raw_kept")?,
+        received_at: r.try_get("received_at")?,
+    })
 }
 
 fn ticket_summary(r: &sqlx::sqlite::SqliteRow) -> Result<TicketSummary, StoreError> {
@@ -589,6 +631,7 @@ impl StoreTx for SqliteTx {
         let mut participants: Vec<(i64, &str)> = Vec::new();
         let mut touched: Vec<(i64, &str, bool)> = Vec::new();
         let mut held = Vec::new();
+        let mut suppressions = Vec::new();
         let mut next_message = None;
         let mut next_held = None;
         for w in writes {
@@ -622,6 +665,17 @@ impl StoreTx for SqliteTx {
                     held.push((id, h));
                     written.push(Written::Held(id));
                 }
+                Write::Suppress {
+                    addresses,
+                    status,
+                    reason,
+                    received_at,
+                } => {
+                    let list: Vec<String> =
+                        addresses.iter().map(|a| a.trim().to_lowercase()).collect();
+                    suppressions.push((list, *status, *reason, *received_at));
+                    written.push(Written::Suppressed);
+                }
             }
         }
         insert_tickets(conn, &tickets).await?;
@@ -648,7 +702,36 @@ impl StoreTx for SqliteTx {
             .await?;
         }
         insert_held(conn, &held).await?;
+        for (addresses, status, reason, at) in suppressions {
+            sqlx::query(
+                "INSERT INTO suppressions (address, status, reason, created_at)
+                 SELECT value, $2, $3, $4 FROM json_each($1) WHERE true
+                 ON CONFLICT (address) DO UPDATE
+                 SET status = excluded.status, reason = excluded.reason,
+                     created_at = excluded.created_at",
+            )
+            .bind(json_list(&addresses))
+            .bind(status)
+            .bind(reason)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
         Ok(written)
+    }
+
+    async fn release(&mut self, id: i64) -> Result<bool, StoreError> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let done = sqlx::query(
+            "UPDATE held_messages
+             SET released_at = $2, dedup_key = dedup_key || ' released ' || id
+             WHERE id = $1 AND released_at IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn commit(self) -> Result<(), StoreError> {
