@@ -7,6 +7,9 @@
 //! (d) open store → process one message → close, in one process, with SQLite's
 //!     checkpoint-on-close and with what `ingest` does instead (`SqliteStore::finish`).
 //!
+//! (e) `explain` (parse, classify, trim, thread preview) in process, messages per second;
+//!     over the `.eml` files of `POSTDESK_BENCH_CORPUS=DIR` when set.
+//!
 //! `POSTDESK_BENCH_KEEP_MBOX=PATH` keeps the generated mbox (for profiling `import`).
 //!
 //! Set `POSTDESK_BENCH_MESSAGES` to change the corpus size (default 5000).
@@ -116,6 +119,48 @@ fn main() {
         "(c) parse only: {:.0} messages/s ({:.0} MB/s)",
         (n * rounds) as f64 / secs,
         (bytes * rounds) as f64 / 1e6 / secs
+    );
+
+    // (e) explain: classify + trim + thread preview, in process, no storing
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let explained = rt.block_on(async {
+        let store = SqliteStore::open(
+            "sqlite::memory:",
+            &SqliteOptions {
+                max_connections: 1,
+                ..SqliteOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let p = Processor::new(Config::default(), store);
+        let corpus: Vec<Vec<u8>> = match std::env::var("POSTDESK_BENCH_CORPUS") {
+            Ok(dir) => std::fs::read_dir(dir)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .map(|e| std::fs::read(e.path()).unwrap())
+                .collect(),
+            Err(_) => messages.clone(),
+        };
+        let start = Instant::now();
+        for m in &corpus {
+            p.explain(m).await.unwrap();
+        }
+        (corpus.len(), start.elapsed().as_secs_f64())
+    });
+    println!(
+        "(e) explain, in process: {:.0} messages/s over {} messages{}",
+        explained.0 as f64 / explained.1,
+        explained.0,
+        if std::env::var("POSTDESK_BENCH_CORPUS").is_ok() {
+            " (POSTDESK_BENCH_CORPUS)"
+        } else {
+            ""
+        }
     );
 
     // (d) checkpoint on close, in process
