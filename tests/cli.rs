@@ -1190,3 +1190,11 @@ fn quarantined_mail_can_be_inspected_and_released_into_a_ticket() {
     let gid = g["held_id"].as_i64().unwrap().to_string();
     assert_eq!(code(&env.run(&["quarantine", "release", &gid], b"")), 1);
 }
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let env = Env::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/postdesk.example.toml");
+    let out = env.run(&["config", "check", example], b"");
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+}
