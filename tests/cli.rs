@@ -1198,3 +1198,24 @@ fn the_example_configuration_is_valid() {
     let out = env.run(&["config", "check", example], b"");
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn reply_token_is_read_from_delivered_to_and_x_original_to() {
+    let env = Env::new();
+    first(&env);
+    let addr = sign(&env, &[])["reply_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (i, header) in ["Delivered-To", "X-Original-To"].iter().enumerate() {
+        let raw = mail(
+            "colleague@example.net",
+            "no tag here",
+            &format!("dt{i}@example.net"),
+            &format!("{header}: {addr}\r\n"),
+            "x",
+        );
+        let o = env.ingest(&raw);
+        assert_eq!(o["ticket_id"].as_i64(), Some(1), "{header}");
+    }
+}
