@@ -950,7 +950,7 @@ fn prefix(s: &str, max: usize) -> &str {
 }
 
 /// `s` cut to `max` characters, with an ellipsis when cut.
-fn clip(s: &str, max: usize) -> String {
+pub(crate) fn clip(s: &str, max: usize) -> String {
     let s = s.trim();
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),

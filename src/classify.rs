@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::bounce::{self, is_mail_system_local_part, is_noreply_local_part, local_part};
+use crate::bounce::{self, clip, is_mail_system_local_part, is_noreply_local_part, local_part};
 use crate::parse::ParsedMessage;
 
 /// What kind of message this is. The policy (what happens to each kind) lives in
@@ -667,14 +667,6 @@ fn helpdesk_ack(msg: &ParsedMessage, f: &mut Findings) {
                 m.as_str()
             ),
         );
-    }
-}
-
-fn clip(s: &str, max: usize) -> String {
-    let s = s.trim();
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
     }
 }
 

@@ -370,16 +370,17 @@ fn plus() -> Spanned<String> {
 
 impl Default for ThreadingConfig {
     fn default() -> Self {
+        let o = ThreadOptions::default();
         ThreadingConfig {
-            headers: true,
-            signed_message_ids: true,
-            reply_token: true,
-            subject_tag: true,
-            references_need_matching_subject: true,
-            on_closed: OnClosed::Reopen,
+            headers: o.headers,
+            signed_message_ids: o.signed_message_ids,
+            reply_token: o.reply_token,
+            subject_tag: o.subject_tag,
+            references_need_matching_subject: o.references_need_matching_subject,
+            on_closed: o.on_closed,
             token_separator: plus(),
             secret: None,
-            trusted_authserv_ids: Vec::new(),
+            trusted_authserv_ids: o.trusted_authserv_ids,
         }
     }
 }
