@@ -205,7 +205,8 @@ async fn disable_checkpoint_on_close(conn: &mut sqlx::SqliteConnection) -> Resul
 #[derive(Debug)]
 pub struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
-    next_ticket_id: Option<i64>,
+    /// The next free ids, read once per transaction (the write lock is held).
+    next: Option<NextIds>,
 }
 
 impl Store for SqliteStore {
@@ -213,10 +214,7 @@ impl Store for SqliteStore {
 
     async fn begin(&self) -> Result<SqliteTx, StoreError> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(SqliteTx {
-            tx,
-            next_ticket_id: None,
-        })
+        Ok(SqliteTx { tx, next: None })
     }
 
     async fn lookup(&self, keys: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
@@ -571,15 +569,48 @@ async fn lookup_many(
 /// Rows per multi-row `INSERT`: keeps the bound parameters far below SQLite's limit.
 const ROWS_PER_INSERT: usize = 400;
 
-/// The next id for `table` (AUTOINCREMENT: never below what was ever used).
-async fn next_id(conn: &mut sqlx::SqliteConnection, table: &str) -> Result<i64, StoreError> {
-    let sql = format!(
-        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0),
-                    COALESCE((SELECT MAX(id) FROM {table}), 0)) + 1"
-    );
-    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .fetch_one(&mut *conn)
-        .await?)
+/// The next free id of each table that gets rows with ids chosen here.
+#[derive(Debug, Clone, Copy)]
+struct NextIds {
+    ticket: i64,
+    message: i64,
+    held: i64,
+}
+
+impl SqliteTx {
+    /// The next ids (AUTOINCREMENT: never below what was ever used), in one query per
+    /// transaction.
+    async fn next_ids(&mut self) -> Result<&mut NextIds, StoreError> {
+        if self.next.is_none() {
+            let next = |t: &str| {
+                format!(
+                    "MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{t}'), 0),
+                         COALESCE((SELECT MAX(id) FROM {t}), 0)) + 1"
+                )
+            };
+            let sql = format!(
+                "SELECT {}, {}, {}",
+                next("tickets"),
+                next("messages"),
+                next("held_messages")
+            );
+            let (ticket, message, held): (i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut *self.tx)
+                .await?;
+            self.next = Some(NextIds {
+                ticket,
+                message,
+                held,
+            });
+        }
+        Ok(self.next.as_mut().expect("set above"))
+    }
+}
+
+/// `*counter`, then advance it.
+fn take(counter: &mut i64) -> i64 {
+    *counter += 1;
+    *counter - 1
 }
 
 fn json_list<T: serde::Serialize>(v: &T) -> String {
@@ -615,15 +646,11 @@ impl StoreTx for SqliteTx {
     }
 
     async fn new_ticket_id(&mut self) -> Result<i64, StoreError> {
-        let id = match self.next_ticket_id {
-            Some(id) => id,
-            None => next_id(&mut self.tx, "tickets").await?,
-        };
-        self.next_ticket_id = Some(id + 1);
-        Ok(id)
+        Ok(take(&mut self.next_ids().await?.ticket))
     }
 
     async fn write(&mut self, writes: &[Write<'_>]) -> Result<Vec<Written>, StoreError> {
+        let mut ids = *self.next_ids().await?;
         let conn: &mut sqlx::SqliteConnection = &mut self.tx;
         let mut written = Vec::with_capacity(writes.len());
         let mut tickets = Vec::new();
@@ -632,8 +659,6 @@ impl StoreTx for SqliteTx {
         let mut touched: Vec<(i64, &str, bool)> = Vec::new();
         let mut held = Vec::new();
         let mut suppressions = Vec::new();
-        let mut next_message = None;
-        let mut next_held = None;
         for w in writes {
             match w {
                 Write::NewTicket {
@@ -643,7 +668,7 @@ impl StoreTx for SqliteTx {
                     ..
                 } => {
                     tickets.push(w);
-                    let mid = bump(&mut next_message, conn, "messages").await?;
+                    let mid = take(&mut ids.message);
                     messages.push((mid, *id, message));
                     participants.extend(p.iter().map(|a| (*id, a.as_str())));
                     written.push(Written::Ticket(*id));
@@ -654,14 +679,14 @@ impl StoreTx for SqliteTx {
                     message,
                     participants: p,
                 } => {
-                    let mid = bump(&mut next_message, conn, "messages").await?;
+                    let mid = take(&mut ids.message);
                     messages.push((mid, *ticket_id, message));
                     participants.extend(p.iter().map(|a| (*ticket_id, a.as_str())));
                     touched.push((*ticket_id, message.received_at, *reopen));
                     written.push(Written::Ticket(*ticket_id));
                 }
                 Write::Hold(h) => {
-                    let id = bump(&mut next_held, conn, "held_messages").await?;
+                    let id = take(&mut ids.held);
                     held.push((id, h));
                     written.push(Written::Held(id));
                 }
@@ -702,6 +727,12 @@ impl StoreTx for SqliteTx {
             .await?;
         }
         insert_held(conn, &held).await?;
+        // Keep the counters for a later write in the same transaction (ticket ids are
+        // taken through `new_ticket_id`, which advanced `self.next` itself).
+        if let Some(next) = self.next.as_mut() {
+            next.message = ids.message;
+            next.held = ids.held;
+        }
         for (addresses, status, reason, at) in suppressions {
             sqlx::query(
                 "INSERT INTO suppressions (address, status, reason, created_at)
@@ -738,20 +769,6 @@ impl StoreTx for SqliteTx {
         self.tx.commit().await?;
         Ok(())
     }
-}
-
-/// The next id from a counter that starts at the table's next id.
-async fn bump(
-    next: &mut Option<i64>,
-    conn: &mut sqlx::SqliteConnection,
-    table: &str,
-) -> Result<i64, StoreError> {
-    let id = match *next {
-        Some(id) => id,
-        None => next_id(conn, table).await?,
-    };
-    *next = Some(id + 1);
-    Ok(id)
 }
 
 async fn insert_tickets(
