@@ -160,6 +160,9 @@ pub enum RejectReason {
     TooManyParts,
     /// The parser panicked on this input (a bug upstream, contained here).
     ParserPanic,
+    /// A later pure stage (classify, trim, threading keys) panicked on this message (a bug,
+    /// contained: the message is quarantined, not retried forever).
+    StagePanic,
 }
 
 impl RejectReason {
@@ -171,6 +174,7 @@ impl RejectReason {
             RejectReason::NotAMessage => "not_a_message",
             RejectReason::TooManyParts => "too_many_parts",
             RejectReason::ParserPanic => "parser_panic",
+            RejectReason::StagePanic => "stage_panic",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! commits. Only after the commit does `process` return `Ok`.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
@@ -460,40 +461,51 @@ impl<S: Store> Processor<S> {
         })
     }
 
+    /// Classify, thread keys, bounce report and trimming of a parsed message.
+    fn analyse(&self, msg: Box<ParsedMessage>, delivery: &Delivery) -> PreparedBody {
+        let class = classify_with(&msg, &self.classify_options);
+        let mut keys = ThreadKeys::of(
+            &msg,
+            &self.tag,
+            &self.options,
+            delivery.recipient.as_deref(),
+        );
+        let bounce = (class.verdict == Verdict::Bounce)
+            .then(|| crate::bounce::parse_bounce(&msg))
+            .flatten();
+        // A bounce answers the message that bounced: thread it like an In-Reply-To.
+        if let Some(id) = bounce.as_ref().and_then(|b| b.original_message_id.clone())
+            && msg.message_id.as_deref() != Some(id.as_str())
+        {
+            keys.referenced_ids.retain(|r| *r != id);
+            keys.referenced_ids.insert(0, id.clone());
+            keys.in_reply_to.insert(0, id);
+        }
+        let trimmed = trim::trim_reply(&msg.text_body, msg.html_body.as_deref());
+        PreparedBody::Message {
+            msg,
+            class,
+            keys: Box::new(keys),
+            reply_text: trimmed.new_text,
+            elided: trimmed.elided,
+            bounce: bounce.map(Box::new),
+        }
+    }
+
     /// The pure stages: parse, classify, thread keys, queue, dedup key.
     pub fn prepare<'r>(&self, raw: &'r [u8], delivery: &Delivery) -> Result<Prepared<'r>, Error> {
         let content_hash = parse::content_hash(raw);
         let limits = self.config.limits.parse_limits();
         let body = match parse::parse(raw, delivery.total_size, &limits) {
-            Parsed::Message(msg) => {
-                let class = classify_with(&msg, &self.classify_options);
-                let mut keys = ThreadKeys::of(
-                    &msg,
-                    &self.tag,
-                    &self.options,
-                    delivery.recipient.as_deref(),
-                );
-                let bounce = (class.verdict == Verdict::Bounce)
-                    .then(|| crate::bounce::parse_bounce(&msg))
-                    .flatten();
-                // A bounce answers the message that bounced: thread it like an In-Reply-To.
-                if let Some(id) = bounce.as_ref().and_then(|b| b.original_message_id.clone())
-                    && msg.message_id.as_deref() != Some(id.as_str())
-                {
-                    keys.referenced_ids.retain(|r| *r != id);
-                    keys.referenced_ids.insert(0, id.clone());
-                    keys.in_reply_to.insert(0, id);
-                }
-                let trimmed = trim::trim_reply(&msg.text_body, msg.html_body.as_deref());
-                PreparedBody::Message {
-                    msg,
-                    class,
-                    keys: Box::new(keys),
-                    reply_text: trimmed.new_text,
-                    elided: trimmed.elided,
-                    bounce: bounce.map(Box::new),
-                }
-            }
+            // The later pure stages run behind `catch_unwind` too: a bug they hit on one
+            // hostile message quarantines that message, instead of failing its delivery
+            // again at every retry.
+            Parsed::Message(msg) => catch_unwind(AssertUnwindSafe(|| self.analyse(msg, delivery)))
+                .unwrap_or_else(|_| PreparedBody::Rejected {
+                    reason: RejectReason::StagePanic,
+                    detail: "a pipeline stage panicked on this message".into(),
+                    head: None,
+                }),
             Parsed::Rejected { reason, detail } => {
                 let head_limits = parse::ParseLimits {
                     max_message_size: MAX_HEADER_BLOCK as u64 + 4,
