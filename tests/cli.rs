@@ -1219,3 +1219,32 @@ fn reply_token_is_read_from_delivered_to_and_x_original_to() {
         assert_eq!(o["ticket_id"].as_i64(), Some(1), "{header}");
     }
 }
+
+#[test]
+fn ingest_reads_all_of_stdin_even_when_it_tempfails() {
+    let env = Env::new();
+    let big = mail(
+        "a@example.org",
+        "big",
+        "drain@example.org",
+        "",
+        &"y".repeat(2_000_000),
+    );
+    for args in [
+        vec!["--config", "missing.toml", "ingest"],
+        vec!["ingest", "--no-such-flag"],
+    ] {
+        let mut child = env
+            .cmd(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A process that exits before reading everything makes this write fail (EPIPE).
+        let wrote = child.stdin.take().unwrap().write_all(big.as_bytes());
+        let out = child.wait_with_output().unwrap();
+        assert!(wrote.is_ok(), "{args:?}: stdin was not read to the end");
+        assert_eq!(code(&out), 75, "{args:?}");
+    }
+}

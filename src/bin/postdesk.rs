@@ -310,7 +310,15 @@ fn ingest_main(cli: &Cli) -> u8 {
         unreachable!("called for ingest only")
     };
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<postdesk::Outcome, Error> {
-        let config = load_config(cli)?;
+        let config = match load_config(cli) {
+            Ok(c) => c,
+            Err(e) => {
+                // Still read the message to the end: the MTA keeps it (exit 75), and a
+                // command that stops reading half-way is a failure of its own kind.
+                let _ = source::read_capped(std::io::stdin().lock(), 0);
+                return Err(e);
+            }
+        };
         let (raw, total) =
             source::read_capped(std::io::stdin().lock(), config.limits.quarantine_raw_cap)?;
         let delivery = Delivery {
