@@ -127,15 +127,7 @@ fn main() {
         .build()
         .unwrap();
     let explained = rt.block_on(async {
-        let store = SqliteStore::open(
-            "sqlite::memory:",
-            &SqliteOptions {
-                max_connections: 1,
-                ..SqliteOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+        let store = SqliteStore::in_memory().await.unwrap();
         let p = Processor::new(Config::default(), store);
         let corpus: Vec<Vec<u8>> = match std::env::var("POSTDESK_BENCH_CORPUS") {
             Ok(dir) => std::fs::read_dir(dir)

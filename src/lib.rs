@@ -22,9 +22,9 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use postdesk::{Config, Processor, store::{SqliteOptions, SqliteStore}};
+//! use postdesk::{Config, Processor, store::SqliteStore};
 //!
-//! let store = SqliteStore::open("sqlite::memory:", &SqliteOptions { max_connections: 1, ..Default::default() }).await?;
+//! let store = SqliteStore::in_memory().await?;
 //! let processor = Processor::new(Config::default(), store);
 //! let outcome = processor
 //!     .process(b"From: ann@example.org\r\nSubject: Printer on fire\r\n\r\nHelp!\r\n")

@@ -154,9 +154,9 @@ enum PreparedBody {
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// use postdesk::{Config, Processor, process::Action, store::{SqliteOptions, SqliteStore}};
+/// use postdesk::{Config, Processor, process::Action, store::SqliteStore};
 ///
-/// let store = SqliteStore::open("sqlite::memory:", &SqliteOptions { max_connections: 1, ..Default::default() }).await?;
+/// let store = SqliteStore::in_memory().await?;
 /// let processor = Processor::new(Config::default(), store);
 ///
 /// let first = processor.process(b"From: ann@example.org\r\nSubject: Printer on fire\r\nMessage-ID: <1@example.org>\r\n\r\nHelp!\r\n").await?;

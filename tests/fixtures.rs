@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use postdesk::store::{SqliteOptions, SqliteStore};
+use postdesk::store::SqliteStore;
 use postdesk::{Config, Processor};
 use serde_json::Value;
 
@@ -113,15 +113,7 @@ async fn fixtures_match_their_expectations() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut files = Vec::new();
     fixture_files(&root, &mut files);
-    let store = SqliteStore::open(
-        "sqlite::memory:",
-        &SqliteOptions {
-            max_connections: 1,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let store = SqliteStore::in_memory().await.unwrap();
     let processor = Processor::new(Config::default(), store);
     let mut failures = Vec::new();
     let mut run = 0;

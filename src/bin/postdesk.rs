@@ -422,19 +422,9 @@ async fn open_store(cli: &Cli, config: &Config, usage: StoreUse) -> Result<Sqlit
     } else {
         opts
     };
-    let url = if usage == StoreUse::Preview && !SqliteStore::exists(url)? {
-        "sqlite::memory:"
-    } else {
-        url
-    };
-    let opts = if url == "sqlite::memory:" {
-        SqliteOptions {
-            max_connections: 1,
-            ..opts
-        }
-    } else {
-        opts
-    };
+    if usage == StoreUse::Preview && !SqliteStore::exists(url)? {
+        return Ok(SqliteStore::in_memory().await?);
+    }
     Ok(SqliteStore::open(url, &opts).await?)
 }
 

@@ -135,6 +135,16 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// A fresh, empty in-memory store (one connection: every connection to
+    /// `sqlite::memory:` would be a database of its own). For tests, previews, examples.
+    pub async fn in_memory() -> Result<SqliteStore, StoreError> {
+        let opts = SqliteOptions {
+            max_connections: 1,
+            ..SqliteOptions::default()
+        };
+        SqliteStore::open("sqlite::memory:", &opts).await
+    }
+
     /// Whether `url` names an in-memory database or a file that exists. `explain` uses
     /// this to preview against an existing store without creating one.
     pub fn exists(url: &str) -> Result<bool, StoreError> {
@@ -227,7 +237,10 @@ impl Store for SqliteStore {
 
     async fn find_duplicate(&self, dedup_key: &str) -> Result<Option<Duplicate>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        find_duplicate(&mut conn, dedup_key).await
+        Ok(find_duplicates(&mut conn, &[dedup_key])
+            .await?
+            .into_values()
+            .next())
     }
 
     async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
@@ -437,20 +450,28 @@ fn ticket_summary(r: &sqlx::sqlite::SqliteRow) -> Result<TicketSummary, StoreErr
     })
 }
 
-async fn find_duplicate(
+/// The stored messages and held records among `dedup_keys`, in one query.
+async fn find_duplicates(
     conn: &mut sqlx::SqliteConnection,
-    dedup_key: &str,
-) -> Result<Option<Duplicate>, StoreError> {
-    let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
-        "SELECT ticket_id, NULL FROM messages WHERE dedup_key = $1
+    dedup_keys: &[&str],
+) -> Result<HashMap<String, Duplicate>, StoreError> {
+    if dedup_keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT dedup_key, ticket_id, NULL FROM messages
+           WHERE dedup_key IN (SELECT value FROM json_each($1))
          UNION ALL
-         SELECT NULL, id FROM held_messages WHERE dedup_key = $1
-         LIMIT 1",
+         SELECT dedup_key, NULL, id FROM held_messages
+           WHERE dedup_key IN (SELECT value FROM json_each($1))",
     )
-    .bind(dedup_key)
-    .fetch_optional(&mut *conn)
+    .bind(json_list(&dedup_keys))
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(row.map(|(ticket_id, held_id)| Duplicate { ticket_id, held_id }))
+    Ok(rows
+        .into_iter()
+        .map(|(k, ticket_id, held_id)| (k, Duplicate { ticket_id, held_id }))
+        .collect())
 }
 
 /// At most three queries for a whole batch, none for a kind of key no message has: every
@@ -622,23 +643,7 @@ impl StoreTx for SqliteTx {
         &mut self,
         dedup_keys: &[&str],
     ) -> Result<HashMap<String, Duplicate>, StoreError> {
-        if dedup_keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT dedup_key, ticket_id, NULL FROM messages
-               WHERE dedup_key IN (SELECT value FROM json_each($1))
-             UNION ALL
-             SELECT dedup_key, NULL, id FROM held_messages
-               WHERE dedup_key IN (SELECT value FROM json_each($1))",
-        )
-        .bind(json_list(&dedup_keys))
-        .fetch_all(&mut *self.tx)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(k, ticket_id, held_id)| (k, Duplicate { ticket_id, held_id }))
-            .collect())
+        find_duplicates(&mut self.tx, dedup_keys).await
     }
 
     async fn lookup(&mut self, keys: &[&ThreadKeys]) -> Result<Vec<ThreadLookup>, StoreError> {
