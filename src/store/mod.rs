@@ -29,6 +29,10 @@ pub enum StoreError {
     /// The database reported an error (locked, unreachable, disk full, I/O...).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite reported an error on a statement run directly on the connection's handle
+    /// (locked, disk full, I/O, constraint...).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// Applying the schema migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

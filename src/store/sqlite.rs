@@ -17,9 +17,10 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, Transaction};
+use rusqlite::{OptionalExtension, params};
+use sqlx::{Connection, Row, Sqlite, Transaction};
 
 use super::{
     AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary, NewMessage, Store, StoreError,
@@ -214,6 +215,9 @@ async fn disable_checkpoint_on_close(conn: &mut sqlx::SqliteConnection) -> Resul
 /// A write transaction on a [`SqliteStore`] (`BEGIN IMMEDIATE`).
 #[derive(Debug)]
 pub struct SqliteTx {
+    /// The transaction's statements run here, on the calling thread (see [`direct`]).
+    /// Declared before `tx` so that it is dropped first.
+    db: rusqlite::Connection,
     tx: Transaction<'static, Sqlite>,
     /// The next free ids, read once per transaction (the write lock is held).
     next: Option<NextIds>,
@@ -223,24 +227,29 @@ impl Store for SqliteStore {
     type Tx<'a> = SqliteTx;
 
     async fn begin(&self) -> Result<SqliteTx, StoreError> {
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(SqliteTx { tx, next: None })
+        // Waiting for the write lock happens here, in sqlx's worker: asynchronously.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // SAFETY: the transaction owns its connection; `SqliteTx` drops `db` before `tx`
+        // (field order, and in `commit`), and sends nothing through `tx` before that.
+        #[allow(unsafe_code)]
+        let db = unsafe { direct(&mut tx) }.await?;
+        Ok(SqliteTx { db, tx, next: None })
     }
 
     async fn lookup(&self, keys: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        Ok(lookup_many(&mut conn, &[keys])
-            .await?
-            .pop()
-            .unwrap_or_default())
+        // SAFETY: `conn` is checked out to us; `db` is dropped at the end of this block.
+        #[allow(unsafe_code)]
+        let db = unsafe { direct(&mut conn) }.await?;
+        Ok(lookup_many(&db, &[keys])?.pop().unwrap_or_default())
     }
 
     async fn find_duplicate(&self, dedup_key: &str) -> Result<Option<Duplicate>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        Ok(find_duplicates(&mut conn, &[dedup_key])
-            .await?
-            .into_values()
-            .next())
+        // SAFETY: `conn` is checked out to us; `db` is dropped at the end of this block.
+        #[allow(unsafe_code)]
+        let db = unsafe { direct(&mut conn) }.await?;
+        Ok(find_duplicates(&db, &[dedup_key])?.into_values().next())
     }
 
     async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
@@ -450,145 +459,110 @@ fn ticket_summary(r: &sqlx::sqlite::SqliteRow) -> Result<TicketSummary, StoreErr
     })
 }
 
-/// The stored messages and held records among `dedup_keys`, in one query.
-async fn find_duplicates(
+/// A second, synchronous view of a pooled connection: its SQLite handle, used on the
+/// calling thread.
+///
+/// Every statement sent through sqlx is a round trip to the connection's worker thread
+/// (about 150 µs on a small VM, which was most of a delivery's cost). Transactions run
+/// their statements here instead, on the same connection and inside the same
+/// transaction, while the worker waits for its next command.
+///
+/// # Safety
+///
+/// The caller must own `conn` exclusively for the life of the returned connection (a
+/// checked-out pool connection or a transaction on one), send no command through `conn`
+/// until it has dropped the returned connection, and drop it before `conn` closes.
+#[allow(unsafe_code)]
+async unsafe fn direct(
     conn: &mut sqlx::SqliteConnection,
+) -> Result<rusqlite::Connection, StoreError> {
+    // `lock_handle` is a round trip too: it makes the worker's last use of the handle
+    // happen before ours. The next command sent through `conn` (after the caller dropped
+    // the returned connection) orders our last use before the worker's next one.
+    let db = conn.lock_handle().await?.as_raw_handle().as_ptr();
+    // SAFETY: `db` is the live handle of `conn`, which the caller owns and keeps open and
+    // idle (see above); `from_handle` does not close it on drop.
+    Ok(unsafe { rusqlite::Connection::from_handle(db) }?)
+}
+
+/// The stored messages and held records among `dedup_keys`.
+fn find_duplicates(
+    db: &rusqlite::Connection,
     dedup_keys: &[&str],
 ) -> Result<HashMap<String, Duplicate>, StoreError> {
-    if dedup_keys.is_empty() {
-        return Ok(HashMap::new());
+    let mut message = db.prepare_cached("SELECT ticket_id FROM messages WHERE dedup_key = ?1")?;
+    let mut held = db.prepare_cached("SELECT id FROM held_messages WHERE dedup_key = ?1")?;
+    let mut found = HashMap::new();
+    for &key in dedup_keys {
+        let duplicate =
+            if let Some(ticket_id) = message.query_row([key], |r| r.get(0)).optional()? {
+                Duplicate {
+                    ticket_id: Some(ticket_id),
+                    held_id: None,
+                }
+            } else if let Some(held_id) = held.query_row([key], |r| r.get(0)).optional()? {
+                Duplicate {
+                    ticket_id: None,
+                    held_id: Some(held_id),
+                }
+            } else {
+                continue;
+            };
+        found.insert(key.to_string(), duplicate);
     }
-    let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-        "SELECT dedup_key, ticket_id, NULL FROM messages
-           WHERE dedup_key IN (SELECT value FROM json_each($1))
-         UNION ALL
-         SELECT dedup_key, NULL, id FROM held_messages
-           WHERE dedup_key IN (SELECT value FROM json_each($1))",
-    )
-    .bind(json_list(&dedup_keys))
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(k, ticket_id, held_id)| (k, Duplicate { ticket_id, held_id }))
-        .collect())
+    Ok(found)
 }
 
-/// At most three queries for a whole batch, none for a kind of key no message has: every
-/// query is a round trip to SQLite's worker thread.
-async fn lookup_many(
-    conn: &mut sqlx::SqliteConnection,
+/// One [`ThreadLookup`] per entry of `keys`.
+fn lookup_many(
+    db: &rusqlite::Connection,
     keys: &[&ThreadKeys],
 ) -> Result<Vec<ThreadLookup>, StoreError> {
-    let ids: HashSet<&str> = keys
-        .iter()
-        .flat_map(|k| {
-            k.referenced_ids
-                .iter()
-                .take(MAX_REFERENCES)
-                .map(String::as_str)
-        })
-        .collect();
-    let refs: HashSet<i64> = keys
-        .iter()
-        .flat_map(|k| k.ticket_ids().into_iter().take(MAX_REFERENCES))
-        .collect();
-    let mut wanted: HashSet<i64> = refs.clone();
-    let by_id: HashMap<String, i64> = if ids.is_empty() {
-        HashMap::new()
-    } else {
-        sqlx::query_as::<_, (String, i64)>(
-            "SELECT message_id, MIN(ticket_id) FROM messages
-             WHERE message_id IN (SELECT value FROM json_each($1))
-             GROUP BY message_id",
-        )
-        .bind(json_list(&ids))
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect()
-    };
-    wanted.extend(by_id.values().copied());
-    let tickets: HashMap<i64, (String, String)> = if wanted.is_empty() {
-        HashMap::new()
-    } else {
-        sqlx::query_as::<_, (i64, String, String)>(
-            "SELECT id, subject, status FROM tickets WHERE id IN (SELECT value FROM json_each($1))",
-        )
-        .bind(json_list(&wanted))
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|(id, subject, status)| (id, (subject, status)))
-        .collect()
-    };
-    // Which (ticket, sender) pairs are participants.
-    let mut pairs: HashSet<(i64, &str)> = HashSet::new();
-    for k in keys {
-        let Some(sender) = k.sender.as_deref() else {
-            continue;
+    let mut by_message_id =
+        db.prepare_cached("SELECT MIN(ticket_id) FROM messages WHERE message_id = ?1")?;
+    let mut ticket = db.prepare_cached("SELECT subject, status FROM tickets WHERE id = ?1")?;
+    let mut participant =
+        db.prepare_cached("SELECT 1 FROM participants WHERE ticket_id = ?1 AND address = ?2")?;
+    let mut hit = |ticket_id: i64, sender: Option<&str>| -> Result<Option<TicketHit>, StoreError> {
+        let Some((subject, status)) = ticket
+            .query_row([ticket_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+        else {
+            return Ok(None);
         };
-        for id in k.referenced_ids.iter().take(MAX_REFERENCES) {
-            if let Some(&t) = by_id.get(id) {
-                pairs.insert((t, sender));
-            }
-        }
-        for r in k.ticket_ids().into_iter().take(MAX_REFERENCES) {
-            if tickets.contains_key(&r) {
-                pairs.insert((r, sender));
-            }
-        }
-    }
-    let participating: HashSet<(i64, String)> = if pairs.is_empty() {
-        HashSet::new()
-    } else {
-        sqlx::query_as::<_, (i64, String)>(
-            "SELECT ticket_id, address FROM participants
-             WHERE (ticket_id, address) IN (SELECT value ->> 0, value ->> 1 FROM json_each($1))",
-        )
-        .bind(json_list(&pairs))
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect()
-    };
-    let hit = |ticket_id: i64, sender: Option<&str>| {
-        let (subject, status) = tickets.get(&ticket_id)?.clone();
-        Some(TicketHit {
+        let sender_is_participant = match sender {
+            Some(s) => participant.exists(params![ticket_id, s])?,
+            None => false,
+        };
+        Ok(Some(TicketHit {
             ticket_id,
-            sender_is_participant: sender
-                .is_some_and(|s| participating.contains(&(ticket_id, s.to_string()))),
+            sender_is_participant,
             subject,
             status,
-        })
+        }))
     };
-    Ok(keys
-        .iter()
-        .map(|k| {
-            let sender = k.sender.as_deref();
-            ThreadLookup {
-                by_header: k
-                    .referenced_ids
-                    .iter()
-                    .take(MAX_REFERENCES)
-                    .filter_map(|id| {
-                        let t = by_id.get(id)?;
-                        Some((id.clone(), hit(*t, sender)?))
-                    })
-                    .collect(),
-                tickets: k
-                    .ticket_ids()
-                    .into_iter()
-                    .take(MAX_REFERENCES)
-                    .filter_map(|r| hit(r, sender))
-                    .collect(),
+    let mut lookups = Vec::with_capacity(keys.len());
+    for k in keys {
+        let sender = k.sender.as_deref();
+        let mut by_header = Vec::new();
+        for id in k.referenced_ids.iter().take(MAX_REFERENCES) {
+            let ticket_id: Option<i64> = by_message_id.query_row([id], |r| r.get(0))?;
+            if let Some(t) = ticket_id
+                && let Some(h) = hit(t, sender)?
+            {
+                by_header.push((id.clone(), h));
             }
-        })
-        .collect())
+        }
+        let mut tickets = Vec::new();
+        for r in k.ticket_ids().into_iter().take(MAX_REFERENCES) {
+            if let Some(h) = hit(r, sender)? {
+                tickets.push(h);
+            }
+        }
+        lookups.push(ThreadLookup { by_header, tickets });
+    }
+    Ok(lookups)
 }
-
-/// Rows per multi-row `INSERT`: keeps the bound parameters far below SQLite's limit.
-const ROWS_PER_INSERT: usize = 400;
 
 /// The next free id of each table that gets rows with ids chosen here.
 #[derive(Debug, Clone, Copy)]
@@ -599,9 +573,9 @@ struct NextIds {
 }
 
 impl SqliteTx {
-    /// The next ids (AUTOINCREMENT: never below what was ever used), in one query per
+    /// The next ids (AUTOINCREMENT: never below what was ever used), read once per
     /// transaction.
-    async fn next_ids(&mut self) -> Result<&mut NextIds, StoreError> {
+    fn next_ids(&mut self) -> Result<&mut NextIds, StoreError> {
         if self.next.is_none() {
             let next = |t: &str| {
                 format!(
@@ -615,9 +589,9 @@ impl SqliteTx {
                 next("messages"),
                 next("held_messages")
             );
-            let (ticket, message, held): (i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut *self.tx)
-                .await?;
+            let (ticket, message, held) = self
+                .db
+                .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             self.next = Some(NextIds {
                 ticket,
                 message,
@@ -643,272 +617,230 @@ impl StoreTx for SqliteTx {
         &mut self,
         dedup_keys: &[&str],
     ) -> Result<HashMap<String, Duplicate>, StoreError> {
-        find_duplicates(&mut self.tx, dedup_keys).await
+        find_duplicates(&self.db, dedup_keys)
     }
 
     async fn lookup(&mut self, keys: &[&ThreadKeys]) -> Result<Vec<ThreadLookup>, StoreError> {
-        lookup_many(&mut self.tx, keys).await
+        lookup_many(&self.db, keys)
     }
 
     async fn new_ticket_id(&mut self) -> Result<i64, StoreError> {
-        Ok(take(&mut self.next_ids().await?.ticket))
+        Ok(take(&mut self.next_ids()?.ticket))
     }
 
     async fn write(&mut self, writes: &[Write<'_>]) -> Result<Vec<Written>, StoreError> {
-        let mut ids = *self.next_ids().await?;
-        let conn: &mut sqlx::SqliteConnection = &mut self.tx;
-        let mut written = Vec::with_capacity(writes.len());
-        let mut tickets = Vec::new();
-        let mut messages: Vec<(i64, i64, &NewMessage<'_>)> = Vec::new();
-        let mut participants: Vec<(i64, &str)> = Vec::new();
-        let mut touched: Vec<(i64, &str, bool)> = Vec::new();
-        let mut held = Vec::new();
-        let mut suppressions = Vec::new();
-        for w in writes {
-            match w {
-                Write::NewTicket {
-                    id,
-                    message,
-                    participants: p,
-                    ..
-                } => {
-                    tickets.push(w);
-                    let mid = take(&mut ids.message);
-                    messages.push((mid, *id, message));
-                    participants.extend(p.iter().map(|a| (*id, a.as_str())));
-                    written.push(Written::Ticket(*id));
-                }
-                Write::Append {
-                    ticket_id,
-                    reopen,
-                    message,
-                    participants: p,
-                } => {
-                    let mid = take(&mut ids.message);
-                    messages.push((mid, *ticket_id, message));
-                    participants.extend(p.iter().map(|a| (*ticket_id, a.as_str())));
-                    touched.push((*ticket_id, message.received_at, *reopen));
-                    written.push(Written::Ticket(*ticket_id));
-                }
-                Write::Hold(h) => {
-                    let id = take(&mut ids.held);
-                    held.push((id, h));
-                    written.push(Written::Held(id));
-                }
-                Write::Suppress {
-                    addresses,
-                    status,
-                    reason,
-                    received_at,
-                } => {
-                    let list: Vec<String> =
-                        addresses.iter().map(|a| a.trim().to_lowercase()).collect();
-                    suppressions.push((list, *status, *reason, *received_at));
-                    written.push(Written::Suppressed);
-                }
-            }
-        }
-        insert_tickets(conn, &tickets).await?;
-        insert_messages(conn, &messages).await?;
-        if !participants.is_empty() {
-            sqlx::query(
-                "INSERT INTO participants (ticket_id, address)
-                 SELECT value ->> 0, value ->> 1 FROM json_each($1) WHERE true
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(json_list(&participants))
-            .execute(&mut *conn)
-            .await?;
-        }
-        if !touched.is_empty() {
-            sqlx::query(
-                "UPDATE tickets SET updated_at = j.value ->> 1,
-                    status = CASE WHEN j.value ->> 2 THEN 'open' ELSE status END
-                 FROM json_each($1) AS j
-                 WHERE tickets.id = j.value ->> 0",
-            )
-            .bind(json_list(&touched))
-            .execute(&mut *conn)
-            .await?;
-        }
-        insert_held(conn, &held).await?;
+        let mut next = *self.next_ids()?;
+        let written = write_all(&self.db, writes, &mut next)?;
         // Keep the counters for a later write in the same transaction (ticket ids are
         // taken through `new_ticket_id`, which advanced `self.next` itself).
-        if let Some(next) = self.next.as_mut() {
-            next.message = ids.message;
-            next.held = ids.held;
-        }
-        for (addresses, status, reason, at) in suppressions {
-            sqlx::query(
-                "INSERT INTO suppressions (address, status, reason, created_at)
-                 SELECT value, $2, $3, $4 FROM json_each($1) WHERE true
-                 ON CONFLICT (address) DO UPDATE
-                 SET status = excluded.status, reason = excluded.reason,
-                     created_at = excluded.created_at",
-            )
-            .bind(json_list(&addresses))
-            .bind(status)
-            .bind(reason)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
+        if let Some(n) = self.next.as_mut() {
+            n.message = next.message;
+            n.held = next.held;
         }
         Ok(written)
     }
 
     async fn release(&mut self, id: i64) -> Result<bool, StoreError> {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let done = sqlx::query(
+        let changed = self.db.execute(
             "UPDATE held_messages
-             SET released_at = $2, dedup_key = dedup_key || ' released ' || id
-             WHERE id = $1 AND released_at IS NULL",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(done.rows_affected() == 1)
+             SET released_at = ?2, dedup_key = dedup_key || ' released ' || id
+             WHERE id = ?1 AND released_at IS NULL",
+            params![id, now],
+        )?;
+        Ok(changed == 1)
     }
 
     async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
+        let SqliteTx { db, tx, .. } = self;
+        // The direct view goes first: the COMMIT is the next command through `tx`.
+        drop(db);
+        tx.commit().await?;
         Ok(())
     }
 }
 
-async fn insert_tickets(
-    conn: &mut sqlx::SqliteConnection,
-    tickets: &[&Write<'_>],
-) -> Result<(), StoreError> {
-    for chunk in tickets.chunks(ROWS_PER_INSERT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO tickets (id, queue, requester, subject, status, created_at, updated_at,
-                linked_ticket_id) ",
-        );
-        q.push_values(chunk, |mut b, w| {
-            if let Write::NewTicket {
+/// Perform `writes` in order, taking message and held ids from `next`.
+fn write_all(
+    db: &rusqlite::Connection,
+    writes: &[Write<'_>],
+    next: &mut NextIds,
+) -> Result<Vec<Written>, StoreError> {
+    let mut written = Vec::with_capacity(writes.len());
+    for w in writes {
+        match w {
+            Write::NewTicket {
                 id,
                 queue,
                 requester,
                 subject,
                 message,
+                participants,
                 linked_ticket_id,
-                ..
-            } = w
-            {
-                b.push_bind(*id)
-                    .push_bind(*queue)
-                    .push_bind(*requester)
-                    .push_bind(*subject)
-                    .push_bind("open")
-                    .push_bind(message.received_at)
-                    .push_bind(message.received_at)
-                    .push_bind(*linked_ticket_id);
+            } => {
+                db.prepare_cached(
+                    "INSERT INTO tickets (id, queue, requester, subject, status, created_at,
+                        updated_at, linked_ticket_id)
+                     VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?5, ?6)",
+                )?
+                .execute(params![
+                    id,
+                    queue,
+                    requester,
+                    subject,
+                    message.received_at,
+                    linked_ticket_id
+                ])?;
+                insert_message(db, take(&mut next.message), *id, message)?;
+                insert_participants(db, *id, participants)?;
+                written.push(Written::Ticket(*id));
             }
-        });
-        q.build().execute(&mut *conn).await?;
+            Write::Append {
+                ticket_id,
+                reopen,
+                message,
+                participants,
+            } => {
+                insert_message(db, take(&mut next.message), *ticket_id, message)?;
+                insert_participants(db, *ticket_id, participants)?;
+                db.prepare_cached(
+                    "UPDATE tickets SET updated_at = ?2,
+                        status = CASE WHEN ?3 THEN 'open' ELSE status END
+                     WHERE id = ?1",
+                )?
+                .execute(params![ticket_id, message.received_at, reopen])?;
+                written.push(Written::Ticket(*ticket_id));
+            }
+            Write::Hold(h) => {
+                let id = take(&mut next.held);
+                insert_held(db, id, h)?;
+                written.push(Written::Held(id));
+            }
+            Write::Suppress {
+                addresses,
+                status,
+                reason,
+                received_at,
+            } => {
+                let mut upsert = db.prepare_cached(
+                    "INSERT INTO suppressions (address, status, reason, created_at)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (address) DO UPDATE
+                     SET status = excluded.status, reason = excluded.reason,
+                         created_at = excluded.created_at",
+                )?;
+                for a in addresses.iter() {
+                    upsert.execute(params![
+                        a.trim().to_lowercase(),
+                        status,
+                        reason,
+                        received_at
+                    ])?;
+                }
+                written.push(Written::Suppressed);
+            }
+        }
+    }
+    Ok(written)
+}
+
+fn insert_participants(
+    db: &rusqlite::Connection,
+    ticket_id: i64,
+    addresses: &[String],
+) -> Result<(), StoreError> {
+    let mut insert = db.prepare_cached(
+        "INSERT INTO participants (ticket_id, address) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?;
+    for a in addresses {
+        insert.execute(params![ticket_id, a])?;
     }
     Ok(())
 }
 
-async fn insert_messages(
-    conn: &mut sqlx::SqliteConnection,
-    messages: &[(i64, i64, &NewMessage<'_>)],
+fn insert_message(
+    db: &rusqlite::Connection,
+    id: i64,
+    ticket_id: i64,
+    m: &NewMessage<'_>,
 ) -> Result<(), StoreError> {
     let addrs = |v: &[crate::parse::Mailbox]| {
         json_list(&v.iter().map(|a| a.address.as_str()).collect::<Vec<_>>())
     };
-    for chunk in messages.chunks(ROWS_PER_INSERT / 2) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO messages (id, ticket_id, dedup_key, message_id, content_hash,
-                envelope_sender, envelope_recipient, from_address, from_name, to_addresses,
-                cc_addresses, subject, sent_at, received_at, text_body, html_body, reply_text,
-                elided_text,
-                verdict, reasons, thread_reason, raw) ",
-        );
-        q.push_values(chunk, |mut b, (id, ticket_id, m)| {
-            let p = m.parsed;
-            b.push_bind(*id)
-                .push_bind(*ticket_id)
-                .push_bind(m.dedup_key)
-                .push_bind(p.message_id.as_deref())
-                .push_bind(m.content_hash)
-                .push_bind(m.envelope_sender)
-                .push_bind(m.envelope_recipient)
-                .push_bind(p.from.as_ref().map(|f| f.address.as_str()))
-                .push_bind(p.from.as_ref().and_then(|f| f.name.as_deref()))
-                .push_bind(addrs(&p.to))
-                .push_bind(addrs(&p.cc))
-                .push_bind(p.subject.as_str())
-                .push_bind(p.date.as_deref())
-                .push_bind(m.received_at)
-                .push_bind(p.text_body.as_str())
-                .push_bind(p.html_body.as_deref())
-                .push_bind(m.reply_text)
-                .push_bind(m.elided)
-                .push_bind(m.verdict.as_str())
-                .push_bind(json_list(&m.reasons))
-                .push_bind(m.thread_reason)
-                .push_bind(m.raw);
-        });
-        q.build().execute(&mut *conn).await?;
-    }
-    let attachments: Vec<(i64, usize, &crate::parse::Attachment)> = messages
-        .iter()
-        .flat_map(|(id, _, m)| {
-            m.parsed
-                .attachments
-                .iter()
-                .enumerate()
-                .map(move |(i, a)| (*id, i, a))
-        })
-        .collect();
-    for chunk in attachments.chunks(ROWS_PER_INSERT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO attachments (message_id, position, filename, content_type, size, content) ",
-        );
-        q.push_values(chunk, |mut b, (message_id, pos, a)| {
-            b.push_bind(*message_id)
-                .push_bind(*pos as i64)
-                .push_bind(a.filename.as_deref())
-                .push_bind(a.content_type.as_str())
-                .push_bind(a.content.len() as i64)
-                .push_bind(a.content.as_slice());
-        });
-        q.build().execute(&mut *conn).await?;
+    let p = m.parsed;
+    db.prepare_cached(
+        "INSERT INTO messages (id, ticket_id, dedup_key, message_id, content_hash,
+            envelope_sender, envelope_recipient, from_address, from_name, to_addresses,
+            cc_addresses, subject, sent_at, received_at, text_body, html_body, reply_text,
+            elided_text, verdict, reasons, thread_reason, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?18, ?19, ?20, ?21, ?22)",
+    )?
+    .execute(params![
+        id,
+        ticket_id,
+        m.dedup_key,
+        p.message_id,
+        m.content_hash,
+        m.envelope_sender,
+        m.envelope_recipient,
+        p.from.as_ref().map(|f| f.address.as_str()),
+        p.from.as_ref().and_then(|f| f.name.as_deref()),
+        addrs(&p.to),
+        addrs(&p.cc),
+        p.subject,
+        p.date,
+        m.received_at,
+        p.text_body,
+        p.html_body,
+        m.reply_text,
+        m.elided,
+        m.verdict.as_str(),
+        json_list(&m.reasons),
+        m.thread_reason,
+        m.raw,
+    ])?;
+    let mut attachment = db.prepare_cached(
+        "INSERT INTO attachments (message_id, position, filename, content_type, size, content)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (i, a) in p.attachments.iter().enumerate() {
+        attachment.execute(params![
+            id,
+            i as i64,
+            a.filename,
+            a.content_type,
+            a.content.len() as i64,
+            a.content,
+        ])?;
     }
     Ok(())
 }
 
-async fn insert_held(
-    conn: &mut sqlx::SqliteConnection,
-    held: &[(i64, &HeldMessage<'_>)],
-) -> Result<(), StoreError> {
-    for chunk in held.chunks(ROWS_PER_INSERT / 2) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO held_messages (id, dedup_key, action, reason, detail, verdict,
-                message_id, content_hash, from_address, subject, size, envelope_recipient,
-                queue, received_at, raw, headers) ",
-        );
-        q.push_values(chunk, |mut b, (id, h)| {
-            b.push_bind(*id)
-                .push_bind(h.dedup_key)
-                .push_bind(h.action.as_str())
-                .push_bind(h.reason)
-                .push_bind(h.detail)
-                .push_bind(h.verdict.as_str())
-                .push_bind(h.message_id)
-                .push_bind(h.content_hash)
-                .push_bind(h.from_address)
-                .push_bind(h.subject)
-                .push_bind(i64::try_from(h.size).unwrap_or(i64::MAX))
-                .push_bind(h.envelope_recipient)
-                .push_bind(h.queue)
-                .push_bind(h.received_at)
-                .push_bind(h.raw)
-                .push_bind(h.headers);
-        });
-        q.build().execute(&mut *conn).await?;
-    }
+fn insert_held(db: &rusqlite::Connection, id: i64, h: &HeldMessage<'_>) -> Result<(), StoreError> {
+    db.prepare_cached(
+        "INSERT INTO held_messages (id, dedup_key, action, reason, detail, verdict,
+            message_id, content_hash, from_address, subject, size, envelope_recipient,
+            queue, received_at, raw, headers)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?
+    .execute(params![
+        id,
+        h.dedup_key,
+        h.action.as_str(),
+        h.reason,
+        h.detail,
+        h.verdict.as_str(),
+        h.message_id,
+        h.content_hash,
+        h.from_address,
+        h.subject,
+        i64::try_from(h.size).unwrap_or(i64::MAX),
+        h.envelope_recipient,
+        h.queue,
+        h.received_at,
+        h.raw,
+        h.headers,
+    ])?;
     Ok(())
 }
