@@ -62,6 +62,28 @@ pub struct Attachment {
     pub content_type: String,
     /// Decoded content.
     pub content: Vec<u8>,
+    /// Where the whole MIME part (its header fields and encoded body) lies in the raw
+    /// message as given to [`parse`], when the content can be read back from that slice
+    /// alone with [`part_content`]. The store then keeps a reference into the raw message
+    /// instead of a second, decoded copy.
+    pub source: Option<std::ops::Range<usize>>,
+}
+
+/// The decoded content of a MIME part cut out of a raw message: the reverse of
+/// [`Attachment::source`]. `None` when the slice does not parse as a part.
+///
+/// ```
+/// use postdesk::parse::part_content;
+/// let part = b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n";
+/// assert_eq!(part_content(part).as_deref(), Some(&b"hello"[..]));
+/// ```
+pub fn part_content(part: &[u8]) -> Option<Vec<u8>> {
+    catch_unwind(AssertUnwindSafe(|| {
+        let msg = MessageParser::default().parse(part)?;
+        Some(msg.parts.first()?.contents().to_vec())
+    }))
+    .ok()
+    .flatten()
 }
 
 /// A successfully parsed message: plain owned data, the input of every later stage.
@@ -266,8 +288,10 @@ fn skip_mbox_from_line(raw: &[u8]) -> &[u8] {
     raw
 }
 
-fn parse_inner(raw: &[u8], limits: &ParseLimits) -> Parsed {
-    let raw = skip_mbox_from_line(raw);
+fn parse_inner(input: &[u8], limits: &ParseLimits) -> Parsed {
+    let raw = skip_mbox_from_line(input);
+    // Offsets mail-parser reports are into `raw`; `Attachment::source` is into `input`.
+    let base = input.len() - raw.len();
     let Some(msg) = MessageParser::default().parse(raw) else {
         return not_a_message("no header fields found");
     };
@@ -344,6 +368,7 @@ fn parse_inner(raw: &[u8], limits: &ParseLimits) -> Parsed {
                     _ => "application/octet-stream".into(),
                 }),
             content: part.contents().to_vec(),
+            source: part_source(part, raw.len()).map(|r| r.start + base..r.end + base),
         })
         .collect();
 
@@ -370,6 +395,18 @@ fn parse_inner(raw: &[u8], limits: &ParseLimits) -> Parsed {
         html_body,
         attachments,
     }))
+}
+
+/// The byte range of a leaf part with header fields of its own, which
+/// [`part_content`] can decode alone.
+fn part_source(part: &mail_parser::MessagePart<'_>, len: usize) -> Option<std::ops::Range<usize>> {
+    let (start, body, end) = (
+        part.offset_header as usize,
+        part.offset_body as usize,
+        part.offset_end as usize,
+    );
+    let leaf = !matches!(part.body, PartType::Multipart(_));
+    (leaf && start < body && body <= end && end <= len).then_some(start..end)
 }
 
 fn not_a_message(detail: &str) -> Parsed {

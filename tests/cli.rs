@@ -1248,3 +1248,47 @@ fn ingest_reads_all_of_stdin_even_when_it_tempfails() {
         assert_eq!(code(&out), 75, "{args:?}");
     }
 }
+
+/// Attachment content is stored once (as a byte range of the raw message) and comes back
+/// byte for byte through `tickets attachment`.
+#[test]
+fn attachments_are_stored_once_and_read_back_exactly() {
+    use postdesk::parse::{ParseLimits, Parsed, parse};
+    let env = Env::new();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/parse/attachments-mixed.eml");
+    let raw = std::fs::read(&fixture).unwrap();
+    let out = env.run(&["ingest"], &raw);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let Parsed::Message(parsed) = parse(&raw, None, &ParseLimits::default()) else {
+        panic!("fixture does not parse");
+    };
+    let t = env.json(&["tickets", "show", "PD-1", "--json"]);
+    let listed = t["thread"][0]["attachments"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 4);
+    for (a, want) in listed.iter().zip(&parsed.attachments) {
+        let id = a["id"].as_i64().unwrap().to_string();
+        assert_eq!(a["size"].as_u64().unwrap() as usize, want.content.len());
+        let out = env.run(&["tickets", "attachment", &id], b"");
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.stdout, want.content, "attachment {id}");
+        let file = env.path(&format!("a{id}.bin"));
+        let out = env.run(
+            &["tickets", "attachment", &id, "-o", file.to_str().unwrap()],
+            b"",
+        );
+        assert_eq!(code(&out), 0);
+        assert_eq!(std::fs::read(&file).unwrap(), want.content);
+    }
+    let db = rusqlite::Connection::open(env.path("tickets.db")).unwrap();
+    let copies: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM attachments WHERE content IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(copies, 0, "attachment content stored twice");
+    let out = env.run(&["tickets", "attachment", "999"], b"");
+    assert_eq!(code(&out), 1);
+}

@@ -148,3 +148,42 @@ async fn fixtures_match_their_expectations() {
     );
     eprintln!("{run} fixtures checked");
 }
+
+/// The store keeps attachment content as a byte range of the raw message
+/// (`Attachment::source`); for every fixture, in both line-ending forms, that range must
+/// decode to exactly the content the parser produced.
+#[test]
+fn attachments_read_back_from_the_raw_message() {
+    use postdesk::parse::{ParseLimits, Parsed, parse, part_content};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut files = Vec::new();
+    fixture_files(&root, &mut files);
+    let (mut by_reference, mut failures) = (0, Vec::new());
+    for eml in &files {
+        let raw = std::fs::read(eml).unwrap();
+        for bytes in [raw.clone(), flip_line_endings(&raw)] {
+            let Parsed::Message(m) = parse(&bytes, None, &ParseLimits::default()) else {
+                continue;
+            };
+            if eml.ends_with("parse/attachments-mixed.eml") {
+                // pdf (base64), log (quoted-printable latin-1), message/rfc822, png
+                assert_eq!(m.attachments.len(), 4);
+                assert!(m.attachments.iter().all(|a| a.source.is_some()));
+            }
+            for (i, a) in m.attachments.iter().enumerate() {
+                let Some(range) = a.source.clone() else {
+                    continue;
+                };
+                by_reference += 1;
+                if part_content(&bytes[range]).as_deref() != Some(a.content.as_slice()) {
+                    failures.push(format!("{} attachment {i}", eml.display()));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(
+        by_reference >= 20,
+        "only {by_reference} attachments by reference"
+    );
+}

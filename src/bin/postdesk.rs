@@ -165,6 +165,15 @@ enum TicketsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write an attachment's decoded content to a file or to standard output (ids are
+    /// listed by `tickets show`).
+    Attachment {
+        /// The attachment's id.
+        id: i64,
+        /// Write here instead of to standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -861,6 +870,23 @@ async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Res
             }
             Ok(exit::OK)
         }
+        TicketsCommand::Attachment { id, output } => {
+            let Some(a) = p.store().attachment(*id).await? else {
+                eprintln!("postdesk: no attachment #{id}");
+                return Ok(exit::FAILURE);
+            };
+            match output {
+                Some(path) => std::fs::write(path, &a.content)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => {
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&a.content)?;
+                    out.flush()?;
+                }
+            }
+            Ok(exit::OK)
+        }
         TicketsCommand::Show { reference, json } => {
             let Some(id) = p.tag().parse_reference(reference) else {
                 bail!(
@@ -901,7 +927,8 @@ async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Res
                 outln!("  thread:  {}", m.thread_reason);
                 for a in &m.attachments {
                     outln!(
-                        "  attach:  {} ({}, {} bytes)",
+                        "  attach:  #{} {} ({}, {} bytes)",
+                        a.id,
                         a.filename.as_deref().unwrap_or("(unnamed)"),
                         a.content_type,
                         a.size

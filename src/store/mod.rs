@@ -39,6 +39,9 @@ pub enum StoreError {
     /// The database URL or options are unusable.
     #[error("invalid database setting: {0}")]
     Config(String),
+    /// Stored data is not what it should be.
+    #[error("inconsistent stored data: {0}")]
+    Corrupt(String),
 }
 
 /// A message already stored under the same dedup key.
@@ -263,12 +266,29 @@ pub struct TicketSummary {
 /// An attachment as listed (content left in the store).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AttachmentInfo {
+    /// Row id, for [`Store::attachment`].
+    pub id: i64,
     /// Name the sender gave, if any.
     pub filename: Option<String>,
     /// MIME type.
     pub content_type: String,
     /// Size in bytes.
     pub size: i64,
+}
+
+/// One attachment with its decoded content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentData {
+    /// Row id.
+    pub id: i64,
+    /// The stored message (row id) it came with.
+    pub message_id: i64,
+    /// Name the sender gave, if any.
+    pub filename: Option<String>,
+    /// MIME type.
+    pub content_type: String,
+    /// Decoded content.
+    pub content: Vec<u8>,
 }
 
 /// A stored message as shown in a ticket.
@@ -415,6 +435,12 @@ pub trait Store: Send + Sync {
         id: i64,
         status: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// One attachment with its decoded content (see [`AttachmentInfo::id`]).
+    fn attachment(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<AttachmentData>, StoreError>> + Send;
 
     /// One held record with its stored bytes.
     fn held_message(

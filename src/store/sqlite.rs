@@ -23,8 +23,9 @@ use rusqlite::{OptionalExtension, params};
 use sqlx::{Connection, Row, Sqlite, Transaction};
 
 use super::{
-    AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary, NewMessage, Store, StoreError,
-    StoreTx, StoredMessage, Suppression, TicketDetail, TicketFilter, TicketSummary, Write, Written,
+    AttachmentData, AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary, NewMessage,
+    Store, StoreError, StoreTx, StoredMessage, Suppression, TicketDetail, TicketFilter,
+    TicketSummary, Write, Written,
 };
 use crate::thread::{ThreadKeys, ThreadLookup, TicketHit};
 
@@ -252,6 +253,58 @@ impl Store for SqliteStore {
         Ok(find_duplicates(&db, &[dedup_key])?.into_values().next())
     }
 
+    async fn attachment(&self, id: i64) -> Result<Option<AttachmentData>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        // SAFETY: `conn` is checked out to us; `db` is dropped at the end of this block.
+        #[allow(unsafe_code)]
+        let db = unsafe { direct(&mut conn) }.await?;
+        let row = db
+            .query_row(
+                "SELECT a.message_id, a.filename, a.content_type, a.size, a.content,
+                        substr(m.raw, a.raw_start + 1, a.raw_end - a.raw_start)
+                 FROM attachments a JOIN messages m ON m.id = a.message_id
+                 WHERE a.id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<Vec<u8>>>(4)?,
+                        r.get::<_, Option<Vec<u8>>>(5)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((message_id, filename, content_type, size, content, part)) = row else {
+            return Ok(None);
+        };
+        let content = match (content, part) {
+            (Some(c), _) => c,
+            (None, Some(part)) => crate::parse::part_content(&part)
+                .filter(|c| c.len() as i64 == size)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "attachment #{id}: its byte range of message #{message_id} does not \
+                         decode to the {size} bytes stored"
+                    ))
+                })?,
+            (None, None) => {
+                return Err(StoreError::Corrupt(format!(
+                    "attachment #{id} has neither content nor a byte range"
+                )));
+            }
+        };
+        Ok(Some(AttachmentData {
+            id,
+            message_id,
+            filename,
+            content_type,
+            content,
+        }))
+    }
+
     async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
         let rows = sqlx::query(
             "SELECT t.id, t.queue, t.requester, t.subject, t.status, t.created_at, t.updated_at,
@@ -301,7 +354,7 @@ impl Store for SqliteStore {
         for r in rows {
             let mid: i64 = r.try_get("id")?;
             let attachments = sqlx::query(
-                "SELECT filename, content_type, size FROM attachments
+                "SELECT id, filename, content_type, size FROM attachments
                  WHERE message_id = $1 ORDER BY position",
             )
             .bind(mid)
@@ -310,6 +363,7 @@ impl Store for SqliteStore {
             .iter()
             .map(|a| {
                 Ok(AttachmentInfo {
+                    id: a.try_get("id")?,
                     filename: a.try_get("filename")?,
                     content_type: a.try_get("content_type")?,
                     size: a.try_get("size")?,
@@ -801,17 +855,26 @@ fn insert_message(
         m.raw,
     ])?;
     let mut attachment = db.prepare_cached(
-        "INSERT INTO attachments (message_id, position, filename, content_type, size, content)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO attachments (message_id, position, filename, content_type, size, content,
+            raw_start, raw_end)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for (i, a) in p.attachments.iter().enumerate() {
+        // The content is in `raw` already: keep where, not a second copy.
+        let source = a.source.as_ref().filter(|r| r.end <= m.raw.len());
+        let (content, start, end) = match source {
+            Some(r) => (None, Some(r.start as i64), Some(r.end as i64)),
+            None => (Some(a.content.as_slice()), None, None),
+        };
         attachment.execute(params![
             id,
             i as i64,
             a.filename,
             a.content_type,
             a.content.len() as i64,
-            a.content,
+            content,
+            start,
+            end,
         ])?;
     }
     Ok(())
