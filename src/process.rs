@@ -5,6 +5,7 @@
 //! does the duplicate check, the thread lookup, the policy decision and the writes, and
 //! commits. Only after the commit does `process` return `Ok`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
@@ -121,7 +122,7 @@ pub struct Explanation {
 /// The pure part of processing: everything decided before the store is touched.
 #[derive(Debug, Clone)]
 pub struct Prepared<'r> {
-    raw: &'r [u8],
+    raw: Cow<'r, [u8]>,
     delivery: Delivery,
     queue: String,
     dedup_key: String,
@@ -219,7 +220,7 @@ impl<S: Store> Processor<S> {
             if class.verdict != Verdict::Human {
                 continue;
             }
-            match spamd::check(opts, p.raw).await {
+            match spamd::check(opts, &p.raw).await {
                 Ok(v) if v.is_spam => {
                     class.verdict = Verdict::Spam;
                     class.reasons.insert(
@@ -313,7 +314,57 @@ impl<S: Store> Processor<S> {
     /// Process many messages in one transaction, in order (bulk import): a later message
     /// threads onto an earlier one of the same batch. Either all are committed or none.
     pub async fn process_batch(&self, items: &[(&[u8], Delivery)]) -> Result<Vec<Outcome>, Error> {
-        let mut prepared = self.prepare_parallel(items)?;
+        self.store_batch(self.prepare_parallel(items)?).await
+    }
+
+    /// The pure half of [`Processor::process_batch`], for messages the batch owns: parse,
+    /// classify and thread keys on all cores, no store access. Returns data that borrows
+    /// nothing, so a bulk import can prepare the next batch on another thread while
+    /// [`Processor::store_batch`] writes this one.
+    pub fn prepare_batch(
+        &self,
+        items: Vec<(Vec<u8>, Delivery)>,
+    ) -> Result<Vec<Prepared<'static>>, Error> {
+        let own = |(raw, d): (Vec<u8>, Delivery)| self.prepare_owned(raw, &d);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        if threads < 2 || items.len() < 32 {
+            return items.into_iter().map(own).collect();
+        }
+        let chunk = items.len().div_ceil(threads);
+        let mut parts = Vec::with_capacity(threads);
+        let mut rest = items;
+        while rest.len() > chunk {
+            let tail = rest.split_off(chunk);
+            parts.push(rest);
+            rest = tail;
+        }
+        parts.push(rest);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| scope.spawn(move || part.into_iter().map(own).collect::<Vec<_>>()))
+                .collect();
+            let mut out = Vec::new();
+            for h in handles {
+                let part = h
+                    .join()
+                    .map_err(|_| Error::Panic("a parsing thread panicked".into()))?;
+                for p in part {
+                    out.push(p?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The storing half of [`Processor::process_batch`]: one transaction for the whole
+    /// prepared batch, in order. Either all are committed or none.
+    pub async fn store_batch(
+        &self,
+        mut prepared: Vec<Prepared<'_>>,
+    ) -> Result<Vec<Outcome>, Error> {
         self.verify(&mut prepared).await?;
         self.spam_check(&mut prepared).await;
         let mut tx = self.store.begin().await?;
@@ -492,6 +543,30 @@ impl<S: Store> Processor<S> {
         }
     }
 
+    /// [`Processor::prepare`] of a message the result then owns.
+    pub fn prepare_owned(
+        &self,
+        raw: Vec<u8>,
+        delivery: &Delivery,
+    ) -> Result<Prepared<'static>, Error> {
+        let Prepared {
+            raw: _,
+            delivery,
+            queue,
+            dedup_key,
+            content_hash,
+            body,
+        } = self.prepare(&raw, delivery)?;
+        Ok(Prepared {
+            raw: Cow::Owned(raw),
+            delivery,
+            queue,
+            dedup_key,
+            content_hash,
+            body,
+        })
+    }
+
     /// The pure stages: parse, classify, thread keys, queue, dedup key.
     pub fn prepare<'r>(&self, raw: &'r [u8], delivery: &Delivery) -> Result<Prepared<'r>, Error> {
         let content_hash = parse::content_hash(raw);
@@ -538,7 +613,7 @@ impl<S: Store> Processor<S> {
         };
         let queue = self.queue_for(delivery, &body)?;
         Ok(Prepared {
-            raw,
+            raw: Cow::Borrowed(raw),
             delivery: delivery.clone(),
             queue,
             dedup_key,
@@ -764,7 +839,7 @@ impl<S: Store> Processor<S> {
                         dedup_key: &p.dedup_key,
                         content_hash: &p.content_hash,
                         parsed: msg,
-                        raw: p.raw,
+                        raw: &p.raw,
                         envelope_sender: p.delivery.sender.as_deref(),
                         envelope_recipient: p.delivery.recipient.as_deref(),
                         verdict: class.verdict,
@@ -869,8 +944,8 @@ impl<S: Store> Processor<S> {
             envelope_recipient: p.delivery.recipient.as_deref(),
             queue: Some(&p.queue),
             received_at: now,
-            raw: p.delivery.total_size.is_none().then_some(p.raw),
-            headers: parse::header_block(p.raw, MAX_HEADER_BLOCK),
+            raw: p.delivery.total_size.is_none().then_some(&*p.raw),
+            headers: parse::header_block(&p.raw, MAX_HEADER_BLOCK),
         }
     }
 }

@@ -681,25 +681,31 @@ async fn import(p: Processor<SqliteStore>, args: &ImportArgs) -> anyhow::Result<
         .unwrap_or(p.config().import.batch_size)
         .max(1);
     let mut summary = ImportSummary::default();
-    let mut batch: Vec<SourceMessage> = Vec::with_capacity(batch_size);
-    for file in &files {
-        for m in
-            source::messages(file).with_context(|| format!("opening {}", file.path().display()))?
-        {
-            match m {
-                Ok(m) => batch.push(m),
-                Err(e) => {
-                    summary.read_errors += 1;
-                    bar.suspend(|| eprintln!("postdesk: reading {}: {e}", file.path().display()));
-                    continue;
-                }
-            }
-            if batch.len() >= batch_size {
-                flush(&p, &mut batch, &mut summary, &bar).await?;
-            }
+    // Two stages: a reader thread reads and prepares (parse, classify: all cores) the next
+    // batch while this task stores the current one, so the CPU work overlaps the writes.
+    let p = std::sync::Arc::new(p);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<anyhow::Result<PreparedBatch>>(1);
+    let reader = {
+        let (p, bar) = (p.clone(), bar.clone());
+        std::thread::spawn(move || read_batches(&p, &files, batch_size, &bar, &tx))
+    };
+    while let Some(batch) = rx.recv().await {
+        let batch = batch?;
+        let outcomes = p
+            .store_batch(batch.prepared)
+            .await
+            .with_context(|| format!("importing the batch starting at {}", batch.origin))?;
+        for o in &outcomes {
+            summary.messages += 1;
+            *summary.by_action.entry(o.action.as_str()).or_default() += 1;
+            *summary.by_verdict.entry(o.verdict.as_str()).or_default() += 1;
         }
+        bar.inc(batch.bytes);
+        bar.set_message(format!("{} messages", summary.messages));
     }
-    flush(&p, &mut batch, &mut summary, &bar).await?;
+    summary.read_errors = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the reading thread panicked"))?;
     p.store().checkpoint().await?;
     bar.finish_and_clear();
     summary.seconds = started.elapsed().as_secs_f64();
@@ -743,32 +749,74 @@ async fn import(p: Processor<SqliteStore>, args: &ImportArgs) -> anyhow::Result<
     })
 }
 
-async fn flush(
+/// A batch of messages read and prepared for [`Processor::store_batch`].
+struct PreparedBatch {
+    /// Where its first message came from.
+    origin: String,
+    /// Its size in bytes (for the progress bar).
+    bytes: u64,
+    prepared: Vec<postdesk::process::Prepared<'static>>,
+}
+
+/// The reading stage of `import`: batches of `batch_size` messages, prepared, in order.
+/// Returns how many messages could not be read (each is reported on stderr).
+fn read_batches(
     p: &Processor<SqliteStore>,
-    batch: &mut Vec<SourceMessage>,
-    summary: &mut ImportSummary,
+    files: &[source::SourceFile],
+    batch_size: usize,
     bar: &ProgressBar,
-) -> anyhow::Result<()> {
-    if batch.is_empty() {
-        return Ok(());
+    out: &tokio::sync::mpsc::Sender<anyhow::Result<PreparedBatch>>,
+) -> u64 {
+    let mut read_errors = 0;
+    let mut batch: Vec<SourceMessage> = Vec::with_capacity(batch_size);
+    let send = |batch: &mut Vec<SourceMessage>| -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        let origin = batch[0].origin.clone();
+        let bytes = batch.iter().map(|m| m.raw.len() as u64).sum();
+        let items = batch
+            .drain(..)
+            .map(|m| (m.raw, Delivery::default()))
+            .collect();
+        let prepared = p
+            .prepare_batch(items)
+            .with_context(|| format!("preparing the batch starting at {origin}"))
+            .map(|prepared| PreparedBatch {
+                origin,
+                bytes,
+                prepared,
+            });
+        let failed = prepared.is_err();
+        // A closed channel means the storing side stopped (with its own error).
+        out.blocking_send(prepared).is_ok() && !failed
+    };
+    for file in files {
+        let messages = match source::messages(file) {
+            Ok(m) => m,
+            Err(e) => {
+                let e =
+                    anyhow::Error::from(e).context(format!("opening {}", file.path().display()));
+                let _ = out.blocking_send(Err(e));
+                return read_errors;
+            }
+        };
+        for m in messages {
+            match m {
+                Ok(m) => batch.push(m),
+                Err(e) => {
+                    read_errors += 1;
+                    bar.suspend(|| eprintln!("postdesk: reading {}: {e}", file.path().display()));
+                    continue;
+                }
+            }
+            if batch.len() >= batch_size && !send(&mut batch) {
+                return read_errors;
+            }
+        }
     }
-    let items: Vec<(&[u8], Delivery)> = batch
-        .iter()
-        .map(|m| (m.raw.as_slice(), Delivery::default()))
-        .collect();
-    let outcomes = p
-        .process_batch(&items)
-        .await
-        .with_context(|| format!("importing the batch starting at {}", batch[0].origin))?;
-    for o in &outcomes {
-        summary.messages += 1;
-        *summary.by_action.entry(o.action.as_str()).or_default() += 1;
-        *summary.by_verdict.entry(o.verdict.as_str()).or_default() += 1;
-    }
-    bar.inc(batch.iter().map(|m| m.raw.len() as u64).sum());
-    bar.set_message(format!("{} messages", summary.messages));
-    batch.clear();
-    Ok(())
+    send(&mut batch);
+    read_errors
 }
 
 async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Result<u8> {
