@@ -10,6 +10,11 @@
 //! fsyncs. Without any checkpoint, every opener replays a WAL that only grows. `finish`
 //! truncates the WAL once it passes [`WAL_TRUNCATE_AT`], which bounds the replay. The
 //! benchmark's (d) line measures the three.
+//!
+//! sqlx runs each connection on a worker thread. Waiting for the write lock and the
+//! commit's fsync happen there; the statements inside a transaction run on the calling
+//! thread through rusqlite on the same handle (see `direct`), since each statement sent to
+//! the worker is a thread round trip.
 
 use std::str::FromStr;
 use std::time::Duration;
