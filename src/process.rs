@@ -325,38 +325,7 @@ impl<S: Store> Processor<S> {
         &self,
         items: Vec<(Vec<u8>, Delivery)>,
     ) -> Result<Vec<Prepared<'static>>, Error> {
-        let own = |(raw, d): (Vec<u8>, Delivery)| self.prepare_owned(raw, &d);
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
-        if threads < 2 || items.len() < 32 {
-            return items.into_iter().map(own).collect();
-        }
-        let chunk = items.len().div_ceil(threads);
-        let mut parts = Vec::with_capacity(threads);
-        let mut rest = items;
-        while rest.len() > chunk {
-            let tail = rest.split_off(chunk);
-            parts.push(rest);
-            rest = tail;
-        }
-        parts.push(rest);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = parts
-                .into_iter()
-                .map(|part| scope.spawn(move || part.into_iter().map(own).collect::<Vec<_>>()))
-                .collect();
-            let mut out = Vec::new();
-            for h in handles {
-                let part = h
-                    .join()
-                    .map_err(|_| Error::Panic("a parsing thread panicked".into()))?;
-                for p in part {
-                    out.push(p?);
-                }
-            }
-            Ok(out)
-        })
+        parallel_map(items, |(raw, d)| self.prepare_owned(raw, &d))
     }
 
     /// The storing half of [`Processor::process_batch`]: one transaction for the whole
@@ -483,33 +452,7 @@ impl<S: Store> Processor<S> {
         &self,
         items: &'r [(&[u8], Delivery)],
     ) -> Result<Vec<Prepared<'r>>, Error> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
-        if threads < 2 || items.len() < 32 {
-            return items.iter().map(|(raw, d)| self.prepare(raw, d)).collect();
-        }
-        let chunk = items.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = items
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(raw, d)| self.prepare(raw, d))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            let mut out = Vec::with_capacity(items.len());
-            for h in handles {
-                let part = h
-                    .join()
-                    .map_err(|_| Error::Panic("a parsing thread panicked".into()))??;
-                out.extend(part);
-            }
-            Ok(out)
-        })
+        parallel_map(items.iter().collect(), |(raw, d)| self.prepare(raw, d))
     }
 
     /// Classify, thread keys, bounce report and trimming of a parsed message.
@@ -1039,6 +982,46 @@ fn ticket_subject(subject: &str, tag: &SubjectTag) -> String {
     } else {
         s
     }
+}
+
+/// `items.map(f)` in order, spread over the machine's cores (at most 8) in contiguous
+/// chunks; small inputs stay on the calling thread.
+fn parallel_map<T: Send, R: Send>(
+    items: Vec<T>,
+    f: impl Fn(T) -> Result<R, Error> + Sync,
+) -> Result<Vec<R>, Error> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if threads < 2 || items.len() < 32 {
+        return items.into_iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let mut parts = Vec::with_capacity(threads);
+    let mut rest = items;
+    while rest.len() > chunk {
+        let tail = rest.split_off(chunk);
+        parts.push(rest);
+        rest = tail;
+    }
+    parts.push(rest);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || part.into_iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            let part = h
+                .join()
+                .map_err(|_| Error::Panic("a parsing thread panicked".into()))?;
+            for r in part {
+                out.push(r?);
+            }
+        }
+        Ok(out)
+    })
 }
 
 #[cfg(test)]

@@ -163,6 +163,21 @@ impl SqliteStore {
         Ok(opts.get_filename().exists())
     }
 
+    /// Run `f` on a pooled connection, on the calling thread (see [`direct`]).
+    async fn with_view<R>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<R, StoreError> + Send,
+    ) -> Result<R, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        // SAFETY: `conn` is checked out to us and stays idle; `db` is dropped before `conn`
+        // goes back to the pool.
+        #[allow(unsafe_code)]
+        let db = unsafe { direct(&mut conn) }.await?;
+        let result = f(&db);
+        drop(db);
+        result
+    }
+
     /// Fold the WAL into the database file and truncate it (after bulk imports).
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -243,45 +258,39 @@ impl Store for SqliteStore {
     }
 
     async fn lookup(&self, keys: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        // SAFETY: `conn` is checked out to us; `db` is dropped at the end of this block.
-        #[allow(unsafe_code)]
-        let db = unsafe { direct(&mut conn) }.await?;
-        Ok(lookup_many(&db, &[keys])?.pop().unwrap_or_default())
+        self.with_view(|db| Ok(lookup_many(db, &[keys])?.pop().unwrap_or_default()))
+            .await
     }
 
     async fn find_duplicate(&self, dedup_key: &str) -> Result<Option<Duplicate>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        // SAFETY: `conn` is checked out to us; `db` is dropped at the end of this block.
-        #[allow(unsafe_code)]
-        let db = unsafe { direct(&mut conn) }.await?;
-        Ok(find_duplicates(&db, &[dedup_key])?.into_values().next())
+        self.with_view(|db| Ok(find_duplicates(db, &[dedup_key])?.into_values().next()))
+            .await
     }
 
     async fn attachment(&self, id: i64) -> Result<Option<AttachmentData>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        // SAFETY: `conn` is checked out to us; `db` is dropped at the end of this block.
-        #[allow(unsafe_code)]
-        let db = unsafe { direct(&mut conn) }.await?;
-        let row = db
-            .query_row(
-                "SELECT a.message_id, a.filename, a.content_type, a.size, a.content,
+        let row = self
+            .with_view(|db| {
+                Ok(db
+                    .query_row(
+                        "SELECT a.message_id, a.filename, a.content_type, a.size, a.content,
                         substr(m.raw, a.raw_start + 1, a.raw_end - a.raw_start)
                  FROM attachments a JOIN messages m ON m.id = a.message_id
                  WHERE a.id = ?1",
-                [id],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, Option<String>>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, Option<Vec<u8>>>(4)?,
-                        r.get::<_, Option<Vec<u8>>>(5)?,
-                    ))
-                },
-            )
-            .optional()?;
+                        [id],
+                        |r| {
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, Option<String>>(1)?,
+                                r.get::<_, String>(2)?,
+                                r.get::<_, i64>(3)?,
+                                r.get::<_, Option<Vec<u8>>>(4)?,
+                                r.get::<_, Option<Vec<u8>>>(5)?,
+                            ))
+                        },
+                    )
+                    .optional()?)
+            })
+            .await?;
         let Some((message_id, filename, content_type, size, content, part)) = row else {
             return Ok(None);
         };
