@@ -426,6 +426,7 @@ async fn open_store(cli: &Cli, config: &Config, usage: StoreUse) -> Result<Sqlit
         SqliteOptions {
             max_connections: 1,
             checkpoint_on_close: false,
+            direct: true,
             ..opts
         }
     } else {

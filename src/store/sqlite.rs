@@ -17,6 +17,7 @@
 //! the worker is a thread round trip.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -52,6 +53,11 @@ pub struct SqliteOptions {
     /// here). Short-lived processes turn it off and call [`SqliteStore::finish`]: see the
     /// module documentation.
     pub checkpoint_on_close: bool,
+    /// Run writes on one connection opened on the calling thread, without sqlx's worker
+    /// thread: for a process that delivers one message and exits (`ingest`). Waiting for
+    /// the write lock and the commit's fsync then block the caller. Other queries still go
+    /// through the (lazily connected) pool. Ignored for in-memory databases.
+    pub direct: bool,
 }
 
 impl Default for SqliteOptions {
@@ -61,6 +67,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(30),
             max_connections: 4,
             checkpoint_on_close: true,
+            direct: false,
         }
     }
 }
@@ -70,6 +77,10 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     pool: SqlitePool,
     wal: Option<std::path::PathBuf>,
+    /// The connection of [`SqliteOptions::direct`]: write transactions use it.
+    single: Option<Arc<tokio::sync::Mutex<rusqlite::Connection>>>,
+    /// How long `begin` waits for the write lock ([`SqliteOptions::busy_timeout`]).
+    patience: Duration,
 }
 
 /// [`SqliteStore::finish`] truncates the WAL once it is larger than this.
@@ -101,15 +112,33 @@ impl SqliteStore {
                     }
                     Ok(())
                 })
-            })
-            .connect_with(connect.clone())
-            .await?;
-        let wal = (!url.contains(":memory:") && !url.contains("mode=memory")).then(|| {
+            });
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let wal = (!in_memory).then(|| {
             let mut p = connect.get_filename().as_os_str().to_owned();
             p.push("-wal");
             std::path::PathBuf::from(p)
         });
-        let store = SqliteStore { pool, wal };
+        if opts.direct && !in_memory {
+            let (single, current) = open_single(connect.get_filename(), opts).await?;
+            let store = SqliteStore {
+                pool: pool.connect_lazy_with(connect),
+                wal,
+                single: Some(Arc::new(tokio::sync::Mutex::new(single))),
+                patience: opts.busy_timeout,
+            };
+            if current < latest_version() {
+                store.migrate().await?;
+            }
+            return Ok(store);
+        }
+        let pool = pool.connect_with(connect.clone()).await?;
+        let store = SqliteStore {
+            pool,
+            wal,
+            single: None,
+            patience: opts.busy_timeout,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -118,7 +147,7 @@ impl SqliteStore {
     /// is not, the migration runs under the write lock so concurrent first deliveries to a
     /// new file do not race each other.
     async fn migrate(&self) -> Result<(), StoreError> {
-        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let latest = latest_version();
         let current: i64 = sqlx::query_scalar("PRAGMA user_version")
             .fetch_one(&self.pool)
             .await?;
@@ -163,11 +192,15 @@ impl SqliteStore {
         Ok(opts.get_filename().exists())
     }
 
-    /// Run `f` on a pooled connection, on the calling thread (see [`direct`]).
+    /// Run `f` on a connection, on the calling thread: the direct connection when there is
+    /// one ([`SqliteOptions::direct`]), else a pooled connection (see [`direct`]).
     async fn with_view<R>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> Result<R, StoreError> + Send,
     ) -> Result<R, StoreError> {
+        if let Some(single) = &self.single {
+            return f(&*single.lock().await);
+        }
         let mut conn = self.pool.acquire().await?;
         // SAFETY: `conn` is checked out to us and stays idle; `db` is dropped before `conn`
         // goes back to the pool.
@@ -200,15 +233,89 @@ impl SqliteStore {
             .as_ref()
             .and_then(|p| std::fs::metadata(p).ok())
             .is_some_and(|m| m.len() > WAL_TRUNCATE_AT);
-        if big
-            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        let checkpoint = match (&self.single, big) {
+            (_, false) => Ok(()),
+            // Busy timeout zero: if another process holds the WAL, do not wait for it.
+            (Some(single), true) => single
+                .lock()
+                .await
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(StoreError::from),
+            (None, true) => sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(&self.pool)
                 .await
-        {
+                .map(|_| ())
+                .map_err(StoreError::from),
+        };
+        if let Err(e) = checkpoint {
             tracing::debug!("WAL checkpoint deferred: {e}");
         }
         self.close().await;
     }
+}
+
+/// Run `op` until it stops failing with SQLITE_BUSY or `patience` has passed, with an
+/// asynchronous sleep between attempts. The connection's busy timeout must be zero while
+/// this runs: SQLite's busy handler would sleep on this thread (holding up the deadline),
+/// and where waiting could deadlock (a read transaction upgrading to a write, as
+/// `PRAGMA journal_mode = WAL` on a new file does) SQLite does not call it at all.
+/// (`db` is borrowed mutably so that the future stays `Send`: a connection is not `Sync`.)
+async fn retry_busy<R>(
+    db: &mut rusqlite::Connection,
+    patience: Duration,
+    mut op: impl FnMut(&rusqlite::Connection) -> rusqlite::Result<R>,
+) -> Result<R, StoreError> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match op(db) {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && started.elapsed() < patience =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// The newest schema version this build knows.
+fn latest_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The connection of [`SqliteOptions::direct`], set up like the pool's, and the schema
+/// version it finds. Its busy timeout stays zero: every wait is a [`retry_busy`].
+async fn open_single(
+    path: &std::path::Path,
+    opts: &SqliteOptions,
+) -> Result<(rusqlite::Connection, i64), StoreError> {
+    use rusqlite::OpenFlags;
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if opts.create_if_missing {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let mut db = rusqlite::Connection::open_with_flags(path, flags)?;
+    db.busy_timeout(Duration::ZERO)?;
+    if !opts.checkpoint_on_close {
+        db.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
+    }
+    let patience = opts.busy_timeout;
+    retry_busy(&mut db, patience, |db| {
+        db.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+    })
+    .await?;
+    db.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    let version = retry_busy(&mut db, patience, |db| {
+        db.query_row("PRAGMA user_version", [], |r| r.get(0))
+    })
+    .await?;
+    Ok((db, version))
 }
 
 #[allow(unsafe_code)]
@@ -236,25 +343,67 @@ async fn disable_checkpoint_on_close(conn: &mut sqlx::SqliteConnection) -> Resul
 /// A write transaction on a [`SqliteStore`] (`BEGIN IMMEDIATE`).
 #[derive(Debug)]
 pub struct SqliteTx {
-    /// The transaction's statements run here, on the calling thread (see [`direct`]).
-    /// Declared before `tx` so that it is dropped first.
-    db: rusqlite::Connection,
-    tx: Transaction<'static, Sqlite>,
+    /// `None` once committed.
+    conn: Option<TxConn>,
     /// The next free ids, read once per transaction (the write lock is held).
     next: Option<NextIds>,
+}
+
+#[derive(Debug)]
+enum TxConn {
+    /// A pooled connection: sqlx began the transaction and commits it.
+    Pooled {
+        /// The transaction's statements run here, on the calling thread (see [`direct`]).
+        /// Declared before `tx` so that it is dropped first.
+        view: rusqlite::Connection,
+        tx: Transaction<'static, Sqlite>,
+    },
+    /// The store's single direct connection ([`SqliteOptions::direct`]).
+    Single(tokio::sync::OwnedMutexGuard<rusqlite::Connection>),
+}
+
+impl SqliteTx {
+    fn db(&self) -> &rusqlite::Connection {
+        match self.conn.as_ref().expect("used after commit") {
+            TxConn::Pooled { view, .. } => view,
+            TxConn::Single(db) => db,
+        }
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        // A pooled transaction rolls back through sqlx when `tx` drops.
+        if let Some(TxConn::Single(db)) = self.conn.take()
+            && let Err(e) = db.execute_batch("ROLLBACK")
+        {
+            tracing::warn!("rollback failed: {e}");
+        }
+    }
 }
 
 impl Store for SqliteStore {
     type Tx<'a> = SqliteTx;
 
     async fn begin(&self) -> Result<SqliteTx, StoreError> {
+        if let Some(single) = &self.single {
+            let mut db = single.clone().lock_owned().await;
+            retry_busy(&mut db, self.patience, |db| db.execute_batch("BEGIN IMMEDIATE")).await?;
+            return Ok(SqliteTx {
+                conn: Some(TxConn::Single(db)),
+                next: None,
+            });
+        }
         // Waiting for the write lock happens here, in sqlx's worker: asynchronously.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // SAFETY: the transaction owns its connection; `SqliteTx` drops `db` before `tx`
         // (field order, and in `commit`), and sends nothing through `tx` before that.
         #[allow(unsafe_code)]
-        let db = unsafe { direct(&mut tx) }.await?;
-        Ok(SqliteTx { db, tx, next: None })
+        let view = unsafe { direct(&mut tx) }.await?;
+        Ok(SqliteTx {
+            conn: Some(TxConn::Pooled { view, tx }),
+            next: None,
+        })
     }
 
     async fn lookup(&self, keys: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
@@ -658,7 +807,7 @@ impl SqliteTx {
                 next("held_messages")
             );
             let (ticket, message, held) = self
-                .db
+                .db()
                 .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             self.next = Some(NextIds {
                 ticket,
@@ -685,11 +834,11 @@ impl StoreTx for SqliteTx {
         &mut self,
         dedup_keys: &[&str],
     ) -> Result<HashMap<String, Duplicate>, StoreError> {
-        find_duplicates(&self.db, dedup_keys)
+        find_duplicates(self.db(), dedup_keys)
     }
 
     async fn lookup(&mut self, keys: &[&ThreadKeys]) -> Result<Vec<ThreadLookup>, StoreError> {
-        lookup_many(&self.db, keys)
+        lookup_many(self.db(), keys)
     }
 
     async fn new_ticket_id(&mut self) -> Result<i64, StoreError> {
@@ -698,7 +847,7 @@ impl StoreTx for SqliteTx {
 
     async fn write(&mut self, writes: &[Write<'_>]) -> Result<Vec<Written>, StoreError> {
         let mut next = *self.next_ids()?;
-        let written = write_all(&self.db, writes, &mut next)?;
+        let written = write_all(self.db(), writes, &mut next)?;
         // Keep the counters for a later write in the same transaction (ticket ids are
         // taken through `new_ticket_id`, which advanced `self.next` itself).
         if let Some(n) = self.next.as_mut() {
@@ -710,7 +859,7 @@ impl StoreTx for SqliteTx {
 
     async fn release(&mut self, id: i64) -> Result<bool, StoreError> {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let changed = self.db.execute(
+        let changed = self.db().execute(
             "UPDATE held_messages
              SET released_at = ?2, dedup_key = dedup_key || ' released ' || id
              WHERE id = ?1 AND released_at IS NULL",
@@ -719,11 +868,21 @@ impl StoreTx for SqliteTx {
         Ok(changed == 1)
     }
 
-    async fn commit(self) -> Result<(), StoreError> {
-        let SqliteTx { db, tx, .. } = self;
-        // The direct view goes first: the COMMIT is the next command through `tx`.
-        drop(db);
-        tx.commit().await?;
+    async fn commit(mut self) -> Result<(), StoreError> {
+        match self.conn.take().expect("committed once") {
+            TxConn::Pooled { view, tx } => {
+                // The direct view goes first: the COMMIT is the next command through `tx`.
+                drop(view);
+                tx.commit().await?;
+            }
+            TxConn::Single(db) => {
+                if let Err(e) = db.execute_batch("COMMIT") {
+                    // Not committed: leave no transaction open on the connection.
+                    let _ = db.execute_batch("ROLLBACK");
+                    return Err(e.into());
+                }
+            }
+        }
         Ok(())
     }
 }
