@@ -31,6 +31,16 @@ use postdesk::{Error, Processor, exit};
     max_term_width = 100
 )]
 struct Cli {
+    #[command(flatten)]
+    globals: Globals,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The options every subcommand takes.
+#[derive(Debug, Args)]
+struct Globals {
     /// TOML configuration file (optional; every setting has a default).
     #[arg(long, global = true, env = "POSTDESK_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -38,9 +48,25 @@ struct Cli {
     /// Database URL [default: the config's `database`, else sqlite://postdesk.db].
     #[arg(long, global = true, env = "POSTDESK_DATABASE_URL", value_name = "URL")]
     database: Option<String>,
+}
+
+/// `postdesk [OPTIONS] ingest [ARGS]` alone. clap builds every subcommand of [`Cli`] on
+/// each parse, about a quarter of a millisecond, and `ingest` runs once per delivered
+/// message. What this parser does not accept (help, version, errors, other commands) is
+/// parsed again by [`Cli`], which prints the real help and error messages.
+#[derive(Debug, Parser)]
+#[command(name = "postdesk")]
+struct IngestCli {
+    #[command(flatten)]
+    globals: Globals,
 
     #[command(subcommand)]
-    command: Command,
+    command: IngestOnly,
+}
+
+#[derive(Debug, Subcommand)]
+enum IngestOnly {
+    Ingest(IngestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,20 +81,7 @@ enum Command {
     /// Postfix master.cf example:
     ///   postdesk unix - n n - - pipe flags=Rq user=postdesk
     ///     argv=/usr/local/bin/postdesk ingest --recipient ${recipient}
-    Ingest {
-        /// Print the outcome as one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Envelope recipient (Postfix `${recipient}`): selects the queue.
-        #[arg(long, value_name = "ADDR")]
-        recipient: Option<String>,
-        /// Queue to file the message in (must be configured); overrides --recipient.
-        #[arg(long, value_name = "NAME")]
-        queue: Option<String>,
-        /// Envelope sender (Postfix `${sender}`).
-        #[arg(long, value_name = "ADDR")]
-        sender: Option<String>,
-    },
+    Ingest(IngestArgs),
     /// Classify and thread-preview messages without storing them.
     Explain {
         /// One JSON object per line and per file, in order.
@@ -96,6 +109,22 @@ enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+struct IngestArgs {
+    /// Print the outcome as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Envelope recipient (Postfix `${recipient}`): selects the queue.
+    #[arg(long, value_name = "ADDR")]
+    recipient: Option<String>,
+    /// Queue to file the message in (must be configured); overrides --recipient.
+    #[arg(long, value_name = "NAME")]
+    queue: Option<String>,
+    /// Envelope sender (Postfix `${sender}`).
+    #[arg(long, value_name = "ADDR")]
+    sender: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -239,6 +268,15 @@ macro_rules! outln {
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.iter().any(|a| a == "ingest")
+        && let Ok(IngestCli {
+            globals,
+            command: IngestOnly::Ingest(ingest),
+        }) = IngestCli::try_parse_from(&args)
+    {
+        init_tracing();
+        return ExitCode::from(ingest_main(&globals, &ingest));
+    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -266,7 +304,7 @@ fn main() -> ExitCode {
     };
     init_tracing();
     match cli.command {
-        Command::Ingest { .. } => ExitCode::from(ingest_main(&cli)),
+        Command::Ingest(ref ingest) => ExitCode::from(ingest_main(&cli.globals, ingest)),
         _ => match run(&cli) {
             Ok(code) => ExitCode::from(code),
             // `postdesk tickets list | head`: a closed stdout is not an error.
@@ -308,18 +346,15 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// `ingest`: 0 or 75, nothing else, whatever happens (panics included).
-fn ingest_main(cli: &Cli) -> u8 {
-    let Command::Ingest {
+fn ingest_main(globals: &Globals, args: &IngestArgs) -> u8 {
+    let IngestArgs {
         json,
         recipient,
         queue,
         sender,
-    } = &cli.command
-    else {
-        unreachable!("called for ingest only")
-    };
+    } = args;
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<postdesk::Outcome, Error> {
-        let config = match load_config(cli) {
+        let config = match load_config(globals) {
             Ok(c) => c,
             Err(e) => {
                 // Still read the message to the end: the MTA keeps it (exit 75), and a
@@ -338,7 +373,7 @@ fn ingest_main(cli: &Cli) -> u8 {
         };
         let rt = runtime()?;
         let outcome = rt.block_on(async {
-            let store = open_store(cli, &config, StoreUse::Deliver).await?;
+            let store = open_store(globals, &config, StoreUse::Deliver).await?;
             let processor = Processor::new(config, store);
             let outcome = processor.process_with(&raw, &delivery).await;
             // The commit is durable already; `finish` keeps the WAL short for the next
@@ -383,15 +418,16 @@ fn ingest_main(cli: &Cli) -> u8 {
     }
 }
 
-fn load_config(cli: &Cli) -> Result<Config, Error> {
-    match &cli.config {
+fn load_config(globals: &Globals) -> Result<Config, Error> {
+    match &globals.config {
         Some(path) => Ok(Config::load(path)?),
         None => Ok(Config::default()),
     }
 }
 
-fn database_url<'a>(cli: &'a Cli, config: &'a Config) -> &'a str {
-    cli.database
+fn database_url<'a>(globals: &'a Globals, config: &'a Config) -> &'a str {
+    globals
+        .database
         .as_deref()
         .or(config.database.as_deref())
         .unwrap_or(DEFAULT_DATABASE)
@@ -409,8 +445,12 @@ enum StoreUse {
     Read,
 }
 
-async fn open_store(cli: &Cli, config: &Config, usage: StoreUse) -> Result<SqliteStore, Error> {
-    let url = database_url(cli, config);
+async fn open_store(
+    globals: &Globals,
+    config: &Config,
+    usage: StoreUse,
+) -> Result<SqliteStore, Error> {
+    let url = database_url(globals, config);
     if !url.starts_with("sqlite:") {
         return Err(postdesk::store::StoreError::Config(format!(
             "`{url}`: only sqlite: URLs are supported by this build"
@@ -440,9 +480,9 @@ async fn open_store(cli: &Cli, config: &Config, usage: StoreUse) -> Result<Sqlit
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
-        return config_check(file.as_deref().or(cli.config.as_deref()));
+        return config_check(file.as_deref().or(cli.globals.config.as_deref()));
     }
-    let config = match load_config(cli) {
+    let config = match load_config(&cli.globals) {
         Ok(c) => c,
         Err(Error::Config(errors)) => {
             for e in errors {
@@ -456,25 +496,25 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     rt.block_on(async {
         match &cli.command {
             Command::Explain { json, files } => {
-                let store = open_store(cli, &config, StoreUse::Preview).await?;
+                let store = open_store(&cli.globals, &config, StoreUse::Preview).await?;
                 explain(Processor::new(config, store), files, *json).await
             }
             Command::Import(args) => {
-                let store = open_store(cli, &config, StoreUse::Write).await?;
+                let store = open_store(&cli.globals, &config, StoreUse::Write).await?;
                 let mut processor = Processor::new(config, store);
                 processor.set_spam_check(args.spam_check);
                 import(processor, args).await
             }
             Command::Tickets(cmd) => {
-                let store = open_store(cli, &config, StoreUse::Read)
+                let store = open_store(&cli.globals, &config, StoreUse::Read)
                     .await
-                    .with_context(|| format!("opening {}", database_url(cli, &config)))?;
+                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
                 tickets(Processor::new(config, store), cmd).await
             }
             Command::Quarantine(QuarantineCommand::List { json, limit }) => {
-                let store = open_store(cli, &config, StoreUse::Read)
+                let store = open_store(&cli.globals, &config, StoreUse::Read)
                     .await
-                    .with_context(|| format!("opening {}", database_url(cli, &config)))?;
+                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
                 let held = store.held(*limit).await?;
                 if *json {
                     outln!("{}", serde_json::to_string_pretty(&held)?);
@@ -500,7 +540,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 Ok(exit::OK)
             }
             Command::Quarantine(QuarantineCommand::Show { id, json, raw }) => {
-                let store = open_store(cli, &config, StoreUse::Read).await?;
+                let store = open_store(&cli.globals, &config, StoreUse::Read).await?;
                 let Some(h) = store.held_message(*id).await? else {
                     eprintln!("postdesk: no held message #{id}");
                     return Ok(exit::FAILURE);
@@ -536,7 +576,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 Ok(exit::OK)
             }
             Command::Quarantine(QuarantineCommand::Release { id, json }) => {
-                let store = open_store(cli, &config, StoreUse::Read).await?;
+                let store = open_store(&cli.globals, &config, StoreUse::Read).await?;
                 let outcome = Processor::new(config, store).release(*id).await?;
                 if *json {
                     outln!("{}", serde_json::to_string(&outcome)?);
@@ -550,7 +590,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 Ok(exit::OK)
             }
             Command::Suppressions(SuppressionsCommand::List { json, limit }) => {
-                let store = open_store(cli, &config, StoreUse::Read).await?;
+                let store = open_store(&cli.globals, &config, StoreUse::Read).await?;
                 let list = store.suppressions(*limit).await?;
                 if *json {
                     outln!("{}", serde_json::to_string_pretty(&list)?);
