@@ -750,6 +750,36 @@ fn reply_address_token_threads_from_any_sender_and_forgeries_do_not() {
     assert_eq!(env.ingest(&raw)["action"], "created");
 }
 
+/// On a new database the first message with a token-shaped address makes `ingest` create
+/// the signing secret itself (on its direct connection); `tickets sign` then signs with
+/// that same secret.
+#[test]
+fn ingest_creates_the_signing_secret_when_it_is_the_first_to_need_it() {
+    let env = Env::new();
+    let raw = mail("mallory@example.net", "printer", "s1@example.net", "", "x").replace(
+        "To: support@example.com",
+        "To: support+pd-1-aaaaaaaaaaaaaaaaaaaaaaaaaa@example.com",
+    );
+    assert_eq!(env.ingest(&raw)["action"], "created");
+    let addr = sign(&env, &[])["reply_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let raw = mail(
+        "colleague@example.net",
+        "printer",
+        "s2@example.net",
+        "",
+        "y",
+    )
+    .replace("To: support@example.com", &format!("To: {addr}"));
+    let o = env.ingest(&raw);
+    assert_eq!(
+        (o["action"].as_str(), o["ticket_id"].as_i64()),
+        (Some("appended"), Some(1))
+    );
+}
+
 #[test]
 fn signed_message_id_and_signed_subject_tag_thread_without_a_stored_message() {
     let env = Env::new();

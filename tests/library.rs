@@ -138,3 +138,69 @@ async fn mangled_fixtures_never_panic_or_fail() {
     }
     eprintln!("{variants} mangled messages processed");
 }
+
+/// `SqliteOptions::direct` (what `ingest` uses): waiting for another writer is an
+/// asynchronous retry, so the runtime keeps running (the deadline timer among others),
+/// the wait ends with an error after the busy timeout, and the store works once the
+/// other writer is done. Regression test for the direct connection's setup and `begin`.
+#[tokio::test(flavor = "current_thread")]
+async fn a_direct_store_waits_for_the_write_lock_without_blocking_the_runtime() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let url = format!("sqlite://{}", path.display());
+    let opts = SqliteOptions {
+        busy_timeout: Duration::from_millis(300),
+        max_connections: 1,
+        checkpoint_on_close: false,
+        direct: true,
+        ..SqliteOptions::default()
+    };
+    // A new file: the direct connection creates it, switches it to WAL and migrates.
+    let store = SqliteStore::open(&url, &opts).await.unwrap();
+
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let ticks = Arc::new(AtomicU32::new(0));
+    let ticker = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                ticks.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let err = store.begin().await.expect_err("the lock is held elsewhere");
+    assert!(err.to_string().contains("locked"), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(
+        ticks.load(Ordering::Relaxed) >= 10,
+        "the runtime was blocked while waiting"
+    );
+    ticker.abort();
+
+    other.execute_batch("COMMIT").unwrap();
+    let p = Processor::new(Config::default(), store);
+    let raw = b"From: ann@example.org\r\nSubject: Printer\r\nMessage-ID: <d1@example.org>\r\n\r\nbroken\r\n";
+    let out = p.process(raw).await.unwrap();
+    assert_eq!(out.action, Action::Created);
+    p.store().finish().await;
+
+    // What the direct connection wrote, read through the pooled one.
+    let pooled = SqliteStore::open(&url, &SqliteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        pooled
+            .find_duplicate("mid:d1@example.org")
+            .await
+            .unwrap()
+            .map(|d| d.ticket_id),
+        Some(Some(1))
+    );
+}

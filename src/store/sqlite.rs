@@ -560,9 +560,13 @@ impl Store for SqliteStore {
     async fn secret(&self) -> Result<Vec<u8>, StoreError> {
         const NAME: &str = "hmac_secret";
         let get = || {
-            sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE name = $1")
-                .bind(NAME)
-                .fetch_optional(&self.pool)
+            self.with_view(|db| {
+                Ok(db
+                    .query_row("SELECT value FROM settings WHERE name = ?1", [NAME], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .optional()?)
+            })
         };
         if let Some(v) = get().await? {
             return Ok(v.into_bytes());
@@ -572,11 +576,24 @@ impl Store for SqliteStore {
             .map_err(|e| StoreError::Config(format!("no system randomness: {e}")))?;
         let fresh: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         // Two workers may race here: the first insert wins and both read the winner.
-        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(NAME)
-            .bind(fresh)
-            .execute(&self.pool)
-            .await?;
+        const INSERT: &str =
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+        match &self.single {
+            Some(single) => {
+                let mut db = single.lock().await;
+                retry_busy(&mut db, self.patience, |db| {
+                    db.execute(INSERT, [NAME, fresh.as_str()])
+                })
+                .await?;
+            }
+            None => {
+                sqlx::query(INSERT)
+                    .bind(NAME)
+                    .bind(&fresh)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
         Ok(get()
             .await?
             .ok_or_else(|| StoreError::Config("the secret vanished".into()))?
