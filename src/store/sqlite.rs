@@ -14,7 +14,9 @@
 //! sqlx runs each connection on a worker thread. Waiting for the write lock and the
 //! commit's fsync happen there; the statements inside a transaction run on the calling
 //! thread through rusqlite on the same handle (see `direct`), since each statement sent to
-//! the worker is a thread round trip.
+//! the worker is a thread round trip. A one-delivery process goes further with
+//! [`SqliteOptions::direct`]: one rusqlite connection on the calling thread for everything
+//! [`Store`] does, and no worker thread at all.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -53,10 +55,11 @@ pub struct SqliteOptions {
     /// here). Short-lived processes turn it off and call [`SqliteStore::finish`]: see the
     /// module documentation.
     pub checkpoint_on_close: bool,
-    /// Run writes on one connection opened on the calling thread, without sqlx's worker
-    /// thread: for a process that delivers one message and exits (`ingest`). Waiting for
-    /// the write lock and the commit's fsync then block the caller. Other queries still go
-    /// through the (lazily connected) pool. Ignored for in-memory databases.
+    /// Do what [`Store`] does (transactions, lookups, the signing secret) on one rusqlite
+    /// connection opened on the calling thread, without sqlx's worker thread: for a process
+    /// that delivers one message and exits (`ingest`). Waits for locks are asynchronous
+    /// retries; the commit's fsync blocks the caller. The pool is connected lazily, for a
+    /// migration and for the other queries. Ignored for in-memory databases.
     pub direct: bool,
 }
 
@@ -77,7 +80,7 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     pool: SqlitePool,
     wal: Option<std::path::PathBuf>,
-    /// The connection of [`SqliteOptions::direct`]: write transactions use it.
+    /// The connection of [`SqliteOptions::direct`]: everything [`Store`] does runs on it.
     single: Option<Arc<tokio::sync::Mutex<rusqlite::Connection>>>,
     /// How long `begin` waits for the write lock ([`SqliteOptions::busy_timeout`]).
     patience: Duration,
