@@ -11,6 +11,8 @@
 //!     over the `.eml` files of `POSTDESK_BENCH_CORPUS=DIR` when set.
 //!
 //! `POSTDESK_BENCH_KEEP_MBOX=PATH` keeps the generated mbox (for profiling `import`).
+//! `POSTDESK_BENCH_BIN=PATH` runs (a) with another build of `postdesk`, e.g. the statically
+//! linked one the README describes.
 //!
 //! Set `POSTDESK_BENCH_MESSAGES` to change the corpus size (default 5000).
 
@@ -50,12 +52,13 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
 
     // (a) pipe mode
+    let bin = std::env::var("POSTDESK_BENCH_BIN").unwrap_or_else(|_| BIN.to_string());
     let pipe_n = 300.min(n);
     let db = format!("sqlite://{}", dir.path().join("pipe.db").display());
     let mut times = Vec::with_capacity(pipe_n);
     for m in &messages[..pipe_n] {
         let start = Instant::now();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(&bin)
             .args(["--database", &db, "ingest"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -68,9 +71,14 @@ fn main() {
     }
     let med = median(&mut times);
     println!(
-        "(a) pipe mode, process per message: median {med:.2} ms, p90 {:.2} ms, max {:.2} ms over {pipe_n} messages",
+        "(a) pipe mode, process per message: median {med:.2} ms, p90 {:.2} ms, max {:.2} ms over {pipe_n} messages{}",
         pct(&times, 0.9),
-        times[times.len() - 1]
+        times[times.len() - 1],
+        if bin == BIN {
+            ""
+        } else {
+            " (POSTDESK_BENCH_BIN)"
+        }
     );
 
     // (b) import
