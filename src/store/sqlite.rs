@@ -116,33 +116,30 @@ impl SqliteStore {
                     Ok(())
                 })
             });
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let in_memory = is_in_memory(url);
         let wal = (!in_memory).then(|| {
             let mut p = connect.get_filename().as_os_str().to_owned();
             p.push("-wal");
             std::path::PathBuf::from(p)
         });
-        if opts.direct && !in_memory {
-            let (single, current) = open_single(connect.get_filename(), opts).await?;
-            let store = SqliteStore {
-                pool: pool.connect_lazy_with(connect),
-                wal,
-                single: Some(Arc::new(tokio::sync::Mutex::new(single))),
-                patience: opts.busy_timeout,
-            };
-            if current < latest_version() {
-                store.migrate().await?;
-            }
-            return Ok(store);
-        }
-        let pool = pool.connect_with(connect.clone()).await?;
+        // The direct connection reads the schema version itself: the pool then connects
+        // only if a migration is due.
+        let (pool, single, version) = if opts.direct && !in_memory {
+            let (db, version) = open_single(connect.get_filename(), opts).await?;
+            let single = Arc::new(tokio::sync::Mutex::new(db));
+            (pool.connect_lazy_with(connect), Some(single), Some(version))
+        } else {
+            (pool.connect_with(connect).await?, None, None)
+        };
         let store = SqliteStore {
             pool,
             wal,
-            single: None,
+            single,
             patience: opts.busy_timeout,
         };
-        store.migrate().await?;
+        if version.is_none_or(|v| v < latest_version()) {
+            store.migrate().await?;
+        }
         Ok(store)
     }
 
@@ -187,7 +184,7 @@ impl SqliteStore {
     /// Whether `url` names an in-memory database or a file that exists. `explain` uses
     /// this to preview against an existing store without creating one.
     pub fn exists(url: &str) -> Result<bool, StoreError> {
-        if url.contains(":memory:") || url.contains("mode=memory") {
+        if is_in_memory(url) {
             return Ok(true);
         }
         let opts = SqliteConnectOptions::from_str(url)
@@ -282,6 +279,11 @@ async fn retry_busy<R>(
             other => return Ok(other?),
         }
     }
+}
+
+/// Whether `url` names an in-memory database.
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
 /// The newest schema version this build knows.
