@@ -505,6 +505,40 @@ fn database_is_wal_with_durable_commits() {
     assert_eq!(mode, "wal");
 }
 
+/// Regression for the WAL being truncated (and regrown block by block) every 1 MiB: it now
+/// starts over in place, so its file stops growing, is never cut back, and every commit
+/// after the first round overwrites blocks the file already has.
+#[test]
+fn the_wal_starts_over_in_place_and_stays_bounded() {
+    let env = Env::new();
+    let wal = env.path("tickets.db-wal");
+    let body = "The printer prints blank pages. ".repeat(40);
+    let mut sizes = Vec::new();
+    for i in 0..60 {
+        let raw = mail(
+            &format!("u{i}@example.org"),
+            &format!("Printer {i}"),
+            &format!("wal{i}@example.org"),
+            "",
+            &body,
+        );
+        assert_eq!(env.ingest(&raw)["action"], "created");
+        sizes.push(std::fs::metadata(&wal).unwrap().len());
+    }
+    assert!(
+        sizes.windows(2).all(|w| w[0] <= w[1]),
+        "the WAL was cut back: {sizes:?}"
+    );
+    // A delivery here writes well under 40 frames of 4 KiB + 24 bytes.
+    let bound = (postdesk::store::WAL_RESTART_FRAMES as u64 + 40) * 4120 + 32;
+    let last = *sizes.last().unwrap();
+    assert!(last <= bound, "the WAL grew to {last} bytes: {sizes:?}");
+    let unchanged = sizes.windows(2).filter(|w| w[0] == w[1]).count();
+    assert!(unchanged >= 30, "the WAL kept growing: {sizes:?}");
+    let list = env.json(&["tickets", "list", "--json", "--limit", "100"]);
+    assert_eq!(list.as_array().unwrap().len(), 60);
+}
+
 fn mbox(messages: &[String]) -> Vec<u8> {
     let mut out = Vec::new();
     for m in messages {

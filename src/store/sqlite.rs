@@ -8,7 +8,7 @@
 //! delivery then costs one fsync (its commit). With SQLite's default, the last connection
 //! to close checkpoints and deletes the WAL, and the next delivery recreates it: five more
 //! fsyncs. Without any checkpoint, every opener replays a WAL that only grows. `finish`
-//! truncates the WAL once it passes [`WAL_TRUNCATE_AT`], which bounds the replay. The
+//! bounds the replay: it checkpoints and starts the WAL over in place (see there). The
 //! benchmark's (d) line measures the three.
 //!
 //! sqlx runs each connection on a worker thread. Waiting for the write lock and the
@@ -18,8 +18,10 @@
 //! [`SqliteOptions::direct`]: one rusqlite connection on the calling thread for everything
 //! [`Store`] does, and no worker thread at all.
 
+use std::ffi::c_void;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -81,13 +83,21 @@ pub struct SqliteStore {
     pool: SqlitePool,
     wal: Option<std::path::PathBuf>,
     /// The connection of [`SqliteOptions::direct`]: everything [`Store`] does runs on it.
-    single: Option<Arc<tokio::sync::Mutex<rusqlite::Connection>>>,
+    single: Option<Arc<tokio::sync::Mutex<DirectConn>>>,
     /// How long `begin` waits for the write lock ([`SqliteOptions::busy_timeout`]).
     patience: Duration,
 }
 
-/// [`SqliteStore::finish`] truncates the WAL once it is larger than this.
+/// [`SqliteStore::finish`] truncates the WAL once it is larger than this (pooled stores).
 pub const WAL_TRUNCATE_AT: u64 = 1024 * 1024;
+
+/// [`SqliteStore::finish`] on a direct store checkpoints the WAL and starts it over from
+/// its beginning once a commit leaves more frames (pages) than this in it.
+pub const WAL_RESTART_FRAMES: i32 = 160;
+
+/// The WAL file is cut back to this size when it starts over (`PRAGMA journal_size_limit`),
+/// so a burst that grew it does not keep it large.
+const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
 
 impl SqliteStore {
     /// Open (and create, and migrate) the database at `url`, e.g. `sqlite://postdesk.db`
@@ -126,7 +136,7 @@ impl SqliteStore {
         // only if a migration is due.
         let (pool, single, version) = if opts.direct && !in_memory {
             let (db, version) = open_single(connect.get_filename(), opts).await?;
-            let single = Arc::new(tokio::sync::Mutex::new(db));
+            let single = Arc::new(tokio::sync::Mutex::new(DirectConn::new(db)));
             (pool.connect_lazy_with(connect), Some(single), Some(version))
         } else {
             (pool.connect_with(connect).await?, None, None)
@@ -224,34 +234,129 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    /// End of a short-lived process: truncate the WAL if it grew past
-    /// [`WAL_TRUNCATE_AT`], then close. Never fails: the data is committed already, and a
-    /// checkpoint that cannot run now (another writer) runs at a later delivery.
+    /// End of a short-lived process: keep the WAL short for the next opener, then close.
+    /// Never fails: the data is committed already, and a checkpoint that cannot run now
+    /// (another writer, a reader) runs at a later delivery.
+    ///
+    /// A direct store ([`SqliteOptions::direct`]) checkpoints once its commit left more
+    /// than [`WAL_RESTART_FRAMES`] frames in the WAL, and then starts the WAL over *in
+    /// place*: later commits overwrite blocks the file already has, so their fsync writes
+    /// no new size and no new block map. (Every new process rebuilds the WAL index from
+    /// the frames it finds, which is why the WAL is kept short; and it forgets what was
+    /// checkpointed, which is why the restart happens here, in the process that
+    /// checkpointed.) A pooled store truncates the WAL once the file passes
+    /// [`WAL_TRUNCATE_AT`].
     pub async fn finish(&self) {
-        let big = self
-            .wal
-            .as_ref()
-            .and_then(|p| std::fs::metadata(p).ok())
-            .is_some_and(|m| m.len() > WAL_TRUNCATE_AT);
-        let checkpoint = match (&self.single, big) {
-            (_, false) => Ok(()),
-            // Busy timeout zero: if another process holds the WAL, do not wait for it.
-            (Some(single), true) => single
-                .lock()
-                .await
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                .map_err(StoreError::from),
-            (None, true) => sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
-                .await
-                .map(|_| ())
-                .map_err(StoreError::from),
+        let done = match &self.single {
+            Some(single) => {
+                let mut db = single.lock().await;
+                if db.wal_frames() > WAL_RESTART_FRAMES {
+                    restart_wal(&mut db)
+                } else {
+                    Ok(())
+                }
+            }
+            None => {
+                let big = self
+                    .wal
+                    .as_ref()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .is_some_and(|m| m.len() > WAL_TRUNCATE_AT);
+                if big { self.checkpoint().await } else { Ok(()) }
+            }
         };
-        if let Err(e) = checkpoint {
+        if let Err(e) = done {
             tracing::debug!("WAL checkpoint deferred: {e}");
         }
         self.close().await;
     }
+}
+
+/// Checkpoint the whole WAL, then commit a one-page write so that SQLite starts the WAL
+/// over at its beginning (it does so only in a connection that saw the checkpoint
+/// complete). The busy timeout is zero: if another process holds a lock, give up at once.
+fn restart_wal(db: &mut DirectConn) -> Result<(), StoreError> {
+    let (busy, log, done): (i64, i64, i64) =
+        db.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    if busy != 0 || log != done {
+        return Ok(());
+    }
+    let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    db.execute_batch(&format!(
+        "BEGIN IMMEDIATE; PRAGMA user_version = {version}; COMMIT;"
+    ))
+    .inspect_err(|_| {
+        let _ = db.execute_batch("ROLLBACK");
+    })?;
+    Ok(())
+}
+
+/// The connection of [`SqliteOptions::direct`], with what SQLite's WAL hook reported.
+struct DirectConn {
+    /// Declared first: closed before `frames`, which its WAL hook points into.
+    db: rusqlite::Connection,
+    /// Frames in the WAL after this connection's last commit.
+    frames: Box<AtomicI32>,
+}
+
+impl DirectConn {
+    fn new(db: rusqlite::Connection) -> DirectConn {
+        let frames = Box::new(AtomicI32::new(0));
+        let arg = std::ptr::from_ref::<AtomicI32>(&frames)
+            .cast_mut()
+            .cast::<c_void>();
+        // SAFETY: `db.handle()` is the live handle; `arg` points into a heap allocation
+        // that outlives the handle (field order above), and the hook only reads it as an
+        // `AtomicI32`. Registering the hook replaces SQLite's autocheckpoint, which
+        // `finish` does instead.
+        #[allow(unsafe_code)]
+        unsafe {
+            libsqlite3_sys::sqlite3_wal_hook(db.handle(), Some(note_wal_frames), arg);
+        }
+        DirectConn { db, frames }
+    }
+
+    fn wal_frames(&self) -> i32 {
+        self.frames.load(Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for DirectConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectConn")
+            .field("wal_frames", &self.wal_frames())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for DirectConn {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        &self.db
+    }
+}
+
+impl std::ops::DerefMut for DirectConn {
+    fn deref_mut(&mut self) -> &mut rusqlite::Connection {
+        &mut self.db
+    }
+}
+
+/// SQLite's WAL hook: called after each commit with the number of frames in the WAL.
+#[allow(unsafe_code)]
+unsafe extern "C" fn note_wal_frames(
+    arg: *mut c_void,
+    _db: *mut libsqlite3_sys::sqlite3,
+    _name: *const std::ffi::c_char,
+    frames: std::ffi::c_int,
+) -> std::ffi::c_int {
+    // SAFETY: `arg` is the `AtomicI32` that `DirectConn::new` registered; it outlives the
+    // connection that calls this.
+    let counter = unsafe { &*arg.cast::<AtomicI32>() };
+    counter.store(frames, Ordering::Relaxed);
+    libsqlite3_sys::SQLITE_OK
 }
 
 /// Run `op` until it stops failing with SQLITE_BUSY or `patience` has passed, with an
@@ -315,7 +420,10 @@ async fn open_single(
         db.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
     })
     .await?;
-    db.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    db.execute_batch(&format!(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+    ))?;
     let version = retry_busy(&mut db, patience, |db| {
         db.query_row("PRAGMA user_version", [], |r| r.get(0))
     })
@@ -364,7 +472,7 @@ enum TxConn {
         tx: Transaction<'static, Sqlite>,
     },
     /// The store's single direct connection ([`SqliteOptions::direct`]).
-    Single(tokio::sync::OwnedMutexGuard<rusqlite::Connection>),
+    Single(tokio::sync::OwnedMutexGuard<DirectConn>),
 }
 
 impl SqliteTx {
