@@ -1284,6 +1284,28 @@ fn reply_token_is_read_from_delivered_to_and_x_original_to() {
     }
 }
 
+/// A panic inside `ingest` is caught: exit 75 (the MTA keeps the message), never 101.
+/// Also checks that panics unwind with the unwinder build.rs links in statically.
+#[test]
+fn a_panic_during_ingest_tempfails() {
+    let env = Env::new();
+    let mut c = env.cmd(&["ingest"]);
+    c.env("POSTDESK_DEBUG_PANIC", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(mail("a@example.org", "s", "p1@example.org", "", "x").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 75, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("POSTDESK_DEBUG_PANIC"));
+}
+
 #[test]
 fn ingest_reads_all_of_stdin_even_when_it_tempfails() {
     let env = Env::new();

@@ -365,6 +365,12 @@ fn ingest_main(globals: &Globals, args: &IngestArgs) -> u8 {
         };
         let (raw, total) =
             source::read_capped(std::io::stdin().lock(), config.limits.quarantine_raw_cap)?;
+        // Debug builds only: lets the tests check that a panic is caught (and unwinds with
+        // the unwinder build.rs links in).
+        #[cfg(debug_assertions)]
+        if std::env::var_os("POSTDESK_DEBUG_PANIC").is_some() {
+            panic!("POSTDESK_DEBUG_PANIC is set");
+        }
         let delivery = Delivery {
             recipient: recipient.clone(),
             queue: queue.clone(),
