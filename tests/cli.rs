@@ -1306,6 +1306,25 @@ fn a_panic_during_ingest_tempfails() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("POSTDESK_DEBUG_PANIC"));
 }
 
+/// `postdesk tickets list | head`: output into a closed pipe ends the command with exit 0,
+/// not with SIGPIPE (the binary's own `main` ignores SIGPIPE, as std's start-up would).
+#[test]
+fn output_into_a_closed_pipe_exits_0_not_by_signal() {
+    let env = Env::new();
+    first(&env);
+    for args in [&["tickets", "list"][..], &["--help"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = env
+            .cmd(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {:?}", out.status);
+    }
+}
+
 #[test]
 fn ingest_reads_all_of_stdin_even_when_it_tempfails() {
     let env = Env::new();
