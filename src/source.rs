@@ -236,16 +236,9 @@ mod tests {
 pub fn read_capped<R: Read>(mut input: R, cap: u64) -> io::Result<(Vec<u8>, u64)> {
     let mut kept = Vec::new();
     (&mut input).take(cap).read_to_end(&mut kept)?;
-    let mut total = kept.len() as u64;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => total += n as u64,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    // The rest is counted, not kept (`io::copy` retries on EINTR).
+    let dropped = io::copy(&mut input, &mut io::sink())?;
+    let total = kept.len() as u64 + dropped;
     Ok((kept, total))
 }
 

@@ -416,6 +416,9 @@ fn ingest_main(globals: &Globals, args: &IngestArgs) -> u8 {
             if outcome.is_ok() {
                 processor.store().finish().await;
             }
+            // Closing the connection would only free memory and unmap files: the process
+            // ends right after this, and the commit is durable.
+            std::mem::forget(processor);
             outcome
         });
         // The process ends right after this: tearing the runtime down would only cost time.
