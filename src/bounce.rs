@@ -14,6 +14,7 @@
 
 use std::sync::LazyLock;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
 
 use crate::parse::ParsedMessage;
@@ -352,52 +353,84 @@ fn bounce_subject(subject: &str) -> Option<&str> {
 }
 
 /// The fixed wording of well-known MTAs' bounces (qmail, Exim, Postfix, sendmail, Gmail,
-/// Exchange, DragonFly, ...).
-static MTA_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?ix)
-        this\ is\ the\ qmail-send\ program
-        | wasn't\ able\ to\ deliver\ your\ message
-        | created\ automatically\ by\ mail\ delivery\ software
-        | this\ is\ the\ mail\ system\ at\ host
-        | could\ not\ be\ delivered\ to\ one\ or\ more\ recipients
-        | the\ original\ message\ was\ received\ at
-        | following\ addresses\ had\ permanent\ fatal\ errors
-        | transcript\ of\ session\ follows
-        | delivery\ to\ the\ following\ recipients?\ (?:failed|has\ been\ delayed)
-        | delivery\ has\ failed\ to\ these\ recipients
-        | did\ not\ reach\ (?:some\ or\ all\ of\ the\ intended|the\ following)\ recipient
-        | there\ was\ an\ error\ delivering\ your\ mail
-        | notification\ about\ a\ delay\ in\ the\ delivery",
-    )
-    .expect("static pattern")
-});
+/// Exchange, DragonFly, ...), matched ignoring ASCII case.
+const MTA_PHRASES: &[&str] = &[
+    "this is the qmail-send program",
+    "wasn't able to deliver your message",
+    "created automatically by mail delivery software",
+    "this is the mail system at host",
+    "could not be delivered to one or more recipients",
+    "the original message was received at",
+    "following addresses had permanent fatal errors",
+    "transcript of session follows",
+    "delivery to the following recipient failed",
+    "delivery to the following recipients failed",
+    "delivery to the following recipient has been delayed",
+    "delivery to the following recipients has been delayed",
+    "delivery has failed to these recipients",
+    "did not reach some or all of the intended recipient",
+    "did not reach the following recipient",
+    "there was an error delivering your mail",
+    "notification about a delay in the delivery",
+];
 
 /// Wording of mail systems that people hardly write themselves (weaker than
-/// [`MTA_PHRASE`]; only counts together with a mail-system sender).
-static BOUNCE_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?ix)
-        has\ not\ yet\ been\ delivered | delivery\ (?:attempts\ )?will\ continue
-        | your\ message\ (?:was\ not|could\ not\ be|cannot\ be|couldn't\ be)\ delivered
-        | was\ not\ delivered\ to | could\ not\ be\ delivered\ to
-        | unable\ to\ deliver\ (?:your\ )?message
-        | (?:message|mail)\ delivery\ (?:failed|has\ failed)
-        | permanent\ (?:fatal\ )?error | failure\ reasons
-        | the\ following\ message\ to\ .{1,200}\ was\ undeliverable
-        | (?:user|recipient|mailbox)\ (?:unknown|not\ found|unavailable)
-        | no\ such\ (?:user|recipient|mailbox)
-        | undeliverable",
-    )
-    .expect("static pattern")
-});
+/// [`MTA_PHRASES`]; only counts together with a mail-system sender).
+const BOUNCE_PHRASES: &[&str] = &[
+    "has not yet been delivered",
+    "delivery will continue",
+    "delivery attempts will continue",
+    "your message was not delivered",
+    "your message could not be delivered",
+    "your message cannot be delivered",
+    "your message couldn't be delivered",
+    "was not delivered to",
+    "could not be delivered to",
+    "unable to deliver your message",
+    "unable to deliver message",
+    "message delivery failed",
+    "message delivery has failed",
+    "mail delivery failed",
+    "mail delivery has failed",
+    "permanent error",
+    "permanent fatal error",
+    "failure reasons",
+    "user unknown",
+    "user not found",
+    "user unavailable",
+    "recipient unknown",
+    "recipient not found",
+    "recipient unavailable",
+    "mailbox unknown",
+    "mailbox not found",
+    "mailbox unavailable",
+    "no such user",
+    "no such recipient",
+    "no such mailbox",
+    "undeliverable",
+];
+
+/// A searcher for fixed phrases, ignoring ASCII case; the leftmost match wins, and of
+/// phrases starting there the first listed. (Plain phrase lists: an Aho-Corasick
+/// automaton builds in microseconds where a case-insensitive regex of the same phrases
+/// took milliseconds, paid by every process that meets an automatic message.)
+fn phrases(list: &[&str]) -> AhoCorasick {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(list)
+        .expect("static phrases")
+}
+
+static MTA_PHRASE: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(MTA_PHRASES));
+static BOUNCE_PHRASE: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(BOUNCE_PHRASES));
 
 fn bounce_phrase(body: &str) -> Option<&str> {
-    mta_phrase(body).or_else(|| BOUNCE_PHRASE.find(body).map(|m| m.as_str()))
+    mta_phrase(body).or_else(|| BOUNCE_PHRASE.find(body).map(|m| &body[m.range()]))
 }
 
 fn mta_phrase(body: &str) -> Option<&str> {
-    MTA_PHRASE.find(body).map(|m| m.as_str())
+    MTA_PHRASE.find(body).map(|m| &body[m.range()])
 }
 
 fn is_reply_or_forward(subject: &str) -> bool {
