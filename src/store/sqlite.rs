@@ -61,7 +61,9 @@ pub struct SqliteOptions {
     /// connection opened on the calling thread, without sqlx's worker thread: for a process
     /// that delivers one message and exits (`ingest`). Waits for locks are asynchronous
     /// retries; the commit's fsync blocks the caller. The pool is connected lazily, for a
-    /// migration and for the other queries. Ignored for in-memory databases.
+    /// migration and for the other queries. Ignored for in-memory databases. SQLite's
+    /// automatic checkpoints are off on this connection: [`SqliteStore::finish`] does them,
+    /// so a process that never calls it lets the WAL grow.
     pub direct: bool,
 }
 
