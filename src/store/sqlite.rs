@@ -251,9 +251,9 @@ impl SqliteStore {
     pub async fn finish(&self) {
         let done = match &self.single {
             Some(single) => {
-                let mut db = single.lock().await;
+                let db = single.lock().await;
                 if db.wal_frames() > WAL_RESTART_FRAMES {
-                    restart_wal(&mut db)
+                    restart_wal(&db)
                 } else {
                     Ok(())
                 }
@@ -277,7 +277,7 @@ impl SqliteStore {
 /// Checkpoint the whole WAL, then commit a one-page write so that SQLite starts the WAL
 /// over at its beginning (it does so only in a connection that saw the checkpoint
 /// complete). The busy timeout is zero: if another process holds a lock, give up at once.
-fn restart_wal(db: &mut DirectConn) -> Result<(), StoreError> {
+fn restart_wal(db: &rusqlite::Connection) -> Result<(), StoreError> {
     let (busy, log, done): (i64, i64, i64) =
         db.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
