@@ -475,8 +475,8 @@ fn database_url<'a>(globals: &'a Globals, config: &'a Config) -> &'a str {
 enum StoreUse {
     /// One delivery in a short-lived process: one connection, no checkpoint on close.
     Deliver,
-    /// Create the database if needed.
-    Write,
+    /// Bulk import: create the database if needed; a large page cache.
+    Import,
     /// Use the database if it exists, else an empty in-memory one (never create a file).
     Preview,
     /// The database must exist.
@@ -496,19 +496,23 @@ async fn open_store(
         .into());
     }
     let opts = SqliteOptions {
-        create_if_missing: matches!(usage, StoreUse::Write | StoreUse::Deliver),
+        create_if_missing: matches!(usage, StoreUse::Import | StoreUse::Deliver),
         busy_timeout: Duration::from_secs(config.limits.busy_timeout_secs),
         ..SqliteOptions::default()
     };
-    let opts = if usage == StoreUse::Deliver {
-        SqliteOptions {
+    let opts = match usage {
+        StoreUse::Deliver => SqliteOptions {
             max_connections: 1,
             checkpoint_on_close: false,
             direct: true,
             ..opts
-        }
-    } else {
-        opts
+        },
+        // A batch (500 messages: several MB of pages) stays in memory until its commit.
+        StoreUse::Import => SqliteOptions {
+            cache_size_kib: 64 * 1024,
+            ..opts
+        },
+        StoreUse::Preview | StoreUse::Read => opts,
     };
     if usage == StoreUse::Preview && !SqliteStore::exists(url)? {
         return Ok(SqliteStore::in_memory().await?);
@@ -538,7 +542,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 explain(Processor::new(config, store), files, *json).await
             }
             Command::Import(args) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Write).await?;
+                let store = open_store(&cli.globals, &config, StoreUse::Import).await?;
                 let mut processor = Processor::new(config, store);
                 processor.set_spam_check(args.spam_check);
                 import(processor, args).await
