@@ -6,11 +6,12 @@
 //! glibc answers by reading and parsing `/proc/self/maps` (about 0.2 ms here). What that
 //! start-up did and this program needs, `main` does itself: ignore SIGPIPE (a closed
 //! stdout is an `EPIPE` error, handled), turn a stray panic into exit code 101, flush
-//! stdout at the end. Arguments still come from `std::env::args_os` (glibc hands them to
-//! std before `main`). A stack overflow ends in SIGSEGV instead of std's message.
+//! stdout at the end. The arguments are read from `main`'s own `argv` (std fills
+//! `std::env::args` without its start-up only on glibc). A stack overflow ends in SIGSEGV
+//! instead of std's message. Elsewhere than Unix, std's start-up stays.
 
 // The unit-test harness brings its own `main`.
-#![cfg_attr(not(test), no_main)]
+#![cfg_attr(all(unix, not(test)), no_main)]
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write as _};
@@ -277,26 +278,36 @@ macro_rules! outln {
 }
 
 /// The process entry point (see the module documentation for why it is not std's).
-#[cfg(not(test))]
+#[cfg(all(unix, not(test)))]
 #[unsafe(no_mangle)]
-extern "C" fn main(
-    _argc: std::ffi::c_int,
-    _argv: *const *const std::ffi::c_char,
-) -> std::ffi::c_int {
+extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+    use std::os::unix::ffi::OsStrExt as _;
     // SAFETY: called once, before any other thread exists; SIG_IGN is a valid disposition.
+    // The C runtime passes `argc` NUL-terminated strings in `argv`, alive until exit.
     #[allow(unsafe_code)]
-    unsafe {
+    let args: Vec<std::ffi::OsString> = unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
+        (0..usize::try_from(argc).unwrap_or(0))
+            .map(|i| {
+                std::ffi::OsStr::from_bytes(std::ffi::CStr::from_ptr(*argv.add(i)).to_bytes())
+                    .to_owned()
+            })
+            .collect()
+    };
     // A panic that nothing caught: what std's start-up does (its hook printed the message).
-    let code = catch_unwind(postdesk_main).unwrap_or(101);
+    let code = catch_unwind(|| postdesk_main(args)).unwrap_or(101);
     let _ = std::io::stdout().flush();
     code.into()
 }
 
+/// The entry point where std's start-up stays (not Unix).
+#[cfg(all(not(unix), not(test)))]
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(postdesk_main(std::env::args_os().collect()))
+}
+
 #[cfg_attr(test, allow(dead_code))]
-fn postdesk_main() -> u8 {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+fn postdesk_main(args: Vec<std::ffi::OsString>) -> u8 {
     if args.iter().any(|a| a == "ingest")
         && let Ok(IngestCli {
             globals,
