@@ -298,13 +298,15 @@ fn restart_wal(db: &rusqlite::Connection) -> Result<(), StoreError> {
     if busy != 0 || log != done {
         return Ok(());
     }
-    let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    db.execute_batch(&format!(
-        "BEGIN IMMEDIATE; PRAGMA user_version = {version}; COMMIT;"
-    ))
-    .inspect_err(|_| {
+    db.execute_batch("BEGIN IMMEDIATE")?;
+    // Read under the write lock: a migration by a newer process in between is kept.
+    let rewrite = db
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .and_then(|v| db.execute_batch(&format!("PRAGMA user_version = {v}; COMMIT;")));
+    if let Err(e) = rewrite {
         let _ = db.execute_batch("ROLLBACK");
-    })?;
+        return Err(e.into());
+    }
     Ok(())
 }
 
