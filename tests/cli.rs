@@ -84,6 +84,24 @@ impl Env {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// `PRAGMA name` on the database, read through a connection of its own (sqlx).
+    fn pragma(&self, name: &str) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::SqliteConnection::connect(&self.db_url())
+                .await
+                .unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        })
+    }
+
     fn write(&self, name: &str, content: &[u8]) -> PathBuf {
         let p = self.path(name);
         if let Some(parent) = p.parent() {
@@ -507,42 +525,14 @@ fn concurrent_deliveries_across_wal_restarts_lose_nothing() {
     assert_eq!(deliver_twice_concurrently(&env, "r", 20), (20, 20));
     let list = env.json(&["tickets", "list", "--json", "--limit", "1000"]);
     assert_eq!(list.as_array().unwrap().len(), i + 20);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let check: String = rt.block_on(async {
-        use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(&env.db_url())
-            .await
-            .unwrap();
-        sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_one(&mut c)
-            .await
-            .unwrap()
-    });
-    assert_eq!(check, "ok");
+    assert_eq!(env.pragma("integrity_check"), "ok");
 }
 
 #[test]
 fn database_is_wal_with_durable_commits() {
     let env = Env::new();
     first(&env);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mode: String = rt.block_on(async {
-        use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(&env.db_url())
-            .await
-            .unwrap();
-        sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut c)
-            .await
-            .unwrap()
-    });
-    assert_eq!(mode, "wal");
+    assert_eq!(env.pragma("journal_mode"), "wal");
 }
 
 /// Regression for the WAL being truncated (and regrown block by block) every 1 MiB: it now
