@@ -409,28 +409,32 @@ const BOUNCE_PHRASES: &[&str] = &[
     "undeliverable",
 ];
 
-/// The leftmost of `phrases` (lowercase ASCII) in `text`, ignoring ASCII case; of phrases
-/// found at the same place, the first listed. Plain substring searches: a case-insensitive
-/// regex of the same phrases took milliseconds to compile, and even an Aho-Corasick
-/// automaton a few tenths, paid by every process that meets an automatic message.
-fn find_phrase<'t>(text: &'t str, phrases: &[&str]) -> Option<&'t str> {
+/// The leftmost phrase of the first of `lists` (lowercase ASCII) that has one in `text`,
+/// ignoring ASCII case; of phrases found at the same place, the first listed. Plain
+/// substring searches over one lowercased copy: a case-insensitive regex of the same
+/// phrases took milliseconds to compile, and even an Aho-Corasick automaton a few tenths,
+/// paid by every process that meets an automatic message.
+fn find_phrase<'t>(text: &'t str, lists: &[&[&str]]) -> Option<&'t str> {
     // ASCII lowercasing keeps every byte offset, so a match indexes `text` too.
     let lower = text.to_ascii_lowercase();
-    phrases
-        .iter()
-        .filter_map(|p| {
-            memchr::memmem::find(lower.as_bytes(), p.as_bytes()).map(|at| (at, p.len()))
-        })
-        .min_by_key(|&(at, _)| at)
-        .map(|(at, len)| &text[at..at + len])
+    lists.iter().find_map(|phrases| {
+        phrases
+            .iter()
+            .filter_map(|p| {
+                memchr::memmem::find(lower.as_bytes(), p.as_bytes()).map(|at| (at, p.len()))
+            })
+            .min_by_key(|&(at, _)| at)
+            .map(|(at, len)| &text[at..at + len])
+    })
 }
 
+/// An MTA's wording, else other bounce wording.
 fn bounce_phrase(body: &str) -> Option<&str> {
-    mta_phrase(body).or_else(|| find_phrase(body, BOUNCE_PHRASES))
+    find_phrase(body, &[MTA_PHRASES, BOUNCE_PHRASES])
 }
 
 fn mta_phrase(body: &str) -> Option<&str> {
-    find_phrase(body, MTA_PHRASES)
+    find_phrase(body, &[MTA_PHRASES])
 }
 
 fn is_reply_or_forward(subject: &str) -> bool {
@@ -1009,7 +1013,7 @@ mod tests {
         assert_eq!(
             find_phrase(
                 "PERMANENT FATAL ERROR",
-                &["permanent", "permanent fatal error"]
+                &[&["permanent", "permanent fatal error"]]
             ),
             Some("PERMANENT")
         );
