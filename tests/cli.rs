@@ -122,6 +122,12 @@ fn mail(from: &str, subject: &str, message_id: &str, extra: &str, body: &str) ->
     )
 }
 
+/// [`mail`] addressed to `to` instead of support@example.com.
+fn mail_to(to: &str, from: &str, subject: &str, message_id: &str, body: &str) -> String {
+    mail(from, subject, message_id, "", body)
+        .replace("To: support@example.com", &format!("To: {to}"))
+}
+
 fn first(env: &Env) -> Value {
     env.ingest(&mail(
         "Ann <ann@example.org>",
@@ -778,14 +784,13 @@ fn reply_address_token_threads_from_any_sender_and_forgeries_do_not() {
     let addr = signed["reply_address"].as_str().unwrap().to_string();
     assert!(addr.starts_with("support+pd-1-"), "{addr}");
     // A colleague's client dropped every header; only the address carries the ticket.
-    let raw = mail(
+    let raw = mail_to(
+        &addr,
         "colleague@example.net",
         "printer",
         "t1@example.net",
-        "",
         "Any news?",
-    )
-    .replace("To: support@example.com", &format!("To: {addr}"));
+    );
     let o = env.ingest(&raw);
     assert_eq!(
         (o["action"].as_str(), o["ticket_id"].as_i64()),
@@ -809,8 +814,13 @@ fn reply_address_token_threads_from_any_sender_and_forgeries_do_not() {
     assert_eq!(o["ticket_id"].as_i64(), Some(1));
     // A forged token (another ticket number, same MAC) opens a new ticket.
     let forged = addr.replace("pd-1-", "pd-2-");
-    let raw = mail("mallory@example.net", "printer", "t3@example.net", "", "x")
-        .replace("To: support@example.com", &format!("To: {forged}"));
+    let raw = mail_to(
+        &forged,
+        "mallory@example.net",
+        "printer",
+        "t3@example.net",
+        "x",
+    );
     assert_eq!(env.ingest(&raw)["action"], "created");
 }
 
@@ -820,23 +830,25 @@ fn reply_address_token_threads_from_any_sender_and_forgeries_do_not() {
 #[test]
 fn ingest_creates_the_signing_secret_when_it_is_the_first_to_need_it() {
     let env = Env::new();
-    let raw = mail("mallory@example.net", "printer", "s1@example.net", "", "x").replace(
-        "To: support@example.com",
-        "To: support+pd-1-aaaaaaaaaaaaaaaaaaaaaaaaaa@example.com",
+    let raw = mail_to(
+        "support+pd-1-aaaaaaaaaaaaaaaaaaaaaaaaaa@example.com",
+        "mallory@example.net",
+        "printer",
+        "s1@example.net",
+        "x",
     );
     assert_eq!(env.ingest(&raw)["action"], "created");
     let addr = sign(&env, &[])["reply_address"]
         .as_str()
         .unwrap()
         .to_string();
-    let raw = mail(
+    let raw = mail_to(
+        &addr,
         "colleague@example.net",
         "printer",
         "s2@example.net",
-        "",
         "y",
-    )
-    .replace("To: support@example.com", &format!("To: {addr}"));
+    );
     let o = env.ingest(&raw);
     assert_eq!(
         (o["action"].as_str(), o["ticket_id"].as_i64()),
