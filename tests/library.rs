@@ -204,3 +204,140 @@ async fn a_direct_store_waits_for_the_write_lock_without_blocking_the_runtime() 
         Some(Some(1))
     );
 }
+
+/// Migration 5 rebuilt the `attachments` table: content is kept as a byte range of the raw
+/// message, where version 4 kept a decoded copy. A database written before it must keep
+/// every attachment's content through the upgrade and serve it unchanged. The version-4
+/// database is made from one this version wrote, by undoing migration 5 (which touches
+/// nothing else): version 4's table, with the decoded content as its copies.
+#[tokio::test]
+async fn attachments_stored_before_migration_5_survive_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let url = format!("sqlite://{}", path.display());
+    let raw = concat!(
+        "From: ann@example.org\r\n",
+        "Subject: Logs\r\n",
+        "Message-ID: <att5@example.org>\r\n",
+        "MIME-Version: 1.0\r\n",
+        "Content-Type: multipart/mixed; boundary=\"b\"\r\n",
+        "\r\n",
+        "--b\r\n",
+        "Content-Type: text/plain\r\n",
+        "\r\n",
+        "Both files attached.\r\n",
+        "--b\r\n",
+        "Content-Type: application/octet-stream; name=\"dump.bin\"\r\n",
+        "Content-Disposition: attachment; filename=\"dump.bin\"\r\n",
+        "Content-Transfer-Encoding: base64\r\n",
+        "\r\n",
+        "AAECA/7/gIFQREQ=\r\n",
+        "--b\r\n",
+        "Content-Type: text/plain; charset=utf-8; name=\"notes.txt\"\r\n",
+        "Content-Disposition: attachment; filename=\"notes.txt\"\r\n",
+        "Content-Transfer-Encoding: quoted-printable\r\n",
+        "\r\n",
+        "caf=C3=A9 at 10:00=\r\n",
+        "\r\n",
+        "--b--\r\n",
+    );
+    let expected = vec![
+        (
+            Some("dump.bin".to_string()),
+            vec![0, 1, 2, 3, 0xfe, 0xff, 0x80, 0x81, b'P', b'D', b'D'],
+        ),
+        (
+            Some("notes.txt".to_string()),
+            "café at 10:00".as_bytes().to_vec(),
+        ),
+    ];
+    // Every attachment through the store: (row id, file name, content).
+    let served = |path: std::path::PathBuf, url: String| async move {
+        let store = SqliteStore::open(&url, &SqliteOptions::default())
+            .await
+            .unwrap();
+        let ids: Vec<i64> = rusqlite::Connection::open(&path)
+            .unwrap()
+            .prepare("SELECT id FROM attachments ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut out = Vec::new();
+        for id in ids {
+            let a = store.attachment(id).await.unwrap().unwrap();
+            out.push((id, a.filename, a.content));
+        }
+        store.close().await;
+        out
+    };
+    let names_and_contents = |rows: &[(i64, Option<String>, Vec<u8>)]| {
+        rows.iter()
+            .map(|(_, n, c)| (n.clone(), c.clone()))
+            .collect::<Vec<_>>()
+    };
+
+    let p = Processor::new(
+        Config::default(),
+        SqliteStore::open(&url, &SqliteOptions::default())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        p.process(raw.as_bytes()).await.unwrap().action,
+        Action::Created
+    );
+    p.store().close().await;
+    let before = served(path.clone(), url.clone()).await;
+    assert_eq!(names_and_contents(&before), expected);
+
+    // Back to version 4.
+    let mut db = rusqlite::Connection::open(&path).unwrap();
+    let tx = db.transaction().unwrap();
+    tx.execute_batch(
+        "CREATE TABLE attachments_v4 (
+             id            INTEGER PRIMARY KEY AUTOINCREMENT,
+             message_id    INTEGER NOT NULL REFERENCES messages (id),
+             position      INTEGER NOT NULL,
+             filename      TEXT,
+             content_type  TEXT    NOT NULL,
+             size          INTEGER NOT NULL,
+             content       BLOB    NOT NULL
+         );
+         INSERT INTO attachments_v4 (id, message_id, position, filename, content_type, size, content)
+             SELECT id, message_id, position, filename, content_type, size, x'' FROM attachments;
+         DROP TABLE attachments;
+         ALTER TABLE attachments_v4 RENAME TO attachments;
+         CREATE INDEX attachments_message ON attachments (message_id);
+         DELETE FROM _sqlx_migrations WHERE version = 5;
+         PRAGMA user_version = 4;",
+    )
+    .unwrap();
+    for (id, _, content) in &before {
+        tx.execute(
+            "UPDATE attachments SET content = ?1 WHERE id = ?2",
+            rusqlite::params![content, id],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    drop(db);
+
+    // Opening the store upgrades it; every attachment reads back the same.
+    let after = served(path.clone(), url.clone()).await;
+    assert_eq!(after, before);
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 5);
+    let copies: i64 = db
+        .query_row(
+            "SELECT count(*) FROM attachments WHERE content IS NOT NULL AND raw_start IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(copies, 2, "upgraded rows keep their decoded copies");
+}
