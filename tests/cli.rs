@@ -85,6 +85,17 @@ impl Env {
     }
 
     /// `PRAGMA name` on the database, read through a connection of its own (sqlx).
+    /// The page size of the database file (read with rusqlite: sqlx decodes no integer
+    /// pragma as text).
+    fn page_size(&self) -> u64 {
+        rusqlite::Connection::open(self.path("tickets.db"))
+            .unwrap()
+            .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+            .try_into()
+            .unwrap()
+    }
+
     fn pragma(&self, name: &str) -> String {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -520,9 +531,11 @@ fn twenty_concurrent_deliveries_all_succeed_without_duplicates() {
 fn concurrent_deliveries_across_wal_restarts_lose_nothing() {
     let env = Env::new();
     let body = "The printer prints blank pages. ".repeat(40);
+    let page = u64::from(postdesk::store::PAGE_SIZE);
+    let restart_frames = postdesk::store::WAL_RESTART_BYTES as u64 / page;
     let mut i = 0;
     while std::fs::metadata(env.path("tickets.db-wal")).map_or(0, |m| m.len())
-        < (postdesk::store::WAL_RESTART_FRAMES as u64 - 12) * 4120
+        < (restart_frames - 12) * (page + 24)
     {
         let raw = mail("pre@example.org", "Before", &format!("pre{i}@x"), "", &body);
         assert_eq!(env.ingest(&raw)["action"], "created");
@@ -547,6 +560,26 @@ fn database_is_wal_with_durable_commits() {
 #[test]
 fn the_wal_starts_over_in_place_and_stays_bounded() {
     let env = Env::new();
+    wal_starts_over_in_place(&env);
+    assert_eq!(env.page_size(), u64::from(postdesk::store::PAGE_SIZE));
+}
+
+/// A database created with SQLite's default 4 KiB pages (by an earlier postdesk) keeps
+/// them, and its WAL starts over at the same size in bytes: twice the frames.
+#[test]
+fn a_database_with_4_kib_pages_keeps_them_and_its_wal_bound() {
+    let env = Env::new();
+    rusqlite::Connection::open(env.path("tickets.db"))
+        .unwrap()
+        .execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
+        .unwrap();
+    wal_starts_over_in_place(&env);
+    assert_eq!(env.page_size(), 4096);
+}
+
+/// Deliver 60 messages; the WAL file never shrinks, stays under the restart size plus a few
+/// deliveries, and mostly keeps its size (commits overwrite it in place).
+fn wal_starts_over_in_place(env: &Env) {
     let wal = env.path("tickets.db-wal");
     let body = "The printer prints blank pages. ".repeat(40);
     let mut sizes = Vec::new();
@@ -565,8 +598,10 @@ fn the_wal_starts_over_in_place_and_stays_bounded() {
         sizes.windows(2).all(|w| w[0] <= w[1]),
         "the WAL was cut back: {sizes:?}"
     );
-    // A delivery here writes well under 40 frames of 4 KiB + 24 bytes.
-    let bound = (postdesk::store::WAL_RESTART_FRAMES as u64 + 40) * 4120 + 32;
+    // A delivery here writes well under 20 frames.
+    let page = env.page_size();
+    let frames = postdesk::store::WAL_RESTART_BYTES as u64 / page;
+    let bound = (frames + 20) * (page + 24) + 32;
     let last = *sizes.last().unwrap();
     assert!(last <= bound, "the WAL grew to {last} bytes: {sizes:?}");
     let unchanged = sizes.windows(2).filter(|w| w[0] == w[1]).count();
@@ -632,6 +667,8 @@ fn import_mbox_maildir_and_eml_is_idempotent() {
         "reply.eml",
     ];
     let s = env.json(&args);
+    // The database `import` created (through the pool, not the direct connection).
+    assert_eq!(env.page_size(), u64::from(postdesk::store::PAGE_SIZE));
     assert_eq!(s["messages"], 31);
     assert_eq!(s["by_action"]["created"], 30);
     assert_eq!(s["by_action"]["appended"], 1);

@@ -17,7 +17,7 @@ mod sqlite;
 use std::collections::HashMap;
 use std::future::Future;
 
-pub use sqlite::{SqliteOptions, SqliteStore, WAL_RESTART_FRAMES, WAL_TRUNCATE_AT};
+pub use sqlite::{PAGE_SIZE, SqliteOptions, SqliteStore, WAL_RESTART_BYTES, WAL_TRUNCATE_AT};
 
 use crate::classify::Verdict;
 use crate::parse::ParsedMessage;

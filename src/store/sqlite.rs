@@ -102,8 +102,19 @@ pub struct SqliteStore {
 pub const WAL_TRUNCATE_AT: u64 = 1024 * 1024;
 
 /// [`SqliteStore::finish`] on a direct store checkpoints the WAL and starts it over from
-/// its beginning once a commit leaves more frames (pages) than this in it.
-pub const WAL_RESTART_FRAMES: i32 = 160;
+/// its beginning once a commit leaves more than this many bytes of pages in it (160 pages
+/// of 4 KiB, 80 of 8 KiB). Every new process reads the whole WAL to rebuild its index.
+pub const WAL_RESTART_BYTES: i32 = 640 * 1024;
+
+/// The page size of databases this store creates (`PRAGMA page_size`; SQLite's default is
+/// 4096). A database keeps the page size it was created with.
+///
+/// Each page a transaction writes costs two `pwrite` calls into the WAL and, at the
+/// checkpoint, a read and a write more: a bulk import of mail (blobs of tens of KB) spends
+/// most of its commit time in those calls, and 8 KiB pages halve them (`import` about 20 %
+/// faster). A one-message delivery writes about ten pages either way, a few more bytes
+/// with 8 KiB (0.05–0.1 ms); 16 KiB pages cost it 0.3–0.5 ms.
+pub const PAGE_SIZE: u32 = 8192;
 
 /// The WAL file is cut back to this size when it starts over (`PRAGMA journal_size_limit`),
 /// so a burst that grew it does not keep it large.
@@ -119,7 +130,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(opts.busy_timeout)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .page_size(PAGE_SIZE);
         let connect = if opts.cache_size_kib == DEFAULT_CACHE_KIB {
             connect
         } else {
@@ -150,8 +162,8 @@ impl SqliteStore {
         // The direct connection reads the schema version itself: the pool then connects
         // only if a migration is due.
         let (pool, single, version) = if opts.direct && !in_memory {
-            let (db, version) = open_single(connect.get_filename(), opts).await?;
-            let single = Arc::new(tokio::sync::Mutex::new(DirectConn::new(db)));
+            let (db, version, page_size) = open_single(connect.get_filename(), opts).await?;
+            let single = Arc::new(tokio::sync::Mutex::new(DirectConn::new(db, page_size)));
             (pool.connect_lazy_with(connect), Some(single), Some(version))
         } else {
             (pool.connect_with(connect).await?, None, None)
@@ -254,7 +266,7 @@ impl SqliteStore {
     /// (another writer, a reader) runs at a later delivery.
     ///
     /// A direct store ([`SqliteOptions::direct`]) checkpoints once its commit left more
-    /// than [`WAL_RESTART_FRAMES`] frames in the WAL, and then starts the WAL over *in
+    /// than [`WAL_RESTART_BYTES`] of pages in the WAL, and then starts the WAL over *in
     /// place*: later commits overwrite blocks the file already has, so their fsync writes
     /// no new size and no new block map. (Every new process rebuilds the WAL index from
     /// the frames it finds, which is why the WAL is kept short; and it forgets what was
@@ -265,7 +277,7 @@ impl SqliteStore {
         let done = match &self.single {
             Some(single) => {
                 let db = single.lock().await;
-                if db.wal_frames() > WAL_RESTART_FRAMES {
+                if db.wal_frames() > db.restart_frames {
                     restart_wal(&db)
                 } else {
                     Ok(())
@@ -316,10 +328,12 @@ struct DirectConn {
     db: rusqlite::Connection,
     /// Frames in the WAL after this connection's last commit.
     frames: Box<AtomicI32>,
+    /// [`WAL_RESTART_BYTES`] in frames of this database's page size.
+    restart_frames: i32,
 }
 
 impl DirectConn {
-    fn new(db: rusqlite::Connection) -> DirectConn {
+    fn new(db: rusqlite::Connection, page_size: i32) -> DirectConn {
         let frames = Box::new(AtomicI32::new(0));
         let arg = std::ptr::from_ref::<AtomicI32>(&frames)
             .cast_mut()
@@ -332,7 +346,11 @@ impl DirectConn {
         unsafe {
             libsqlite3_sys::sqlite3_wal_hook(db.handle(), Some(note_wal_frames), arg);
         }
-        DirectConn { db, frames }
+        DirectConn {
+            db,
+            frames,
+            restart_frames: WAL_RESTART_BYTES / page_size.max(512),
+        }
     }
 
     fn wal_frames(&self) -> i32 {
@@ -418,7 +436,7 @@ fn latest_version() -> i64 {
 async fn open_single(
     path: &std::path::Path,
     opts: &SqliteOptions,
-) -> Result<(rusqlite::Connection, i64), StoreError> {
+) -> Result<(rusqlite::Connection, i64, i32), StoreError> {
     use rusqlite::OpenFlags;
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if opts.create_if_missing {
@@ -433,10 +451,13 @@ async fn open_single(
         )?;
     }
     let patience = opts.busy_timeout;
+    // Before anything reads the file: it takes effect only on a new, empty database.
+    db.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))?;
     retry_busy(&mut db, patience, |db| {
         db.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
     })
     .await?;
+    let page_size = db.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     db.execute_batch(&format!(
         "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
          PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
@@ -445,7 +466,7 @@ async fn open_single(
         db.query_row("PRAGMA user_version", [], |r| r.get(0))
     })
     .await?;
-    Ok((db, version))
+    Ok((db, version, page_size))
 }
 
 #[allow(unsafe_code)]
