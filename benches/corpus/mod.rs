@@ -1,7 +1,8 @@
 //! A deterministic generator of realistic support mail for benchmarks: new requests (plain,
-//! HTML alternative, with 20–200 KB attachments), follow-ups by In-Reply-To and by subject
-//! tag, and autoreplies. Messages are meant to be processed in order: reply targets and
-//! ticket numbers assume that.
+//! HTML alternative, with 20–200 KB attachments), follow-ups by In-Reply-To (quoting the
+//! message they answer) and by subject tag (signed "Sent from my iPhone"), and
+//! autoreplies. Messages are meant to be processed in order: reply targets and ticket
+//! numbers assume that.
 
 /// Small deterministic PRNG (xorshift64*), so every run benchmarks the same mail.
 pub struct Rng(u64);
@@ -160,13 +161,18 @@ pub fn generate(n: usize, seed: u64) -> Vec<Vec<u8>> {
             let target = &sent[rng.below(sent.len() as u64) as usize];
             let text = body(&mut rng);
             if roll < 80 {
+                // As mail clients reply: the new text, a quote header, the quoted message.
                 format!(
-                    "From: <{}>\r\nTo: support@example.com\r\nSubject: Re: {}\r\nMessage-ID: <{mid}>\r\nIn-Reply-To: <{}>\r\nReferences: <{}>\r\nDate: {date}\r\n\r\n{text}\r\n",
-                    target.from, target.subject, target.message_id, target.message_id
+                    "From: <{}>\r\nTo: support@example.com\r\nSubject: Re: {}\r\nMessage-ID: <{mid}>\r\nIn-Reply-To: <{}>\r\nReferences: <{}>\r\nDate: {date}\r\n\r\n{text}\r\n\r\nOn {date}, Support <support@example.com> wrote:\r\n> Hello,\r\n>\r\n> about \"{}\": could you send us the exact error message?\r\n>\r\n> Regards,\r\n> Support\r\n",
+                    target.from,
+                    target.subject,
+                    target.message_id,
+                    target.message_id,
+                    target.subject
                 )
             } else if roll < 90 {
                 format!(
-                    "From: <{}>\r\nTo: support@example.com\r\nSubject: Re: [PD-{}] {}\r\nMessage-ID: <{mid}>\r\nDate: {date}\r\n\r\n{text}\r\n",
+                    "From: <{}>\r\nTo: support@example.com\r\nSubject: Re: [PD-{}] {}\r\nMessage-ID: <{mid}>\r\nDate: {date}\r\n\r\n{text}\r\n\r\nSent from my iPhone\r\n",
                     target.from, target.ticket, target.subject
                 )
             } else {
