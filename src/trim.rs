@@ -335,8 +335,17 @@ fn re(pattern: &str) -> Regex {
 
 /// Whether the lower-cased `s` contains one of `needles` (all lower-case).
 fn has_any(s: &str, needles: &[&str]) -> bool {
-    let lower = s.to_lowercase();
+    let lower = fold_lower(s);
     needles.iter().any(|n| lower.contains(n))
+}
+
+/// `s` lower-cased as `(?i)` compares letters: a long s (U+017F) also counts as an s
+/// (Unicode simple case folding; the Kelvin sign lower-cases to k already).
+fn fold_lower(s: &str) -> String {
+    s.chars()
+        .map(|c| if c == '\u{17f}' { 's' } else { c })
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// A stem of every word in `MOBILE_SIGNATURE`'s alternatives.
@@ -394,7 +403,7 @@ const VERB_WORDS: &[&str] = &[
     "のメール",
     "작성",
 ];
-/// A word every `SEPARATOR_PHRASE` alternative contains.
+/// A word every one of `SEPARATOR_PHRASES` contains.
 const SEPARATOR_WORDS: &[&str] = &[
     "message",
     "mail",
@@ -450,8 +459,16 @@ fn is_quote_line(line: &str) -> bool {
     letters <= 10 && rest.as_bytes().get(letters) == Some(&b'>')
 }
 
-static DELIMITER: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^\s*(?:[-_=+~#*•—–ᐧ](?:\s*[-_=+~#*•—–ᐧ])+|[ᐧ—])\s*$"));
+/// A delimiter line, `^\s*(?:[-_=+~#*•—–ᐧ](?:\s*[-_=+~#*•—–ᐧ])+|[ᐧ—])\s*$` by hand (the
+/// signature delimiter "-- " is in many messages): two or more of these marks, with only
+/// white space around and between them, or one `ᐧ` or `—` alone.
+fn is_delimiter_line(line: &str) -> bool {
+    const MARKS: &str = "-_=+~#*•—–ᐧ";
+    let t = line.trim_matches(char::is_whitespace);
+    let marks = t.chars().filter(|&c| MARKS.contains(c)).count();
+    t.chars().all(|c| MARKS.contains(c) || c.is_whitespace())
+        && (marks >= 2 || t == "ᐧ" || t == "—")
+}
 
 static MOBILE_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?ix)^(?:
@@ -486,8 +503,7 @@ fn line_kind(line: &str) -> Kind {
         Kind::Empty
     } else if line.contains('>') && is_quote_line(line) {
         Kind::Quote
-    } else if t.starts_with(|c: char| "-_=+~#*•—–ᐧ".contains(c)) && DELIMITER.is_match(line)
-    {
+    } else if is_delimiter_line(line) {
         Kind::Delimiter
     } else if has_any(t, MOBILE_WORDS) && is_mobile_signature(t) {
         Kind::MobileSignature
@@ -524,12 +540,51 @@ fn sent_from_word(s: &str) -> Option<&str> {
     words.find(|w| !w.is_empty())
 }
 
-/// What may follow a mobile signature on its line: "…, please excuse typos".
-static EXCUSE: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?i)excuse|typo|brevity|pardon|sorry|entschuldig|tippfehler|excusez|fautes|disculp|errores|scusa|errori",
-    )
-});
+/// What may follow a mobile signature on its line: "…, please excuse typos". (Was the
+/// pattern `(?i)excuse|typo|…`: every word is ASCII, so a case-folded `contains` is the
+/// same test, without compiling anything.)
+const EXCUSE_WORDS: &[&str] = &[
+    "excuse",
+    "typo",
+    "brevity",
+    "pardon",
+    "sorry",
+    "entschuldig",
+    "tippfehler",
+    "fautes",
+    "disculp",
+    "errores",
+    "scusa",
+    "errori",
+];
+
+/// A word every `MOBILE_SIGNATURE` alternative contains (its device, or its verb).
+const MOBILE_SIGNATURE_WORDS: &[&str] = &[
+    "mobile",
+    "phone",
+    "cell",
+    "ipad",
+    "ipod",
+    "android",
+    "tablet",
+    "blackberry",
+    "galaxy",
+    "samsung",
+    "outlook",
+    "envoy",
+    "gesendet",
+    "enviado",
+    "inviato",
+    "verzonden",
+    "verstuurd",
+    "skickat",
+    "sendt",
+    "wys",
+    "отправлено",
+    "надіслано",
+    "から送信",
+    "我的",
+];
 
 /// "Sent from my iPhone" and friends, on a short line of their own.
 fn is_mobile_signature(t: &str) -> bool {
@@ -550,7 +605,7 @@ fn is_mobile_signature(t: &str) -> bool {
         .collect::<Vec<_>>()
         .join(" ");
     let (main, rest) = s.split_once([',', '.', ';', '!']).unwrap_or((&s, ""));
-    if !rest.trim().is_empty() && !EXCUSE.is_match(rest) {
+    if !rest.trim().is_empty() && !has_any(rest, EXCUSE_WORDS) {
         return false;
     }
     if main.chars().count() > 80 || main.split_whitespace().count() > 10 {
@@ -561,7 +616,8 @@ fn is_mobile_signature(t: &str) -> bool {
             || ["my", "a", "an", "mobile", "phone", "cell", "mail"]
                 .contains(&word.to_lowercase().as_str());
     }
-    MOBILE_SIGNATURE.is_match(main)
+    // "…from your colleague": most lines with a stem of `MOBILE_WORDS` name no device.
+    has_any(main, MOBILE_SIGNATURE_WORDS) && MOBILE_SIGNATURE.is_match(main)
 }
 
 const LATIN_VERBS: &str = r"wrote|writes|has\s+written|schrieb|schreibt|hat\s+geschrieben|schreef|geschreven|a\s+écrit|a\s+ecrit|escribió|escribio|ha\s+escrito|escreveu|ha\s+scritto|scrisse|skrev|skriver|kirjoitti|napisał\(a\)|napisała|napisał|napisal|написал\(а\)|написала|написал|написав|пишет|пише|napsal\(a\)|napsala|napsal|írta|έγραψε|yazdı|a\s+scris";
@@ -593,27 +649,80 @@ static NUMERIC_DATE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Whole-line markers of quoted or forwarded mail.
-static SEPARATOR_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?ix)^(?:
-        original\s+message|original\s+e-?mail|ursprüngliche\s+nachricht|originalnachricht
-      | message\s+d'origine|message\s+original|mensaje\s+original|messaggio\s+originale
-      | oorspronkelijk\s+bericht|origineel\s+bericht|mensagem\s+original
-      | originalmeddelande|ursprungligt\s+meddelande|opprinnelig\s+melding
-      | oprindelig\s+meddelelse|wiadomość\s+oryginalna|oryginalna\s+wiadomość
-      | исходное\s+сообщение|оригинальное\s+сообщение|原始邮件|原始郵件|元のメッセージ
-      | alkuperäinen\s+viesti|eredeti\s+üzenet|původní\s+zpráva
-      | forwarded\s+message|forwarded\s+e-?mail|begin\s+forwarded\s+message
-      | weitergeleitete\s+nachricht|anfang\s+der\s+weitergeleiteten\s+nachricht
-      | message\s+transféré|début\s+du\s+message\s+réexpédié|message\s+réexpédié
-      | mensaje\s+reenviado|inicio\s+del\s+mensaje\s+reenviado|messaggio\s+inoltrato
-      | inizio\s+messaggio\s+inoltrato|doorgestuurd\s+bericht|begin\s+doorgestuurd\s+bericht
-      | mensagem\s+encaminhada|início\s+da\s+mensagem\s+reencaminhada
-      | vidarebefordrat\s+meddelande|videresendt\s+melding|videresendt\s+meddelelse
-      | wiadomość\s+przekazana|przekazana\s+wiadomość|пересылаемое\s+сообщение
-      | начало\s+пересылаемого\s+сообщения|начало\s+переадресованного\s+сообщения
-      | 转发的邮件|轉寄的郵件|転送されたメッセージ
-    )\s*[:：]?$")
-});
+/// The separator lines of mail clients ("-----Original Message-----", "Begin forwarded
+/// message:"), lower case, one space between words. [`is_separator_phrase`] matches them.
+const SEPARATOR_PHRASES: &[&str] = &[
+    "original message",
+    "original email",
+    "original e-mail",
+    "ursprüngliche nachricht",
+    "originalnachricht",
+    "message d'origine",
+    "message original",
+    "mensaje original",
+    "messaggio originale",
+    "oorspronkelijk bericht",
+    "origineel bericht",
+    "mensagem original",
+    "originalmeddelande",
+    "ursprungligt meddelande",
+    "opprinnelig melding",
+    "oprindelig meddelelse",
+    "wiadomość oryginalna",
+    "oryginalna wiadomość",
+    "исходное сообщение",
+    "оригинальное сообщение",
+    "原始邮件",
+    "原始郵件",
+    "元のメッセージ",
+    "alkuperäinen viesti",
+    "eredeti üzenet",
+    "původní zpráva",
+    "forwarded message",
+    "forwarded email",
+    "forwarded e-mail",
+    "begin forwarded message",
+    "weitergeleitete nachricht",
+    "anfang der weitergeleiteten nachricht",
+    "message transféré",
+    "début du message réexpédié",
+    "message réexpédié",
+    "mensaje reenviado",
+    "inicio del mensaje reenviado",
+    "messaggio inoltrato",
+    "inizio messaggio inoltrato",
+    "doorgestuurd bericht",
+    "begin doorgestuurd bericht",
+    "mensagem encaminhada",
+    "início da mensagem reencaminhada",
+    "vidarebefordrat meddelande",
+    "videresendt melding",
+    "videresendt meddelelse",
+    "wiadomość przekazana",
+    "przekazana wiadomość",
+    "пересылаемое сообщение",
+    "начало пересылаемого сообщения",
+    "начало переадресованного сообщения",
+    "转发的邮件",
+    "轉寄的郵件",
+    "転送されたメッセージ",
+];
+
+/// Whether `bare` is one of [`SEPARATOR_PHRASES`], in any case, with any white space
+/// between its words and an optional colon at the end: what the pattern
+/// `(?i)^(?:original\s+message|…)\s*[:：]?$` matched, without compiling it (any line with
+/// "mail" or "message" in it got that far).
+fn is_separator_phrase(bare: &str) -> bool {
+    if bare.starts_with(char::is_whitespace) {
+        return false;
+    }
+    let body = bare.strip_suffix([':', '：']).unwrap_or(bare);
+    let words = fold_lower(body)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    SEPARATOR_PHRASES.contains(&words.as_str())
+}
 
 /// Something that looks like a date, a time or an address: a quote header's first line
 /// has one.
@@ -745,7 +854,7 @@ fn mark_quote_headers(lines: &[&str], kinds: &mut [Kind]) {
         match kinds[j] {
             Kind::Text => {
                 let bare = strip_decoration(end);
-                if has_any(bare, SEPARATOR_WORDS) && SEPARATOR_PHRASE.is_match(bare) {
+                if has_any(bare, SEPARATOR_WORDS) && is_separator_phrase(bare) {
                     kinds[j] = Kind::Marker;
                     min_start = j + 1;
                     continue;
@@ -1227,6 +1336,50 @@ mod hand_matchers {
         "1:2",
         "12:345",
         "１２:３０",
+        "-- ",
+        "--",
+        "-",
+        " - - ",
+        "—",
+        "ᐧ",
+        "ᐧ ᐧ",
+        "__________",
+        "* * *",
+        "-- Ann",
+        "=\u{a0}=",
+        "•",
+        "-----Original Message-----",
+        "Original Message",
+        "ORIGINAL  MESSAGE:",
+        "Original Message :",
+        "Original Message: ",
+        " Original Message",
+        "Original E-mail",
+        "original email：",
+        "Ursprüngliche Nachricht",
+        "URSPRÜNGLICHE NACHRICHT",
+        "Begin forwarded message:",
+        "Begin\u{a0}forwarded\u{2003}message:",
+        "Début du message réexpédié :",
+        "Исходное сообщение",
+        "原始邮件",
+        "Original message follows",
+        "Forwarded message",
+        "---------- Forwarded message ---------",
+        "Messaggio inoltrato:",
+        "original me\u{17f}\u{17f}age",
+        "Please excuse typos",
+        "sorry for the brevity",
+        "Entschuldigen Sie die Kürze",
+        "I got a mail from your colleague",
+        "From my Samsung Galaxy smartphone",
+        "Von meinem iPhone gesendet",
+        "Get Outlook for iOS",
+        "Envoyé de mon iPhone",
+        "从我的iPhone发送",
+        "iPhoneから送信",
+        "Wysłane z mojego telefonu",
+        "from my \u{17f}martphone",
     ];
 
     #[test]
@@ -1234,16 +1387,69 @@ mod hand_matchers {
         let quote = Regex::new(r"^\s*(?:[A-Z][A-Za-z]{0,9})?>").unwrap();
         let sent = Regex::new(r"(?i)^sent\s+(?:from|with|via|using)\s+(\S+)").unwrap();
         let time = Regex::new(r"\d{1,2}[:.]\d{2}").unwrap();
+        let delimiter = Regex::new(r"^\s*(?:[-_=+~#*•—–ᐧ](?:\s*[-_=+~#*•—–ᐧ])+|[ᐧ—])\s*$").unwrap();
+        let excuse = Regex::new(
+            r"(?i)excuse|typo|brevity|pardon|sorry|entschuldig|tippfehler|excusez|fautes|disculp|errores|scusa|errori",
+        )
+        .unwrap();
+        // The pattern `is_separator_phrase` replaced, as it was.
+        let separator = Regex::new(
+            r"(?ix)^(?:
+        original\s+message|original\s+e-?mail|ursprüngliche\s+nachricht|originalnachricht
+      | message\s+d'origine|message\s+original|mensaje\s+original|messaggio\s+originale
+      | oorspronkelijk\s+bericht|origineel\s+bericht|mensagem\s+original
+      | originalmeddelande|ursprungligt\s+meddelande|opprinnelig\s+melding
+      | oprindelig\s+meddelelse|wiadomość\s+oryginalna|oryginalna\s+wiadomość
+      | исходное\s+сообщение|оригинальное\s+сообщение|原始邮件|原始郵件|元のメッセージ
+      | alkuperäinen\s+viesti|eredeti\s+üzenet|původní\s+zpráva
+      | forwarded\s+message|forwarded\s+e-?mail|begin\s+forwarded\s+message
+      | weitergeleitete\s+nachricht|anfang\s+der\s+weitergeleiteten\s+nachricht
+      | message\s+transféré|début\s+du\s+message\s+réexpédié|message\s+réexpédié
+      | mensaje\s+reenviado|inicio\s+del\s+mensaje\s+reenviado|messaggio\s+inoltrato
+      | inizio\s+messaggio\s+inoltrato|doorgestuurd\s+bericht|begin\s+doorgestuurd\s+bericht
+      | mensagem\s+encaminhada|início\s+da\s+mensagem\s+reencaminhada
+      | vidarebefordrat\s+meddelande|videresendt\s+melding|videresendt\s+meddelelse
+      | wiadomość\s+przekazana|przekazana\s+wiadomość|пересылаемое\s+сообщение
+      | начало\s+пересылаемого\s+сообщения|начало\s+переадресованного\s+сообщения
+      | 转发的邮件|轉寄的郵件|転送されたメッセージ
+    )\s*[:：]?$",
+        )
+        .unwrap();
         for &l in LINES {
             assert_eq!(is_quote_line(l), quote.is_match(l), "quote: {l:?}");
             let word = sent.captures(l).and_then(|c| c.get(1)).map(|m| m.as_str());
             assert_eq!(sent_from_word(l), word, "sent from: {l:?}");
             assert_eq!(verb_at_end(l), VERB_AT_END.is_match(l), "verb: {l:?}");
+            assert_eq!(
+                is_delimiter_line(l),
+                delimiter.is_match(l),
+                "delimiter: {l:?}"
+            );
+            assert_eq!(
+                has_any(l, EXCUSE_WORDS),
+                excuse.is_match(l),
+                "excuse: {l:?}"
+            );
+            let bare = strip_decoration(l);
+            assert_eq!(
+                is_separator_phrase(bare),
+                separator.is_match(bare),
+                "separator: {bare:?}"
+            );
+            assert!(
+                has_any(l, MOBILE_SIGNATURE_WORDS) || !MOBILE_SIGNATURE.is_match(l),
+                "mobile signature words: {l:?}"
+            );
             if has_ascii_time(l) {
                 assert!(
                     time.is_match(l) && DATE_OR_ADDRESS.is_match(l),
                     "time: {l:?}"
                 );
+            }
+        }
+        for p in SEPARATOR_PHRASES {
+            for l in [p.to_string(), p.to_uppercase(), format!("{p}:")] {
+                assert!(is_separator_phrase(&l) && separator.is_match(&l), "{l:?}");
             }
         }
         // The common headers need no pattern.
