@@ -893,10 +893,8 @@ fn is_quote_header(s: &str) -> bool {
     if !s.contains(|c: char| c == '@' || c.is_ascii_digit()) || !maybe_verb(s) {
         return false;
     }
-    if verb_at_end(s) {
-        return true;
-    }
-    verb_then_colon(s)
+    // The fast paths of both tests before either pattern.
+    ascii_verb_at_end(s) || ascii_verb_then_colon(s) || verb_at_end(s) || verb_then_colon(s)
 }
 
 /// Whether `s` is a quote header with its verb inside ([`VERB_THEN_COLON`]) and an '@' or a
