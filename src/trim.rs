@@ -335,8 +335,16 @@ fn re(pattern: &str) -> Regex {
 
 /// Whether the lower-cased `s` contains one of `needles` (all lower-case).
 fn has_any(s: &str, needles: &[&str]) -> bool {
+    has_any_of(s, &[needles])
+}
+
+/// [`has_any`] over several lists, lower-casing `s` once.
+fn has_any_of(s: &str, lists: &[&[&str]]) -> bool {
     let lower = fold_lower(s);
-    needles.iter().any(|n| lower.contains(n))
+    lists
+        .iter()
+        .flat_map(|l| l.iter())
+        .any(|n| lower.contains(n))
 }
 
 /// `s` lower-cased as `(?i)` compares letters: a long s (U+017F) also counts as an s
@@ -348,10 +356,9 @@ fn fold_lower(s: &str) -> String {
         .collect()
 }
 
-/// A stem of every word in `MOBILE_SIGNATURE`'s alternatives.
-const MOBILE_WORDS: &[&str] = &[
-    "sent",
-    "from",
+/// A word of every `MOBILE_SIGNATURE` alternative that does not start with "sent" or
+/// "from": a mail client, or a verb of sending in another language.
+const MOBILE_VERBS: &[&str] = &[
     "outlook",
     "envoy",
     "gesendet",
@@ -366,6 +373,19 @@ const MOBILE_WORDS: &[&str] = &[
     "надіслано",
     "から送信",
     "我的",
+];
+/// The devices `MOBILE_SIGNATURE` names after "sent by" or "from".
+const MOBILE_DEVICES: &[&str] = &[
+    "mobile",
+    "phone",
+    "cell",
+    "ipad",
+    "ipod",
+    "android",
+    "tablet",
+    "blackberry",
+    "galaxy",
+    "samsung",
 ];
 /// A stem of every verb in `LATIN_VERBS` and `CJK_VERBS`.
 const VERB_WORDS: &[&str] = &[
@@ -511,7 +531,7 @@ fn line_kind(line: &str) -> Kind {
         Kind::Quote
     } else if is_delimiter_line(line) {
         Kind::Delimiter
-    } else if has_any(t, MOBILE_WORDS) && is_mobile_signature(t) {
+    } else if has_any_of(t, &[&["sent", "from"], MOBILE_VERBS]) && is_mobile_signature(t) {
         Kind::MobileSignature
     } else {
         Kind::Text
@@ -524,22 +544,12 @@ fn line_kind(line: &str) -> Kind {
 fn sent_from_word(s: &str) -> Option<&str> {
     let mut words = s.split(char::is_whitespace);
     let (sent, via) = (words.next()?, words.find(|w| !w.is_empty())?);
-    // Case-insensitive as the pattern was: Unicode simple case folding adds only the long
-    // s (U+017F) to the ASCII cases of these letters.
-    let same = |word: &str, lit: &str| {
-        word.chars().count() == lit.len()
-            && word
-                .chars()
-                .zip(lit.chars())
-                .all(|(c, l)| c.eq_ignore_ascii_case(&l) || (l == 's' && c == '\u{17f}'))
-    };
-    // `^sent\s+`: the line starts with the word itself, and a space follows it.
-    if !same(sent, "sent") || s.len() == sent.len() {
-        return None;
-    }
-    if !["from", "with", "via", "using"]
-        .iter()
-        .any(|l| same(via, l))
+    // Case-insensitive as the pattern was (`fold_lower`: the long s counts as an s).
+    let same = |word: &str, lit: &str| fold_lower(word) == lit;
+    if !same(sent, "sent")
+        || !["from", "with", "via", "using"]
+            .iter()
+            .any(|l| same(via, l))
     {
         return None;
     }
@@ -562,34 +572,6 @@ const EXCUSE_WORDS: &[&str] = &[
     "errores",
     "scusa",
     "errori",
-];
-
-/// A word every `MOBILE_SIGNATURE` alternative contains (its device, or its verb).
-const MOBILE_SIGNATURE_WORDS: &[&str] = &[
-    "mobile",
-    "phone",
-    "cell",
-    "ipad",
-    "ipod",
-    "android",
-    "tablet",
-    "blackberry",
-    "galaxy",
-    "samsung",
-    "outlook",
-    "envoy",
-    "gesendet",
-    "enviado",
-    "inviato",
-    "verzonden",
-    "verstuurd",
-    "skickat",
-    "sendt",
-    "wys",
-    "отправлено",
-    "надіслано",
-    "から送信",
-    "我的",
 ];
 
 /// "Sent from my iPhone" and friends, on a short line of their own.
@@ -622,8 +604,9 @@ fn is_mobile_signature(t: &str) -> bool {
             || ["my", "a", "an", "mobile", "phone", "cell", "mail"]
                 .contains(&word.to_lowercase().as_str());
     }
-    // "…from your colleague": most lines with a stem of `MOBILE_WORDS` name no device.
-    has_any(main, MOBILE_SIGNATURE_WORDS)
+    // "…from your colleague": most lines with "sent" or "from" name no device. Every
+    // alternative has a device or one of the verbs.
+    has_any_of(main, &[MOBILE_DEVICES, MOBILE_VERBS])
         && (common_mobile_signature(main) || MOBILE_SIGNATURE.is_match(main))
 }
 
@@ -1590,7 +1573,7 @@ mod hand_matchers {
                 "separator: {bare:?}"
             );
             assert!(
-                has_any(l, MOBILE_SIGNATURE_WORDS) || !MOBILE_SIGNATURE.is_match(l),
+                has_any_of(l, &[MOBILE_DEVICES, MOBILE_VERBS]) || !MOBILE_SIGNATURE.is_match(l),
                 "mobile signature words: {l:?}"
             );
             assert!(
