@@ -215,6 +215,16 @@ pub enum Parsed {
     },
 }
 
+/// `s` lower-cased as a `(?i)` pattern compares letters, for literal matches that replace
+/// one: a long s (U+017F) also counts as an s (Unicode simple case folding; the Kelvin
+/// sign lower-cases to k already).
+pub(crate) fn fold_lower(s: &str) -> String {
+    s.chars()
+        .map(|c| if c == '\u{17f}' { 's' } else { c })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// SHA-256 of the raw bytes, lower-case hex: the identity of a message without a Message-ID.
 pub fn content_hash(raw: &[u8]) -> String {
     let digest = Sha256::digest(raw);

@@ -36,6 +36,8 @@ use std::sync::LazyLock;
 use mail_parser::decoders::html::html_to_text;
 use regex::Regex;
 
+use crate::parse::fold_lower;
+
 /// The new text of a message and what was cut away.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Trimmed {
@@ -345,15 +347,6 @@ fn has_any_of(s: &str, lists: &[&[&str]]) -> bool {
         .iter()
         .flat_map(|l| l.iter())
         .any(|n| lower.contains(n))
-}
-
-/// `s` lower-cased as `(?i)` compares letters: a long s (U+017F) also counts as an s
-/// (Unicode simple case folding; the Kelvin sign lower-cases to k already).
-fn fold_lower(s: &str) -> String {
-    s.chars()
-        .map(|c| if c == '\u{17f}' { 's' } else { c })
-        .flat_map(char::to_lowercase)
-        .collect()
 }
 
 /// A word of every `MOBILE_SIGNATURE` alternative that does not start with "sent" or
