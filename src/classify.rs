@@ -651,12 +651,7 @@ fn subject(msg: &ParsedMessage, f: &mut Findings) {
 /// The out-of-office phrase of `subject` ([`AUTO_SUBJECT`] on `lower`, its lowercase), as
 /// written in the subject where lowercasing kept every byte offset, else lowercased.
 fn auto_subject<'a>(subject: &'a str, lower: &'a str) -> Option<&'a str> {
-    let m = AUTO_SUBJECT.find(lower)?;
-    let written = (lower.len() == subject.len())
-        .then(|| subject.get(m.range()))
-        .flatten()
-        .filter(|w| w.to_lowercase() == m.as_str());
-    Some(written.unwrap_or(m.as_str()).trim())
+    crate::parse::find_lowercase(&AUTO_SUBJECT, subject, lower).map(str::trim)
 }
 
 /// Ticket references other helpdesks put in subjects: `[#12345]`, `[Ticket#2024...]`,

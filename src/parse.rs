@@ -225,6 +225,23 @@ pub(crate) fn fold_lower(s: &str) -> String {
         .collect()
 }
 
+/// The match of `pattern`, a pattern for lower-case text, in `lower`, the lower case of
+/// `text`: as written in `text` where lower-casing kept every byte offset, else as in
+/// `lower`. Lower-casing first lets a `regex_lite` pattern (ASCII-only `(?i)`, a fraction
+/// of `regex`'s compile time) stand in for a case-insensitive `regex` one.
+pub(crate) fn find_lowercase<'a>(
+    pattern: &regex_lite::Regex,
+    text: &'a str,
+    lower: &'a str,
+) -> Option<&'a str> {
+    let m = pattern.find(lower)?;
+    let written = (lower.len() == text.len())
+        .then(|| text.get(m.range()))
+        .flatten()
+        .filter(|w| fold_lower(w) == m.as_str());
+    Some(written.unwrap_or(m.as_str()))
+}
+
 /// SHA-256 of the raw bytes, lower-case hex: the identity of a message without a Message-ID.
 pub fn content_hash(raw: &[u8]) -> String {
     let digest = Sha256::digest(raw);
