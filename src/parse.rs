@@ -225,6 +225,22 @@ pub(crate) fn fold_lower(s: &str) -> String {
         .collect()
 }
 
+/// Whether `s`, lower-cased by [`fold_lower`], contains one of `needles` (all lower-case):
+/// a cheap necessary condition before a pattern, or, for ASCII literals, what a `(?i)`
+/// alternation of them matched.
+pub(crate) fn has_any(s: &str, needles: &[&str]) -> bool {
+    has_any_of(s, &[needles])
+}
+
+/// [`has_any`] over several lists, lower-casing `s` once.
+pub(crate) fn has_any_of(s: &str, lists: &[&[&str]]) -> bool {
+    let lower = fold_lower(s);
+    lists
+        .iter()
+        .flat_map(|l| l.iter())
+        .any(|n| lower.contains(n))
+}
+
 /// The match of `pattern`, a pattern for lower-case text, in `lower`, the lower case of
 /// `text`: as written in `text` where lower-casing kept every byte offset, else as in
 /// `lower`. Lower-casing first lets a `regex_lite` pattern (ASCII-only `(?i)`, a fraction

@@ -292,27 +292,23 @@ async fn attachments_stored_before_migration_5_survive_the_upgrade() {
     let before = served(path.clone(), url.clone()).await;
     assert_eq!(names_and_contents(&before), expected);
 
-    // Back to version 4.
+    // Back to version 4: the `attachments` table as migration 1 made it (migrations 2 to 4
+    // left it alone), its content the decoded copies.
+    const MIGRATION_1: &str = include_str!("../migrations/sqlite/0001_initial.sql");
+    let start = MIGRATION_1.find("CREATE TABLE attachments (").unwrap();
+    let v4_table = &MIGRATION_1[start..start + MIGRATION_1[start..].find(");").unwrap() + 2];
     let mut db = rusqlite::Connection::open(&path).unwrap();
     let tx = db.transaction().unwrap();
-    tx.execute_batch(
-        "CREATE TABLE attachments_v4 (
-             id            INTEGER PRIMARY KEY AUTOINCREMENT,
-             message_id    INTEGER NOT NULL REFERENCES messages (id),
-             position      INTEGER NOT NULL,
-             filename      TEXT,
-             content_type  TEXT    NOT NULL,
-             size          INTEGER NOT NULL,
-             content       BLOB    NOT NULL
-         );
-         INSERT INTO attachments_v4 (id, message_id, position, filename, content_type, size, content)
-             SELECT id, message_id, position, filename, content_type, size, x'' FROM attachments;
-         DROP TABLE attachments;
-         ALTER TABLE attachments_v4 RENAME TO attachments;
+    tx.execute_batch(&format!(
+        "ALTER TABLE attachments RENAME TO attachments_v5;
+         {v4_table}
+         INSERT INTO attachments (id, message_id, position, filename, content_type, size, content)
+             SELECT id, message_id, position, filename, content_type, size, x'' FROM attachments_v5;
+         DROP TABLE attachments_v5;
          CREATE INDEX attachments_message ON attachments (message_id);
          DELETE FROM _sqlx_migrations WHERE version = 5;
-         PRAGMA user_version = 4;",
-    )
+         PRAGMA user_version = 4;"
+    ))
     .unwrap();
     for (id, _, content) in &before {
         tx.execute(
