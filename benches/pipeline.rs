@@ -11,8 +11,9 @@
 //!     over the `.eml` files of `POSTDESK_BENCH_CORPUS=DIR` when set.
 //!
 //! `POSTDESK_BENCH_KEEP_MBOX=PATH` keeps the generated mbox (for profiling `import`).
-//! `POSTDESK_BENCH_BIN=PATH` runs (a) with another build of `postdesk`, e.g. the statically
-//! linked one the README describes.
+//! `POSTDESK_BENCH_BIN=PATH` runs (a) and (b) with another build of `postdesk` as well, e.g.
+//! `POSTDESK_BENCH_BIN="$(scripts/build-static)"`: (a) alternates the two builds message by
+//! message, so both see the same machine.
 //!
 //! Set `POSTDESK_BENCH_MESSAGES` to change the corpus size (default 5000).
 
@@ -51,35 +52,52 @@ fn main() {
     );
     let dir = tempfile::tempdir().unwrap();
 
-    // (a) pipe mode
-    let bin = std::env::var("POSTDESK_BENCH_BIN").unwrap_or_else(|_| BIN.to_string());
-    let pipe_n = 300.min(n);
-    let db = format!("sqlite://{}", dir.path().join("pipe.db").display());
-    let mut times = Vec::with_capacity(pipe_n);
-    for m in &messages[..pipe_n] {
-        let start = Instant::now();
-        let mut child = Command::new(&bin)
-            .args(["--database", &db, "ingest"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(m).unwrap();
-        let status = child.wait().unwrap();
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-        assert!(status.success(), "ingest failed");
+    // The builds under test: this one, and the one `POSTDESK_BENCH_BIN` names (e.g. the
+    // static build `scripts/build-static` prints), each with its own databases.
+    let mut bins = vec![("", BIN.to_string())];
+    if let Ok(other) = std::env::var("POSTDESK_BENCH_BIN") {
+        bins[0].0 = " (this build)";
+        bins.push((" (POSTDESK_BENCH_BIN)", other));
     }
-    let med = median(&mut times);
-    println!(
-        "(a) pipe mode, process per message: median {med:.2} ms, p90 {:.2} ms, max {:.2} ms over {pipe_n} messages{}",
-        pct(&times, 0.9),
-        times[times.len() - 1],
-        if bin == BIN {
-            ""
-        } else {
-            " (POSTDESK_BENCH_BIN)"
+
+    // (a) pipe mode, the builds interleaved message by message (the VM's speed drifts)
+    let pipe_n = 300.min(n);
+    let dbs: Vec<String> = (0..bins.len())
+        .map(|i| {
+            format!(
+                "sqlite://{}",
+                dir.path().join(format!("pipe-{i}.db")).display()
+            )
+        })
+        .collect();
+    let mut times = vec![Vec::with_capacity(pipe_n); bins.len()];
+    for (k, m) in messages[..pipe_n].iter().enumerate() {
+        let mut order: Vec<usize> = (0..bins.len()).collect();
+        if k % 2 == 1 {
+            order.reverse();
         }
-    );
+        for i in order {
+            let start = Instant::now();
+            let mut child = Command::new(&bins[i].1)
+                .args(["--database", &dbs[i], "ingest"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(m).unwrap();
+            let status = child.wait().unwrap();
+            times[i].push(start.elapsed().as_secs_f64() * 1e3);
+            assert!(status.success(), "ingest failed");
+        }
+    }
+    for ((label, _), times) in bins.iter().zip(&mut times) {
+        let med = median(times);
+        println!(
+            "(a) pipe mode, process per message: median {med:.2} ms, p90 {:.2} ms, max {:.2} ms over {pipe_n} messages{label}",
+            pct(times, 0.9),
+            times[times.len() - 1],
+        );
+    }
 
     // (b) import
     let mbox = dir.path().join("all.mbox");
@@ -87,27 +105,32 @@ fn main() {
     if let Ok(keep) = std::env::var("POSTDESK_BENCH_KEEP_MBOX") {
         std::fs::copy(&mbox, keep).unwrap();
     }
-    let db = format!("sqlite://{}", dir.path().join("import.db").display());
-    let start = Instant::now();
-    let out = Command::new(BIN)
-        .args(["--database", &db, "import", "--json", "--no-progress"])
-        .arg(&mbox)
-        .output()
-        .unwrap();
-    let wall = start.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    println!(
-        "(b) import: {} messages in {wall:.2} s = {:.0} messages/s (whole process; {:.1} MB/s); actions {}",
-        summary["messages"],
-        n as f64 / wall,
-        bytes as f64 / 1e6 / wall,
-        summary["by_action"]
-    );
+    for (i, (label, bin)) in bins.iter().enumerate() {
+        let db = format!(
+            "sqlite://{}",
+            dir.path().join(format!("import-{i}.db")).display()
+        );
+        let start = Instant::now();
+        let out = Command::new(bin)
+            .args(["--database", &db, "import", "--json", "--no-progress"])
+            .arg(&mbox)
+            .output()
+            .unwrap();
+        let wall = start.elapsed().as_secs_f64();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        println!(
+            "(b) import: {} messages in {wall:.2} s = {:.0} messages/s (whole process; {:.1} MB/s); actions {}{label}",
+            summary["messages"],
+            n as f64 / wall,
+            bytes as f64 / 1e6 / wall,
+            summary["by_action"]
+        );
+    }
 
     // (c) parse only
     let limits = ParseLimits::default();
