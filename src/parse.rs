@@ -225,6 +225,23 @@ pub(crate) fn fold_lower(s: &str) -> String {
         .collect()
 }
 
+/// `s` after `lit`, an ASCII lower-case literal, when `s` starts with it compared as a
+/// `(?i)` pattern compares (Unicode simple case folding: a letter also matches its upper
+/// case, an s the long s U+017F, a k the Kelvin sign U+212A).
+pub(crate) fn strip_prefix_fold<'a>(s: &'a str, lit: &str) -> Option<&'a str> {
+    let mut chars = s.char_indices();
+    for l in lit.chars() {
+        let (_, c) = chars.next()?;
+        let same = c.to_ascii_lowercase() == l
+            || (l == 's' && c == '\u{17f}')
+            || (l == 'k' && c == '\u{212a}');
+        if !same {
+            return None;
+        }
+    }
+    Some(chars.as_str())
+}
+
 /// Whether `s`, lower-cased by [`fold_lower`], contains one of `needles` (all lower-case):
 /// a cheap necessary condition before a pattern, or, for ASCII literals, what a `(?i)`
 /// alternation of them matched.
