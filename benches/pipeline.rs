@@ -124,11 +124,12 @@ fn main() {
         );
         let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         println!(
-            "(b) import: {} messages in {wall:.2} s = {:.0} messages/s (whole process; {:.1} MB/s); actions {}{label}",
+            "(b) import: {} messages in {wall:.2} s = {:.0} messages/s (whole process; {:.1} MB/s); actions {}, verdicts {}{label}",
             summary["messages"],
             n as f64 / wall,
             bytes as f64 / 1e6 / wall,
-            summary["by_action"]
+            summary["by_action"],
+            summary["by_verdict"]
         );
     }
 

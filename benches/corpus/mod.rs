@@ -1,8 +1,9 @@
 //! A deterministic generator of realistic support mail for benchmarks: new requests (plain,
 //! HTML alternative, with 20–200 KB attachments), follow-ups by In-Reply-To (quoting the
-//! message they answer) and by subject tag (signed "Sent from my iPhone"), and
-//! autoreplies. Messages are meant to be processed in order: reply targets and ticket
-//! numbers assume that.
+//! message they answer, in English, German or Outlook style) and by subject tag (signed
+//! "Sent from my iPhone"), autoreplies, and bounces of support's acknowledgements (RFC 3464
+//! reports and qmail-style text). Messages are meant to be processed in order: reply
+//! targets and ticket numbers assume that.
 
 /// Small deterministic PRNG (xorshift64*), so every run benchmarks the same mail.
 pub struct Rng(u64);
@@ -107,7 +108,9 @@ struct Sent {
     subject: String,
 }
 
-/// `n` messages; about 70 % open tickets, 20 % follow up, 10 % are autoreplies.
+/// `n` messages; about 70 % open tickets, 20 % follow up (half by `In-Reply-To`, quoting
+/// in English, German or Outlook style; half by subject tag), 5 % are autoreplies and 5 %
+/// bounces (an RFC 3464 report or a qmail-style text).
 pub fn generate(n: usize, seed: u64) -> Vec<Vec<u8>> {
     let mut rng = Rng::new(seed);
     let mut sent: Vec<Sent> = Vec::new();
@@ -161,24 +164,48 @@ pub fn generate(n: usize, seed: u64) -> Vec<Vec<u8>> {
             let target = &sent[rng.below(sent.len() as u64) as usize];
             let text = body(&mut rng);
             if roll < 80 {
-                // As mail clients reply: the new text, a quote header, the quoted message.
+                // As mail clients reply: the new text, a quote header, the quoted message;
+                // in the English, German and Outlook forms.
+                let quote = match i % 3 {
+                    0 => format!(
+                        "On {date}, Support <support@example.com> wrote:\r\n> Hello,\r\n>\r\n> about \"{}\": could you send us the exact error message?\r\n>\r\n> Regards,\r\n> Support\r\n",
+                        target.subject
+                    ),
+                    1 => format!(
+                        "Am {date} schrieb Support <support@example.com>:\r\n> Hallo,\r\n>\r\n> zu \"{}\": können Sie uns die genaue Fehlermeldung schicken?\r\n>\r\n> Viele Grüße\r\n> Support\r\n\r\nVon meinem iPhone gesendet\r\n",
+                        target.subject
+                    ),
+                    _ => format!(
+                        "-----Original Message-----\r\nFrom: Support <support@example.com>\r\nSent: {date}\r\nTo: {}\r\nSubject: {}\r\n\r\nHello,\r\n\r\ncould you send us the exact error message?\r\n\r\nRegards,\r\nSupport\r\n",
+                        target.from, target.subject
+                    ),
+                };
                 format!(
-                    "From: <{}>\r\nTo: support@example.com\r\nSubject: Re: {}\r\nMessage-ID: <{mid}>\r\nIn-Reply-To: <{}>\r\nReferences: <{}>\r\nDate: {date}\r\n\r\n{text}\r\n\r\nOn {date}, Support <support@example.com> wrote:\r\n> Hello,\r\n>\r\n> about \"{}\": could you send us the exact error message?\r\n>\r\n> Regards,\r\n> Support\r\n",
-                    target.from,
-                    target.subject,
-                    target.message_id,
-                    target.message_id,
-                    target.subject
+                    "From: <{}>\r\nTo: support@example.com\r\nSubject: Re: {}\r\nMessage-ID: <{mid}>\r\nIn-Reply-To: <{}>\r\nReferences: <{}>\r\nDate: {date}\r\n\r\n{text}\r\n\r\n{quote}",
+                    target.from, target.subject, target.message_id, target.message_id
                 )
             } else if roll < 90 {
                 format!(
                     "From: <{}>\r\nTo: support@example.com\r\nSubject: Re: [PD-{}] {}\r\nMessage-ID: <{mid}>\r\nDate: {date}\r\n\r\n{text}\r\n\r\nSent from my iPhone\r\n",
                     target.from, target.ticket, target.subject
                 )
-            } else {
+            } else if roll < 95 {
                 format!(
                     "Return-Path: <>\r\nFrom: <{}>\r\nTo: support@example.com\r\nSubject: Automatic reply: {}\r\nMessage-ID: <{mid}>\r\nIn-Reply-To: <{}>\r\nAuto-Submitted: auto-replied\r\nDate: {date}\r\n\r\nI am out of the office until Monday.\r\n",
                     target.from, target.subject, target.message_id
+                )
+            } else if i % 2 == 0 {
+                // A bounce of support's acknowledgement: an RFC 3464 report.
+                let ack = format!("ack-{i}@example.com");
+                format!(
+                    "Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.com (Mail Delivery System)\r\nTo: support@example.com\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <{mid}>\r\nAuto-Submitted: auto-replied\r\nDate: {date}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"r{i}\"\r\n\r\n--r{i}\r\nContent-Type: text/plain\r\n\r\nI could not deliver your message to <{0}>.\r\n\r\n<{0}>: host mx.customer.example.com said: 550 5.1.1 <{0}>: Recipient address rejected: User unknown\r\n\r\n--r{i}\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.com\r\n\r\nFinal-Recipient: rfc822; {0}\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n--r{i}\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@example.com\r\nTo: {0}\r\nSubject: Re: {1}\r\nMessage-ID: <{ack}>\r\n\r\n--r{i}--\r\n",
+                    target.from, target.subject
+                )
+            } else {
+                // The same as a plain-text bounce, the way qmail words it.
+                format!(
+                    "Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.com\r\nTo: support@example.com\r\nSubject: failure notice\r\nMessage-ID: <{mid}>\r\nDate: {date}\r\n\r\nHi. This is the qmail-send program at mx.example.com.\r\nI'm afraid I wasn't able to deliver your message to the following addresses.\r\nThis is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n<{0}>:\r\n192.0.2.25 does not like recipient.\r\nRemote host said: 550 5.1.1 mailbox unavailable\r\nGiving up on 192.0.2.25.\r\n\r\n--- Below this line is a copy of the message.\r\n\r\nReturn-Path: <support@example.com>\r\nFrom: support@example.com\r\nTo: {0}\r\nSubject: Re: {1}\r\nMessage-ID: <ack-{i}@example.com>\r\n\r\nWe received your request.\r\n",
+                    target.from, target.subject
                 )
             }
         };
