@@ -253,6 +253,35 @@ pub struct LimitsConfig {
     /// More MIME parts than this: quarantined (default 1000).
     #[serde(default = "d_parts")]
     pub max_mime_parts: usize,
+    /// MIME parts nested deeper than this: quarantined (default 20).
+    #[serde(default = "d_depth")]
+    pub max_mime_depth: usize,
+    /// A header block (the message's own, up to its first empty line) larger than this:
+    /// quarantined (bytes; default 256 KiB, which is also what a held record keeps).
+    #[serde(default = "d_header_bytes")]
+    pub max_header_bytes: usize,
+    /// More header fields than this in the message's header block: quarantined
+    /// (default 1000).
+    #[serde(default = "d_header_fields")]
+    pub max_header_fields: usize,
+    /// A physical line of the header block longer than this: quarantined (bytes; default
+    /// 32 KiB; RFC 5322 allows 998).
+    #[serde(default = "d_header_line")]
+    pub max_header_line: usize,
+    /// More attachments than this: quarantined (default 250).
+    #[serde(default = "d_attachments")]
+    pub max_attachments: usize,
+    /// Decoded attachments larger than this in total: quarantined (bytes; default 50 MiB).
+    #[serde(default = "d_attachment_bytes")]
+    pub max_attachment_bytes: u64,
+    /// Only the newest this many `References` entries are considered for threading; the
+    /// rest are dropped (default 100).
+    #[serde(default = "d_references")]
+    pub max_references: usize,
+    /// Only the first this many `To` and `Cc` addresses are kept; the rest are dropped
+    /// (default 500).
+    #[serde(default = "d_recipients")]
+    pub max_recipients: usize,
     /// `ingest` gives up with exit 75 after this many seconds (default 60, well under
     /// Postfix's `command_time_limit` of 1000 s).
     #[serde(default = "d_deadline")]
@@ -271,6 +300,30 @@ fn d_raw_cap() -> u64 {
 fn d_parts() -> usize {
     1000
 }
+fn d_depth() -> usize {
+    20
+}
+fn d_header_bytes() -> usize {
+    256 * 1024
+}
+fn d_header_fields() -> usize {
+    1000
+}
+fn d_header_line() -> usize {
+    32 * 1024
+}
+fn d_attachments() -> usize {
+    250
+}
+fn d_attachment_bytes() -> u64 {
+    50 * 1024 * 1024
+}
+fn d_references() -> usize {
+    100
+}
+fn d_recipients() -> usize {
+    500
+}
 fn d_deadline() -> u64 {
     60
 }
@@ -284,6 +337,14 @@ impl Default for LimitsConfig {
             max_message_size: d_max_message_size(),
             quarantine_raw_cap: d_raw_cap(),
             max_mime_parts: d_parts(),
+            max_mime_depth: d_depth(),
+            max_header_bytes: d_header_bytes(),
+            max_header_fields: d_header_fields(),
+            max_header_line: d_header_line(),
+            max_attachments: d_attachments(),
+            max_attachment_bytes: d_attachment_bytes(),
+            max_references: d_references(),
+            max_recipients: d_recipients(),
             deadline_secs: d_deadline(),
             busy_timeout_secs: d_busy(),
         }
@@ -296,6 +357,14 @@ impl LimitsConfig {
         ParseLimits {
             max_message_size: self.max_message_size,
             max_mime_parts: self.max_mime_parts,
+            max_mime_depth: self.max_mime_depth,
+            max_header_bytes: self.max_header_bytes,
+            max_header_fields: self.max_header_fields,
+            max_header_line: self.max_header_line,
+            max_attachments: self.max_attachments,
+            max_attachment_bytes: self.max_attachment_bytes,
+            max_references: self.max_references,
+            max_recipients: self.max_recipients,
         }
     }
 }

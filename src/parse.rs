@@ -5,26 +5,41 @@
 //! [`Parsed::Rejected`] with a [`RejectReason`], which the processor turns into a
 //! quarantine record.
 
+use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
-/// Limits applied while parsing. All of them are configurable (see [`crate::config`]).
+/// Limits applied while parsing. All of them are configurable (see
+/// [`crate::config::LimitsConfig`], which holds their defaults and meanings).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseLimits {
     /// Messages larger than this are quarantined instead of parsed (bytes).
     pub max_message_size: u64,
     /// Messages with more MIME parts than this are quarantined.
     pub max_mime_parts: usize,
+    /// Messages whose MIME parts nest deeper than this are quarantined.
+    pub max_mime_depth: usize,
+    /// A header block larger than this is quarantined (bytes).
+    pub max_header_bytes: usize,
+    /// A header block with more fields than this is quarantined.
+    pub max_header_fields: usize,
+    /// A header block with a longer physical line than this is quarantined (bytes).
+    pub max_header_line: usize,
+    /// Messages with more attachments than this are quarantined.
+    pub max_attachments: usize,
+    /// Messages whose decoded attachments add up to more than this are quarantined (bytes).
+    pub max_attachment_bytes: u64,
+    /// Only the newest this many `References` entries are kept.
+    pub max_references: usize,
+    /// Only the first this many `To` and `Cc` mailboxes are kept.
+    pub max_recipients: usize,
 }
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        ParseLimits {
-            max_message_size: 25 * 1024 * 1024,
-            max_mime_parts: 1000,
-        }
+        crate::config::LimitsConfig::default().parse_limits()
     }
 }
 
@@ -60,8 +75,11 @@ pub struct Attachment {
     pub filename: Option<String>,
     /// `type/subtype`, lower-cased; `application/octet-stream` when absent.
     pub content_type: String,
-    /// Decoded content.
+    /// Decoded content (as much as decodes, when [`Attachment::damaged`]).
     pub content: Vec<u8>,
+    /// The part's transfer encoding was broken (e.g. truncated base64): `content` is what
+    /// could be decoded of it.
+    pub damaged: bool,
     /// Where the whole MIME part (its header fields and encoded body) lies in the raw
     /// message as given to [`parse`], when the content can be read back from that slice
     /// alone with [`part_content`]. The store then keeps a reference into the raw message
@@ -185,6 +203,26 @@ pub enum RejectReason {
     /// A later pure stage (classify, trim, threading keys) panicked on this message (a bug,
     /// contained: the message is quarantined, not retried forever).
     StagePanic,
+    /// Over one of the other [`ParseLimits`].
+    OverLimit(Limit),
+}
+
+/// A limit of [`ParseLimits`] that quarantines a message, named as in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// [`ParseLimits::max_header_bytes`].
+    MaxHeaderBytes,
+    /// [`ParseLimits::max_header_fields`].
+    MaxHeaderFields,
+    /// [`ParseLimits::max_header_line`].
+    MaxHeaderLine,
+    /// [`ParseLimits::max_mime_depth`].
+    MaxMimeDepth,
+    /// [`ParseLimits::max_attachments`].
+    MaxAttachments,
+    /// [`ParseLimits::max_attachment_bytes`].
+    MaxAttachmentBytes,
 }
 
 impl RejectReason {
@@ -197,6 +235,12 @@ impl RejectReason {
             RejectReason::TooManyParts => "too_many_parts",
             RejectReason::ParserPanic => "parser_panic",
             RejectReason::StagePanic => "stage_panic",
+            RejectReason::OverLimit(Limit::MaxHeaderBytes) => "limits.max_header_bytes",
+            RejectReason::OverLimit(Limit::MaxHeaderFields) => "limits.max_header_fields",
+            RejectReason::OverLimit(Limit::MaxHeaderLine) => "limits.max_header_line",
+            RejectReason::OverLimit(Limit::MaxMimeDepth) => "limits.max_mime_depth",
+            RejectReason::OverLimit(Limit::MaxAttachments) => "limits.max_attachments",
+            RejectReason::OverLimit(Limit::MaxAttachmentBytes) => "limits.max_attachment_bytes",
         }
     }
 }
@@ -281,9 +325,119 @@ pub(crate) fn find_lowercase<'a>(
 
 /// SHA-256 of the raw bytes, lower-case hex: the identity of a message without a Message-ID.
 pub fn content_hash(raw: &[u8]) -> String {
-    let digest = Sha256::digest(raw);
-    let mut out = String::with_capacity(64);
-    for b in digest.iter() {
+    hex(&Sha256::digest(raw))
+}
+
+/// Header fields that mail servers, filters and mailbox stores add to a message in
+/// transit: two deliveries of one message differ in them, so [`fingerprint`] leaves them
+/// out. Names are lower-case; an entry ending in `-` names every field it begins.
+const TRANSIT_FIELDS: &[&str] = &[
+    "received",
+    "return-path",
+    "delivered-to",
+    "x-original-to",
+    "envelope-to",
+    "x-envelope-from",
+    "x-envelope-to",
+    "x-rcpt-to",
+    "x-received",
+    "received-spf",
+    "authentication-results",
+    "arc-",
+    "x-spam-",
+    "x-virus-",
+    "x-amavis-",
+    "x-quarantine-id",
+    "x-ms-exchange-organization-",
+    "x-forefront-antispam-report",
+    "x-microsoft-antispam",
+    "x-gm-",
+    "status",
+    "x-status",
+    "x-keywords",
+    "x-uid",
+    "content-length",
+    "lines",
+];
+
+fn is_transit_field(name: &[u8]) -> bool {
+    let name = name.trim_ascii();
+    TRANSIT_FIELDS.iter().any(|t| {
+        let t = t.as_bytes();
+        if t.ends_with(b"-") {
+            name.len() > t.len() && name[..t.len()].eq_ignore_ascii_case(t)
+        } else {
+            name.eq_ignore_ascii_case(t)
+        }
+    })
+}
+
+/// The identity of a message's content, for deduplication: SHA-256 (lower-case hex) of
+/// its header fields, except those added in transit (`Received`, `Delivered-To`,
+/// `Return-Path`, spam-filter verdicts, …), and its body, with line endings, header
+/// folding and trailing white space normalised. A redelivery of one message has the same
+/// fingerprint; a different message reusing a Message-ID has another (the Message-ID
+/// field is part of what is hashed).
+///
+/// ```
+/// use postdesk::parse::fingerprint;
+/// let a = b"Received: from a\r\nFrom: ann@example.org\r\nMessage-ID: <1@x>\r\n\r\nHi\r\n";
+/// let b = b"Received: from b\nReceived: from c\nFrom: ann@example.org\nMessage-ID: <1@x>\n\nHi\n";
+/// let c = b"From: eve@example.org\r\nMessage-ID: <1@x>\r\n\r\nHi\r\n";
+/// assert_eq!(fingerprint(a), fingerprint(b));
+/// assert_ne!(fingerprint(a), fingerprint(c));
+/// ```
+pub fn fingerprint(raw: &[u8]) -> String {
+    let raw = &raw[message_start(raw)..];
+    let copy = bare_cr_to_crlf(raw);
+    let raw = copy.as_deref().unwrap_or(raw);
+    let mut hash = Sha256::new();
+    let mut lines = raw
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    // Header fields: each field with its continuation lines, white space runs folded.
+    let mut keep = false;
+    for line in lines.by_ref() {
+        if line.is_empty() {
+            break;
+        }
+        let continuation = matches!(line[0], b' ' | b'\t');
+        if !continuation {
+            let name = line.split(|&b| b == b':').next().unwrap_or(line);
+            keep = !is_transit_field(name);
+            if keep {
+                hash.update(b"\n");
+            }
+        }
+        if keep {
+            for word in line.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()) {
+                hash.update(word);
+                hash.update(b" ");
+            }
+        }
+    }
+    hash.update(b"\n\n");
+    // The body: trailing white space of each line and trailing empty lines left out.
+    let mut blank_run = 0usize;
+    for line in lines {
+        let line = line.trim_ascii_end();
+        if line.is_empty() {
+            blank_run += 1;
+            continue;
+        }
+        for _ in 0..blank_run {
+            hash.update(b"\n");
+        }
+        blank_run = 0;
+        hash.update(line);
+        hash.update(b"\n");
+    }
+    hex(&hash.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
         out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
         out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
     }
@@ -302,11 +456,15 @@ pub fn header_block(raw: &[u8], cap: usize) -> &[u8] {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// Parse `raw` within `limits`. `total_size` is the size of the whole message when `raw`
 /// holds only its beginning (input larger than the hard cap); `None` when `raw` is all of it.
+///
+/// What stands before the header block and is not part of the message is skipped: an mbox
+/// `From ` line, a UTF-8 byte-order mark, blank lines. A message whose lines end in a bare
+/// CR (old Mac mail, some gateways) is read as if they ended in CRLF.
 ///
 /// ```
 /// use postdesk::parse::{parse, Parsed, ParseLimits};
@@ -327,12 +485,21 @@ pub fn parse(raw: &[u8], total_size: Option<u64>, limits: &ParseLimits) -> Parse
         return Parsed::Rejected {
             reason: RejectReason::TooLarge,
             detail: format!(
-                "message is {size} bytes, over the limit of {} bytes",
+                "message is {size} bytes, over limits.max_message_size ({} bytes)",
                 limits.max_message_size
             ),
         };
     }
-    match catch_unwind(AssertUnwindSafe(|| parse_inner(raw, limits))) {
+    let start = message_start(raw);
+    let (input, base) = match bare_cr_to_crlf(&raw[start..]) {
+        // Offsets into a rewritten copy say nothing about `raw`.
+        Some(copy) => (Cow::Owned(copy), None),
+        None => (Cow::Borrowed(&raw[start..]), Some(start)),
+    };
+    if let Err(rejected) = check_structure(&input, limits) {
+        return rejected;
+    }
+    match catch_unwind(AssertUnwindSafe(|| parse_inner(&input, base, limits))) {
         Ok(parsed) => parsed,
         Err(_) => Parsed::Rejected {
             reason: RejectReason::ParserPanic,
@@ -341,21 +508,153 @@ pub fn parse(raw: &[u8], total_size: Option<u64>, limits: &ParseLimits) -> Parse
     }
 }
 
-/// An mbox envelope line (`From sender date`, no colon) in front of the header block is not
-/// part of the message: skip it, as MDAs and mbox readers do.
-fn skip_mbox_from_line(raw: &[u8]) -> &[u8] {
-    if raw.starts_with(b"From ")
-        && let Some(nl) = raw.iter().position(|&b| b == b'\n')
-    {
-        return &raw[nl + 1..];
+/// Where the message proper starts in `raw`: after a UTF-8 byte-order mark, blank or
+/// white-space-only lines, and one mbox envelope line (`From sender date`, no colon), none
+/// of which is part of a message (MDAs and mbox readers skip them too).
+pub fn message_start(raw: &[u8]) -> usize {
+    let mut at = if raw.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let mut envelope_line_seen = false;
+    loop {
+        let rest = &raw[at..];
+        let Some(e) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            return at;
+        };
+        let line = &rest[..e];
+        let blank = line.iter().all(|&b| b == b' ' || b == b'\t');
+        let envelope = !envelope_line_seen && line.starts_with(b"From ");
+        if !blank && !envelope {
+            return at;
+        }
+        envelope_line_seen |= envelope;
+        at += e + 1;
+        if rest[e] == b'\r' && rest.get(e + 1) == Some(&b'\n') {
+            at += 1;
+        }
     }
-    raw
 }
 
-fn parse_inner(input: &[u8], limits: &ParseLimits) -> Parsed {
-    let raw = skip_mbox_from_line(input);
-    // Offsets mail-parser reports are into `raw`; `Attachment::source` is into `input`.
-    let base = input.len() - raw.len();
+/// `raw` with every bare CR turned into CRLF, when its first line ends in a bare CR;
+/// `None` (use `raw` as it is) otherwise.
+fn bare_cr_to_crlf(raw: &[u8]) -> Option<Vec<u8>> {
+    let first = raw.iter().position(|&b| b == b'\r' || b == b'\n')?;
+    if raw[first] != b'\r' || raw.get(first + 1) == Some(&b'\n') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
+    for (i, &b) in raw.iter().enumerate() {
+        out.push(b);
+        if b == b'\r' && raw.get(i + 1) != Some(&b'\n') {
+            out.push(b'\n');
+        }
+    }
+    Some(out)
+}
+
+/// The limits checked on the bytes, before the MIME parser allocates anything per header
+/// field or part: the header block's size, field count and longest line, and an upper
+/// bound of the MIME parts.
+fn check_structure(input: &[u8], limits: &ParseLimits) -> Result<(), Parsed> {
+    let over = |limit, detail: String| {
+        Err(Parsed::Rejected {
+            reason: RejectReason::OverLimit(limit),
+            detail,
+        })
+    };
+    let mut at = 0;
+    let mut fields = 0usize;
+    while at < input.len() {
+        let end = memchr::memchr(b'\n', &input[at..]).map_or(input.len(), |e| at + e + 1);
+        let line = &input[at..end];
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if content.is_empty() {
+            break;
+        }
+        if content.len() > limits.max_header_line {
+            return over(
+                Limit::MaxHeaderLine,
+                format!(
+                    "a header line is {} bytes long, over limits.max_header_line ({} bytes)",
+                    content.len(),
+                    limits.max_header_line
+                ),
+            );
+        }
+        if !matches!(content[0], b' ' | b'\t') {
+            fields += 1;
+            if fields > limits.max_header_fields {
+                return over(
+                    Limit::MaxHeaderFields,
+                    format!(
+                        "the header block has more than {} fields (limits.max_header_fields)",
+                        limits.max_header_fields
+                    ),
+                );
+            }
+        }
+        if end > limits.max_header_bytes {
+            return over(
+                Limit::MaxHeaderBytes,
+                format!(
+                    "the header block is larger than limits.max_header_bytes ({} bytes)",
+                    limits.max_header_bytes
+                ),
+            );
+        }
+        at = end;
+    }
+    // Every MIME part starts at a delimiter line (`--` and a boundary the message
+    // declares). Many more such lines than allowed parts: quarantine without parsing.
+    let dash_lines = memchr::memmem::find_iter(input, b"\n--").count();
+    if dash_lines > 2 * limits.max_mime_parts + 2 {
+        let delimiters = delimiter_lines(input);
+        if delimiters > 2 * limits.max_mime_parts + 2 {
+            return Err(Parsed::Rejected {
+                reason: RejectReason::TooManyParts,
+                detail: format!(
+                    "message has {delimiters} MIME delimiter lines, more than limits.max_mime_parts ({}) allows",
+                    limits.max_mime_parts
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// How many lines of `input` are MIME delimiter lines of a boundary declared in it.
+fn delimiter_lines(input: &[u8]) -> usize {
+    let mut boundaries = std::collections::HashSet::new();
+    for i in memchr::memmem::find_iter(input, b"oundary=") {
+        if i == 0 || !input[i - 1].eq_ignore_ascii_case(&b'b') {
+            continue;
+        }
+        let v = &input[i + 8..];
+        let b = match v.first() {
+            Some(b'"') => v[1..].split(|&c| c == b'"').next().unwrap_or_default(),
+            _ => v
+                .split(|&c| matches!(c, b';' | b' ' | b'\t' | b'\r' | b'\n'))
+                .next()
+                .unwrap_or_default(),
+        };
+        if !b.is_empty() && b.len() <= 200 {
+            boundaries.insert(b);
+        }
+    }
+    if boundaries.is_empty() {
+        return 0;
+    }
+    memchr::memmem::find_iter(input, b"\n--")
+        .filter(|&i| {
+            let rest = &input[i + 3..];
+            let line = rest.split(|&c| c == b'\n').next().unwrap_or_default();
+            let line = line.trim_ascii_end();
+            let line = line.strip_suffix(b"--").unwrap_or(line);
+            boundaries.contains(line)
+        })
+        .count()
+}
+
+fn parse_inner(raw: &[u8], base: Option<usize>, limits: &ParseLimits) -> Parsed {
     let Some(msg) = MessageParser::default().parse(raw) else {
         return not_a_message("no header fields found");
     };
@@ -363,9 +662,19 @@ fn parse_inner(input: &[u8], limits: &ParseLimits) -> Parsed {
         return Parsed::Rejected {
             reason: RejectReason::TooManyParts,
             detail: format!(
-                "message has {} MIME parts, over the limit of {}",
+                "message has {} MIME parts, over limits.max_mime_parts ({})",
                 msg.parts.len(),
                 limits.max_mime_parts
+            ),
+        };
+    }
+    let depth = mime_depth(&msg);
+    if depth > limits.max_mime_depth {
+        return Parsed::Rejected {
+            reason: RejectReason::OverLimit(Limit::MaxMimeDepth),
+            detail: format!(
+                "MIME parts nest {depth} deep, over limits.max_mime_depth ({})",
+                limits.max_mime_depth
             ),
         };
     }
@@ -415,9 +724,34 @@ fn parse_inner(input: &[u8], limits: &ParseLimits) -> Parsed {
         }
     }
 
-    let attachments = msg
-        .attachments()
-        .map(|part| Attachment {
+    let mut attachments: Vec<Attachment> = Vec::new();
+    let mut attachment_bytes = 0u64;
+    for part in msg.attachments() {
+        if attachments.len() == limits.max_attachments {
+            return Parsed::Rejected {
+                reason: RejectReason::OverLimit(Limit::MaxAttachments),
+                detail: format!(
+                    "message has more than {} attachments (limits.max_attachments)",
+                    limits.max_attachments
+                ),
+            };
+        }
+        let (content, damaged) = if part.is_encoding_problem {
+            (salvage(part), true)
+        } else {
+            (part.contents().to_vec(), false)
+        };
+        attachment_bytes += content.len() as u64;
+        if attachment_bytes > limits.max_attachment_bytes {
+            return Parsed::Rejected {
+                reason: RejectReason::OverLimit(Limit::MaxAttachmentBytes),
+                detail: format!(
+                    "attachments add up to more than limits.max_attachment_bytes ({} bytes)",
+                    limits.max_attachment_bytes
+                ),
+            };
+        }
+        attachments.push(Attachment {
             filename: part.attachment_name().map(str::to_string),
             content_type: part
                 .content_type()
@@ -431,9 +765,24 @@ fn parse_inner(input: &[u8], limits: &ParseLimits) -> Parsed {
                     PartType::Html(_) => "text/html".into(),
                     _ => "application/octet-stream".into(),
                 }),
-            content: part.contents().to_vec(),
-            source: part_source(part, raw.len()).map(|r| r.start + base..r.end + base),
-        })
+            content,
+            damaged,
+            // A damaged part does not decode from its bytes again: keep the salvaged copy.
+            source: base
+                .filter(|_| !damaged)
+                .and_then(|base| part_source(part, raw.len()).map(|r| r.start + base..r.end + base)),
+        });
+    }
+    let mut references = id_list(msg.references());
+    if references.len() > limits.max_references {
+        references.drain(..references.len() - limits.max_references);
+    }
+    let to = all_mailboxes(msg.to());
+    let cc = all_mailboxes(msg.cc());
+    let to: Vec<Mailbox> = to.into_iter().take(limits.max_recipients).collect();
+    let cc: Vec<Mailbox> = cc
+        .into_iter()
+        .take(limits.max_recipients - to.len())
         .collect();
 
     Parsed::Message(Box::new(ParsedMessage {
@@ -444,8 +793,8 @@ fn parse_inner(input: &[u8], limits: &ParseLimits) -> Parsed {
         from: first_mailbox(msg.from()),
         sender: first_mailbox(msg.sender()),
         reply_to: first_mailbox(msg.reply_to()),
-        to: all_mailboxes(msg.to()),
-        cc: all_mailboxes(msg.cc()),
+        to,
+        cc,
         return_path: return_path(&headers),
         subject: msg
             .subject()
@@ -453,7 +802,7 @@ fn parse_inner(input: &[u8], limits: &ParseLimits) -> Parsed {
             .unwrap_or_default(),
         date: msg.date().map(|d| d.to_rfc3339()),
         in_reply_to: id_list(msg.in_reply_to()),
-        references: id_list(msg.references()),
+        references,
         headers,
         text_body,
         html_body,
@@ -557,6 +906,50 @@ fn return_path(headers: &[RawHeader]) -> Option<String> {
     Some(inner.to_string())
 }
 
+/// How deep the MIME parts of `msg` nest (a single-part message is 1 deep).
+fn mime_depth(msg: &mail_parser::Message<'_>) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(0u32, 1usize)];
+    while let Some((id, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        if let Some(PartType::Multipart(children)) = msg.parts.get(id as usize).map(|p| &p.body) {
+            // A child id is always larger than its parent's: a malformed tree cannot loop.
+            stack.extend(children.iter().filter(|&&c| c > id).map(|&c| (c, depth + 1)));
+        }
+    }
+    deepest
+}
+
+/// What can be decoded of a part whose transfer encoding is broken: the complete base64
+/// groups of a truncated or corrupted base64 body; the bytes as they are otherwise.
+fn salvage(part: &mail_parser::MessagePart<'_>) -> Vec<u8> {
+    use base64::Engine as _;
+    let raw = part.contents();
+    let is_base64 = part
+        .content_transfer_encoding()
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case("base64"));
+    if !is_base64 {
+        return raw.to_vec();
+    }
+    let mut clean: Vec<u8> = raw
+        .iter()
+        .copied()
+        .take_while(|&b| b != b'=')
+        .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        .collect();
+    // A last group of one character carries no whole byte.
+    if clean.len() % 4 == 1 {
+        clean.pop();
+    }
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone),
+    );
+    engine.decode(&clean).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -651,3 +1044,4 @@ mod tests {
         assert_eq!(header_block(b"A: 1\nbody-without-end", 4), b"A: 1");
     }
 }
+

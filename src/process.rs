@@ -6,7 +6,6 @@
 //! commits. Only after the commit does `process` return `Ok`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use crate::parse::{self, Parsed, ParsedMessage, RejectReason};
 use crate::spamd::{self, SpamdOptions};
 use crate::store::{HeldAction, HeldMessage, NewMessage, Store, StoreTx, Write, Written};
 use crate::thread::{
-    BatchOverlay, Signer, SubjectTag, ThreadDecision, ThreadKeys, ThreadLookup, ThreadMethod,
+    IdCollision, Signer, SubjectTag, ThreadDecision, ThreadKeys, ThreadMethod,
     ThreadOptions, decide, normalize_subject,
 };
 use crate::trim;
@@ -125,9 +124,40 @@ pub struct Prepared<'r> {
     raw: Cow<'r, [u8]>,
     delivery: Delivery,
     queue: String,
-    dedup_key: String,
+    /// [`parse::fingerprint`] of the message.
+    fingerprint: String,
+    /// SHA-256 of the raw bytes.
     content_hash: String,
     body: PreparedBody,
+}
+
+impl Prepared<'_> {
+    /// The key the message is stored under: its content's [`parse::fingerprint`], so a
+    /// redelivery is a duplicate and a different message reusing a Message-ID is not.
+    fn dedup_key(&self) -> String {
+        format!("fp:{}", self.fingerprint)
+    }
+
+    /// Every key under which this message may be stored already: [`Prepared::dedup_key`],
+    /// then the keys of databases written before fingerprints (`mid:<Message-ID>`, else
+    /// `sha256:<raw>`), which keep the meaning they had.
+    fn dedup_keys(&self) -> Vec<String> {
+        let mut keys = vec![self.dedup_key()];
+        match self.message_id() {
+            Some(id) => keys.push(format!("mid:{id}")),
+            None => keys.push(format!("sha256:{}", self.content_hash)),
+        }
+        keys
+    }
+
+    fn message_id(&self) -> Option<&str> {
+        match &self.body {
+            PreparedBody::Message { msg, .. } => msg.message_id.as_deref(),
+            PreparedBody::Rejected { head, .. } => {
+                head.as_ref().and_then(|h| h.message_id.as_deref())
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -397,7 +427,10 @@ impl<S: Store> Processor<S> {
         self.verify(&mut one).await?;
         self.spam_check(&mut one).await;
         let [p] = one;
-        let duplicate = self.store.find_duplicate(&p.dedup_key).await?.is_some();
+        let mut duplicate = false;
+        for key in p.dedup_keys() {
+            duplicate |= self.store.find_duplicate(&key).await?.is_some();
+        }
         let mut explanation = match &p.body {
             PreparedBody::Message {
                 msg,
@@ -496,7 +529,7 @@ impl<S: Store> Processor<S> {
             raw: _,
             delivery,
             queue,
-            dedup_key,
+            fingerprint,
             content_hash,
             body,
         } = self.prepare(&raw, delivery)?;
@@ -504,7 +537,7 @@ impl<S: Store> Processor<S> {
             raw: Cow::Owned(raw),
             delivery,
             queue,
-            dedup_key,
+            fingerprint,
             content_hash,
             body,
         })
@@ -544,22 +577,13 @@ impl<S: Store> Processor<S> {
                 }
             }
         };
-        let message_id = match &body {
-            PreparedBody::Message { msg, .. } => msg.message_id.as_deref(),
-            PreparedBody::Rejected { head, .. } => {
-                head.as_ref().and_then(|h| h.message_id.as_deref())
-            }
-        };
-        let dedup_key = match message_id {
-            Some(id) => format!("mid:{id}"),
-            None => format!("sha256:{content_hash}"),
-        };
+        let fingerprint = parse::fingerprint(raw);
         let queue = self.queue_for(delivery, &body)?;
         Ok(Prepared {
             raw: Cow::Borrowed(raw),
             delivery: delivery.clone(),
             queue,
-            dedup_key,
+            fingerprint,
             content_hash,
             body,
         })
@@ -598,272 +622,200 @@ impl<S: Store> Processor<S> {
         Ok(default.to_string())
     }
 
-    /// Decide and write a batch inside `tx`: one duplicate query, one lookup, one write
-    /// call for the whole batch.
+    /// Decide and write a batch inside `tx`, one message after the other: each message's
+    /// duplicate check and thread lookup see what the messages before it wrote, so a batch
+    /// gives exactly the answers that processing its messages one at a time gives.
     async fn apply<T: StoreTx>(
         &self,
         tx: &mut T,
         batch: &[Prepared<'_>],
     ) -> Result<Vec<Outcome>, Error> {
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let dedup_keys: Vec<&str> = batch.iter().map(|p| p.dedup_key.as_str()).collect();
-        let duplicates = tx.find_duplicates(&dedup_keys).await?;
-        let keys: Vec<&ThreadKeys> = batch
-            .iter()
-            .filter_map(|p| match &p.body {
-                PreparedBody::Message { keys, .. } => Some(&**keys),
-                PreparedBody::Rejected { .. } => None,
-            })
-            .collect();
-        let mut lookups = tx.lookup(&keys).await?.into_iter();
-
-        // Decide every message in order; writes are collected and made in one call.
-        struct Decided {
-            outcome: Outcome,
-            participants: Vec<String>,
-            thread_reason: String,
-            subject: String,
-            requester: String,
-        }
-        let mut overlay = BatchOverlay::default();
-        let mut seen: HashMap<&str, Option<i64>> = HashMap::new();
-        let mut decided: Vec<(Decided, Option<Step>)> = Vec::with_capacity(batch.len());
+        let mut outcomes = Vec::with_capacity(batch.len());
         for p in batch {
-            let lookup = match &p.body {
-                PreparedBody::Message { .. } => lookups.next().unwrap_or_default(),
-                PreparedBody::Rejected { .. } => ThreadLookup::default(),
-            };
-            let (verdict, reasons, message_id) = match &p.body {
-                PreparedBody::Message { msg, class, .. } => {
-                    (class.verdict, class.reasons.clone(), msg.message_id.clone())
-                }
-                PreparedBody::Rejected {
-                    reason,
-                    detail,
-                    head,
-                } => (
-                    Verdict::Invalid,
-                    vec![format!("{}: {detail}", reason.as_str())],
-                    head.as_ref().and_then(|h| h.message_id.clone()),
-                ),
-            };
-            let mut outcome = Outcome {
-                action: Action::Duplicate,
-                ticket_id: None,
-                ticket_ref: None,
-                held_id: None,
-                message_id,
-                verdict,
-                reasons,
-                thread: None,
-                queue: p.queue.clone(),
-            };
-            let blank = |outcome| Decided {
-                outcome,
-                participants: Vec::new(),
-                thread_reason: String::new(),
-                subject: String::new(),
-                requester: String::new(),
-            };
-            let earlier = duplicates
-                .get(&p.dedup_key)
-                .map(|d| (d.ticket_id, d.held_id))
-                .or_else(|| seen.get(p.dedup_key.as_str()).map(|t| (*t, None)));
-            if let Some((ticket_id, held_id)) = earlier {
-                outcome.ticket_id = ticket_id;
-                outcome.held_id = held_id;
-                outcome.thread = Some(format!("already stored under {}", p.dedup_key));
-                decided.push((blank(outcome), None));
-                continue;
-            }
-            let PreparedBody::Message {
-                msg, class, keys, ..
-            } = &p.body
-            else {
-                seen.insert(&p.dedup_key, None);
-                outcome.action = Action::Quarantined;
-                decided.push((blank(outcome), Some(Step::Hold(HeldAction::Quarantined))));
-                continue;
-            };
-            let decision = decide(
-                keys,
-                &overlay.merge(keys, &lookup),
-                &self.tag,
-                &self.options,
-            );
-            let thread_reason = match &decision {
-                ThreadDecision::New { reason, .. } => format!("new ticket: {reason}"),
-                ThreadDecision::Existing { reason, .. } => reason.clone(),
-            };
-            let mut step = policy(class.verdict, &decision, &self.config.policy);
-            let mut participants = Vec::new();
-            match &mut step {
-                Step::Create { ticket_id, .. } => {
-                    *ticket_id = tx.new_ticket_id().await?;
-                    participants = msg.participants();
-                    let subject = ticket_subject(&msg.subject, &self.tag);
-                    overlay.record(
-                        msg.message_id.as_deref(),
-                        *ticket_id,
-                        &participants,
-                        Some(&subject),
-                    );
-                }
-                Step::Append {
-                    ticket_id,
-                    participants: joins,
-                    ..
-                } => {
-                    if *joins {
-                        participants = msg.participants();
-                    }
-                    overlay.record(msg.message_id.as_deref(), *ticket_id, &participants, None);
-                }
-                Step::Hold(_) => {}
-            }
-            seen.insert(&p.dedup_key, step.ticket_id());
-            outcome.action = step.action();
-            outcome.ticket_id = step.ticket_id();
-            outcome.thread = Some(thread_reason.clone());
-            decided.push((
-                Decided {
-                    outcome,
-                    participants,
-                    thread_reason,
-                    subject: ticket_subject(&msg.subject, &self.tag),
-                    requester: msg.sender_address().unwrap_or_default(),
-                },
-                Some(step),
-            ));
+            outcomes.push(self.apply_one(tx, p, &now).await?);
         }
+        Ok(outcomes)
+    }
 
-        let hold_texts: Vec<(String, String)> = batch
-            .iter()
-            .map(|p| match &p.body {
-                PreparedBody::Message { class, .. } => (
-                    format!("verdict:{}", class.verdict),
-                    format!("{} mail: {}", class.verdict, class.reasons.join("; ")),
-                ),
-                PreparedBody::Rejected { reason, detail, .. } => {
-                    (reason.as_str().to_string(), detail.clone())
-                }
-            })
-            .collect();
-        let mut writes = Vec::new();
-        let mut write_of = Vec::new();
-        for (i, (p, (d, step))) in batch.iter().zip(&decided).enumerate() {
-            let Some(step) = step else {
-                write_of.push(None);
-                continue;
+    /// Decide and write one prepared message inside `tx`.
+    async fn apply_one<T: StoreTx>(
+        &self,
+        tx: &mut T,
+        p: &Prepared<'_>,
+        now: &str,
+    ) -> Result<Outcome, Error> {
+        let (verdict, reasons, message_id) = match &p.body {
+            PreparedBody::Message { msg, class, .. } => {
+                (class.verdict, class.reasons.clone(), msg.message_id.clone())
+            }
+            PreparedBody::Rejected {
+                reason,
+                detail,
+                head,
+            } => (
+                Verdict::Invalid,
+                vec![format!("{}: {detail}", reason.as_str())],
+                head.as_ref().and_then(|h| h.message_id.clone()),
+            ),
+        };
+        let mut outcome = Outcome {
+            action: Action::Duplicate,
+            ticket_id: None,
+            ticket_ref: None,
+            held_id: None,
+            message_id,
+            verdict,
+            reasons,
+            thread: None,
+            queue: p.queue.clone(),
+        };
+        let keys = p.dedup_keys();
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let duplicates = tx.find_duplicates(&key_refs).await?;
+        if let Some((key, d)) = keys.iter().find_map(|k| Some((k, duplicates.get(k)?))) {
+            outcome.ticket_id = d.ticket_id;
+            outcome.held_id = d.held_id;
+            outcome.ticket_ref = d.ticket_id.map(|t| self.tag.reference(t));
+            outcome.thread = Some(format!("already stored under {key}"));
+            return Ok(outcome);
+        }
+        let dedup_key = p.dedup_key();
+        let PreparedBody::Message {
+            msg,
+            class,
+            keys,
+            reply_text,
+            elided,
+            bounce,
+        } = &p.body
+        else {
+            let PreparedBody::Rejected { head, .. } = &p.body else {
+                unreachable!("matched above")
             };
-            write_of.push(Some(writes.len()));
-            let (hold_reason, hold_detail) = &hold_texts[i];
-            writes.push(match (&p.body, *step) {
-                (PreparedBody::Rejected { head, .. }, _) => Write::Hold(self.hold(
+            let (reason, detail) = hold_texts(&p.body);
+            let written = tx
+                .write(&[Write::Hold(self.hold(
                     p,
+                    &dedup_key,
                     head.as_deref(),
                     HeldAction::Quarantined,
-                    hold_reason,
-                    hold_detail,
+                    &reason,
+                    &detail,
                     Verdict::Invalid,
-                    &now,
-                )),
-                (
-                    PreparedBody::Message {
-                        msg,
-                        class,
-                        reply_text,
-                        elided,
-                        ..
-                    },
-                    step,
-                ) => {
-                    let message = NewMessage {
-                        dedup_key: &p.dedup_key,
-                        content_hash: &p.content_hash,
-                        parsed: msg,
-                        raw: &p.raw,
-                        envelope_sender: p.delivery.sender.as_deref(),
-                        envelope_recipient: p.delivery.recipient.as_deref(),
-                        verdict: class.verdict,
-                        reasons: &class.reasons,
-                        thread_reason: &d.thread_reason,
-                        reply_text,
-                        elided,
-                        received_at: &now,
-                    };
-                    match step {
-                        Step::Create {
-                            ticket_id,
-                            linked_ticket_id,
-                        } => Write::NewTicket {
-                            id: ticket_id,
-                            linked_ticket_id,
-                            queue: &p.queue,
-                            requester: &d.requester,
-                            subject: &d.subject,
-                            message,
-                            participants: &d.participants,
-                        },
-                        Step::Append {
-                            ticket_id, reopen, ..
-                        } => Write::Append {
-                            ticket_id,
-                            reopen,
-                            message,
-                            participants: &d.participants,
-                        },
-                        Step::Hold(action) => Write::Hold(self.hold(
-                            p,
-                            Some(msg),
-                            action,
-                            hold_reason,
-                            hold_detail,
-                            class.verdict,
-                            &now,
-                        )),
-                    }
-                }
+                    now,
+                ))])
+                .await?;
+            outcome.action = Action::Quarantined;
+            outcome.held_id = held_id(&written);
+            return Ok(outcome);
+        };
+
+        let lookup = tx.lookup(&[&**keys]).await?.pop().unwrap_or_default();
+        let decision = decide(keys, &lookup, &self.tag, &self.options);
+        let mut thread_reason = match &decision {
+            ThreadDecision::New { reason, .. } => format!("new ticket: {reason}"),
+            ThreadDecision::Existing { reason, .. } => reason.clone(),
+        };
+        if let Some(c) = &lookup.id_collision {
+            thread_reason = format!("{}; {thread_reason}", self.collision_note(keys, c));
+        }
+        let step = policy(class.verdict, &decision, &self.config.policy);
+        let message = NewMessage {
+            dedup_key: &dedup_key,
+            content_hash: &p.content_hash,
+            parsed: msg,
+            raw: &p.raw,
+            envelope_sender: p.delivery.sender.as_deref(),
+            envelope_recipient: p.delivery.recipient.as_deref(),
+            verdict: class.verdict,
+            reasons: &class.reasons,
+            thread_reason: &thread_reason,
+            reply_text,
+            elided,
+            received_at: now,
+        };
+        let participants = match step {
+            Step::Create { .. } | Step::Append { participants: true, .. } => msg.participants(),
+            _ => Vec::new(),
+        };
+        let subject = ticket_subject(&msg.subject, &self.tag);
+        let requester = msg.sender_address().unwrap_or_default();
+        let (reason, detail) = hold_texts(&p.body);
+        let mut writes = vec![match step {
+            Step::Create { linked_ticket_id } => Write::NewTicket {
+                id: tx.new_ticket_id().await?,
+                linked_ticket_id,
+                queue: &p.queue,
+                requester: &requester,
+                subject: &subject,
+                message,
+                participants: &participants,
+            },
+            Step::Append {
+                ticket_id, reopen, ..
+            } => Write::Append {
+                ticket_id,
+                reopen,
+                message,
+                participants: &participants,
+            },
+            Step::Hold(action) => Write::Hold(self.hold(
+                p,
+                &dedup_key,
+                Some(msg),
+                action,
+                &reason,
+                &detail,
+                class.verdict,
+                now,
+            )),
+        }];
+        // A permanent bounce puts its recipients on the suppression list.
+        if let Some(b) = bounce
+            && b.permanent == Some(true)
+            && !b.recipients.is_empty()
+        {
+            writes.push(Write::Suppress {
+                addresses: &b.recipients,
+                status: b.status.as_deref(),
+                reason: b
+                    .diagnostic
+                    .as_deref()
+                    .unwrap_or("permanent delivery failure"),
+                received_at: now,
             });
         }
-        // A permanent bounce puts its recipients on the suppression list.
-        for p in batch {
-            if let PreparedBody::Message {
-                bounce: Some(b), ..
-            } = &p.body
-                && b.permanent == Some(true)
-                && !b.recipients.is_empty()
-            {
-                writes.push(Write::Suppress {
-                    addresses: &b.recipients,
-                    status: b.status.as_deref(),
-                    reason: b
-                        .diagnostic
-                        .as_deref()
-                        .unwrap_or("permanent delivery failure"),
-                    received_at: &now,
-                });
-            }
-        }
         let written = tx.write(&writes).await?;
-        Ok(decided
-            .into_iter()
-            .zip(write_of)
-            .map(|((d, _), w)| {
-                let mut o = d.outcome;
-                if let Some(Written::Held(id)) = w.and_then(|w| written.get(w)) {
-                    o.held_id = Some(*id);
-                }
-                o.ticket_ref = o.ticket_id.map(|t| self.tag.reference(t));
-                o
-            })
-            .collect())
+        outcome.action = step.action();
+        outcome.ticket_id = match written.first() {
+            Some(Written::Ticket(id)) => Some(*id),
+            _ => None,
+        };
+        outcome.held_id = held_id(&written);
+        outcome.ticket_ref = outcome.ticket_id.map(|t| self.tag.reference(t));
+        outcome.thread = Some(thread_reason);
+        Ok(outcome)
+    }
+
+    /// What a message with a reused Message-ID is told: where that Message-ID is stored.
+    fn collision_note(&self, keys: &ThreadKeys, c: &IdCollision) -> String {
+        let at = match (c.ticket_id, c.held_id) {
+            (Some(t), _) => format!("a different message in {}", self.tag.reference(t)),
+            (None, Some(h)) => format!("a different held message (#{h})"),
+            (None, None) => "a different message".into(),
+        };
+        format!(
+            "Message-ID <{}> collided with {at}: stored as a message of its own",
+            keys.message_id.as_deref().unwrap_or_default()
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
     fn hold<'a>(
         &self,
         p: &'a Prepared<'_>,
+        dedup_key: &'a str,
         msg: Option<&'a ParsedMessage>,
         action: HeldAction,
         reason: &'a str,
@@ -872,7 +824,7 @@ impl<S: Store> Processor<S> {
         now: &'a str,
     ) -> HeldMessage<'a> {
         HeldMessage {
-            dedup_key: &p.dedup_key,
+            dedup_key,
             action,
             reason,
             detail,
@@ -893,12 +845,31 @@ impl<S: Store> Processor<S> {
     }
 }
 
+/// The held record's machine reason and explanation for a message.
+fn hold_texts(body: &PreparedBody) -> (String, String) {
+    match body {
+        PreparedBody::Message { class, .. } => (
+            format!("verdict:{}", class.verdict),
+            format!("{} mail: {}", class.verdict, class.reasons.join("; ")),
+        ),
+        PreparedBody::Rejected { reason, detail, .. } => {
+            (reason.as_str().to_string(), detail.clone())
+        }
+    }
+}
+
+/// The held record among `written`, if one was written.
+fn held_id(written: &[Written]) -> Option<i64> {
+    written.iter().find_map(|w| match w {
+        Written::Held(id) => Some(*id),
+        _ => None,
+    })
+}
+
 /// What the policy does with a verdict, given the threading decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Create {
-        /// Filled in from the store when the step is taken (0 until then).
-        ticket_id: i64,
         /// The closed ticket this one follows up.
         linked_ticket_id: Option<i64>,
     },
@@ -911,13 +882,6 @@ enum Step {
 }
 
 impl Step {
-    fn ticket_id(self) -> Option<i64> {
-        match self {
-            Step::Create { ticket_id, .. } | Step::Append { ticket_id, .. } => Some(ticket_id),
-            Step::Hold(_) => None,
-        }
-    }
-
     fn action(self) -> Action {
         match self {
             Step::Create { .. } => Action::Created,
@@ -946,7 +910,6 @@ fn policy(verdict: Verdict, decision: &ThreadDecision, rules: &PolicyConfig) -> 
                 linked_ticket_id, ..
             },
         ) => Step::Create {
-            ticket_id: 0,
             linked_ticket_id: *linked_ticket_id,
         },
         (
@@ -1082,7 +1045,6 @@ mod tests {
         assert_eq!(
             policy(Verdict::Human, &new, &rules),
             Step::Create {
-                ticket_id: 0,
                 linked_ticket_id: None
             }
         );

@@ -16,7 +16,7 @@
 //! tag `[PD-42]`, which is guessable and so only counts for a participant whose identity
 //! is not in doubt, or when it carries a valid HMAC (`[PD-42-<mac>]`).
 
-use std::collections::{HashMap, HashSet};
+
 use std::sync::LazyLock;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -93,6 +93,9 @@ pub struct Candidate {
 /// What a message offers for threading.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ThreadKeys {
+    /// The message's own Message-ID: stored messages that reference it (a reply that
+    /// arrived before its original) can claim it.
+    pub message_id: Option<String>,
     /// Message-IDs in `In-Reply-To`.
     pub in_reply_to: Vec<String>,
     /// Referenced Message-IDs, most specific first: `In-Reply-To`, then `References`
@@ -160,6 +163,7 @@ impl ThreadKeys {
             candidates.extend(tag.signed_tags(&msg.subject));
         }
         ThreadKeys {
+            message_id: msg.message_id.clone(),
             in_reply_to: msg.in_reply_to.clone(),
             referenced_ids,
             subject_refs: if opts.subject_tag {
@@ -361,8 +365,26 @@ pub fn normalize_subject(subject: &str, tag: Option<&SubjectTag>) -> String {
     rest.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Any bracketed ticket tag, ours or another helpdesk's: `[PD-4]`, `[support-3]`,
+/// `[Ticket#123]`, `[rt.example #5]`, `[#77]` (brackets around at most 40 characters that
+/// end in a number).
+static FOREIGN_TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\[[^\[\]]{0,40}?\d+\]").expect("valid pattern"));
+
+/// What two subjects are compared by: [`normalize_subject`] without any bracketed ticket
+/// tag (a conversation migrated from another helpdesk keeps that system's tag in its
+/// subject), lower-cased.
+fn subject_key(s: &str) -> String {
+    let untagged = if s.contains('[') {
+        FOREIGN_TAG.replace_all(s, " ")
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
+    normalize_subject(&untagged, None).to_lowercase()
+}
+
 fn same_subject(a: &str, b: &str) -> bool {
-    a.to_lowercase() == b.to_lowercase()
+    subject_key(a) == subject_key(b)
 }
 
 /// Recognises and formats ticket references such as `PD-42` and the subject tag `[PD-42]`.
@@ -608,87 +630,27 @@ pub struct ThreadLookup {
     pub by_header: Vec<(String, TicketHit)>,
     /// The existing tickets among [`ThreadKeys::ticket_ids`].
     pub tickets: Vec<TicketHit>,
+    /// Tickets with a stored message that references [`ThreadKeys::message_id`] (in
+    /// `In-Reply-To` or `References`): replies that arrived before this message.
+    pub referenced_by: Vec<TicketHit>,
+    /// A different stored message (or held record) that already has this message's
+    /// Message-ID. Duplicates are found before the lookup, so this is a collision: a
+    /// reused or forged Message-ID.
+    pub id_collision: Option<IdCollision>,
+}
+
+/// Where a reused Message-ID is stored already (see [`ThreadLookup::id_collision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdCollision {
+    /// The ticket of the stored message with that Message-ID, if it is in one.
+    pub ticket_id: Option<i64>,
+    /// The held record with that Message-ID, if it is held.
+    pub held_id: Option<i64>,
 }
 
 impl ThreadLookup {
     fn ticket(&self, id: i64) -> Option<&TicketHit> {
         self.tickets.iter().find(|t| t.ticket_id == id)
-    }
-}
-
-/// What earlier messages of the same batch (one store transaction) wrote, so that later
-/// messages of the batch thread as if those were already stored: a reply imported in the
-/// same batch as the message it answers still finds it.
-#[derive(Debug, Clone, Default)]
-pub struct BatchOverlay {
-    messages: HashMap<String, i64>,
-    participants: HashSet<(i64, String)>,
-    tickets: HashMap<i64, (String, String)>,
-}
-
-impl BatchOverlay {
-    /// `stored` (the store's answer for the state before the batch) completed with what
-    /// this batch wrote so far, in the order of `keys`.
-    pub fn merge(&self, keys: &ThreadKeys, stored: &ThreadLookup) -> ThreadLookup {
-        let overlay_hit = |ticket_id: i64, known: Option<&TicketHit>| -> Option<TicketHit> {
-            let mut hit = match known {
-                Some(h) => h.clone(),
-                None => {
-                    let (subject, status) = self.tickets.get(&ticket_id)?.clone();
-                    TicketHit {
-                        ticket_id,
-                        sender_is_participant: false,
-                        subject,
-                        status,
-                    }
-                }
-            };
-            hit.sender_is_participant |= keys
-                .sender
-                .as_ref()
-                .is_some_and(|s| self.participants.contains(&(ticket_id, s.clone())));
-            Some(hit)
-        };
-        let mut out = ThreadLookup::default();
-        for id in &keys.referenced_ids {
-            let hit = match stored.by_header.iter().find(|(m, _)| m == id) {
-                Some((_, h)) => overlay_hit(h.ticket_id, Some(h)),
-                None => self
-                    .messages
-                    .get(id)
-                    .and_then(|&t| overlay_hit(t, stored.ticket(t))),
-            };
-            if let Some(hit) = hit {
-                out.by_header.push((id.clone(), hit));
-            }
-        }
-        for t in keys.ticket_ids() {
-            if let Some(hit) = overlay_hit(t, stored.ticket(t)) {
-                out.tickets.push(hit);
-            }
-        }
-        out
-    }
-
-    /// Note that a message was stored in `ticket_id` and that `participants` now take part
-    /// in it; `created` carries the subject of a ticket this batch opened.
-    pub fn record(
-        &mut self,
-        message_id: Option<&str>,
-        ticket_id: i64,
-        participants: &[String],
-        created: Option<&str>,
-    ) {
-        if let Some(m) = message_id {
-            self.messages.entry(m.to_string()).or_insert(ticket_id);
-        }
-        for p in participants {
-            self.participants.insert((ticket_id, p.clone()));
-        }
-        if let Some(subject) = created {
-            self.tickets
-                .insert(ticket_id, (subject.to_string(), "open".to_string()));
-        }
     }
 }
 
@@ -772,6 +734,26 @@ pub fn decide(
                     _ => "signed subject tag",
                 };
                 return Some((hit, c.method, format!("{what} {}", c.evidence)));
+            }
+        }
+        // A reply stored before this message (its original) arrived: join the reply's
+        // ticket, but only as a participant of it (a guessed Message-ID gets no one in).
+        if opts.headers && lookup.id_collision.is_none() {
+            for hit in &lookup.referenced_by {
+                let by = tag.reference(hit.ticket_id);
+                if !hit.sender_is_participant {
+                    notes.push(format!(
+                        "{by} references this message, but the sender is not a participant"
+                    ));
+                } else if let Some(doubt) = &keys.sender_doubt {
+                    notes.push(format!("{by} references this message, ignored: {doubt}"));
+                } else {
+                    return Some((
+                        hit,
+                        ThreadMethod::Headers,
+                        format!("referenced by a message of {by} that arrived before it"),
+                    ));
+                }
             }
         }
         if opts.subject_tag {
@@ -1042,25 +1024,44 @@ mod tests {
     }
 
     #[test]
-    fn overlay_threads_replies_to_messages_of_the_same_batch() {
-        let mut o = BatchOverlay::default();
-        o.record(Some("first@x"), 7, &["ann@x".to_string()], Some("Printer"));
+    fn foreign_ticket_tags_do_not_change_the_subject() {
+        for (a, b) in [
+            ("Re: [support-3] Printer", "Printer"),
+            ("[Ticket#123] Re: Printer", "printer"),
+            ("RE: [rt.example #5] Printer", "Printer"),
+            ("Re: [PD-4] Printer", "[#77] Printer"),
+        ] {
+            assert!(same_subject(a, b), "{a} / {b}");
+        }
+        assert!(!same_subject("Re: [support-3] Printer", "Scanner"));
+        assert!(!same_subject("[users] Printer", "Printer"));
+    }
+
+    #[test]
+    fn a_reply_stored_first_takes_its_original_from_participants_only() {
+        let t = SubjectTag::new("PD");
         let keys = ThreadKeys {
-            in_reply_to: vec!["first@x".into()],
-            referenced_ids: vec!["first@x".into()],
-            subject_refs: vec![7],
+            message_id: Some("orig@x".into()),
             sender: Some("ann@x".into()),
             ..ThreadKeys::default()
         };
-        let l = o.merge(&keys, &ThreadLookup::default());
-        assert_eq!(l.by_header[0].1.ticket_id, 7);
-        assert!(l.by_header[0].1.sender_is_participant);
-        assert!(l.tickets[0].sender_is_participant);
-        let stranger = ThreadKeys {
-            sender: Some("eve@x".into()),
-            ..keys
+        let mut lookup = ThreadLookup {
+            referenced_by: vec![hit(5, true)],
+            ..ThreadLookup::default()
         };
-        assert!(!o.merge(&stranger, &ThreadLookup::default()).tickets[0].sender_is_participant);
+        assert!(matches!(
+            decide(&keys, &lookup, &t, &opts()),
+            ThreadDecision::Existing { ticket_id: 5, method: ThreadMethod::Headers, .. }
+        ));
+        lookup.referenced_by = vec![hit(5, false)];
+        match decide(&keys, &lookup, &t, &opts()) {
+            ThreadDecision::New { reason, .. } => assert!(reason.contains("not a participant")),
+            d => panic!("{d:?}"),
+        }
+        // A collided Message-ID claims nothing.
+        lookup.referenced_by = vec![hit(5, true)];
+        lookup.id_collision = Some(IdCollision { ticket_id: Some(2), held_id: None });
+        assert!(matches!(decide(&keys, &lookup, &t, &opts()), ThreadDecision::New { .. }));
     }
 
     #[test]

@@ -1,159 +1,13 @@
 //! Integration tests: the real `postdesk` binary against real SQLite files in temporary
 //! directories, the way an MTA or a sysadmin runs it.
 
+mod common;
+
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
+use common::*;
 use serde_json::Value;
-
-/// The binary under test: this build's, or another build of the same source named by
-/// `POSTDESK_TEST_BIN` (`scripts/test` runs these tests again on `scripts/build-static`'s).
-fn bin() -> PathBuf {
-    std::env::var_os("POSTDESK_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_postdesk").into())
-}
-
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn db_url(&self) -> String {
-        format!("sqlite://{}", self.path("tickets.db").display())
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
-        c.current_dir(self.dir.path())
-            .env_remove("POSTDESK_CONFIG")
-            .env("POSTDESK_DATABASE_URL", self.db_url())
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        let data = stdin.to_vec();
-        let writer = std::thread::spawn(move || {
-            let _ = input.write_all(&data);
-        });
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        out
-    }
-
-    /// `ingest --json` with `raw`; asserts exit 0 and returns the outcome.
-    fn ingest(&self, raw: &str) -> Value {
-        self.ingest_args(&[], raw)
-    }
-
-    fn ingest_args(&self, extra: &[&str], raw: &str) -> Value {
-        let mut args = vec!["ingest", "--json"];
-        args.extend_from_slice(extra);
-        let out = self.run(&args, raw.as_bytes());
-        assert_eq!(
-            code(&out),
-            0,
-            "stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args, b"");
-        assert_eq!(
-            code(&out),
-            0,
-            "stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// `PRAGMA name` on the database, read through a connection of its own (sqlx).
-    /// The page size of the database file (read with rusqlite: sqlx decodes no integer
-    /// pragma as text).
-    fn page_size(&self) -> u64 {
-        rusqlite::Connection::open(self.path("tickets.db"))
-            .unwrap()
-            .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
-            .unwrap()
-            .try_into()
-            .unwrap()
-    }
-
-    fn pragma(&self, name: &str) -> String {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            use sqlx::Connection;
-            let mut c = sqlx::SqliteConnection::connect(&self.db_url())
-                .await
-                .unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
-                .fetch_one(&mut c)
-                .await
-                .unwrap()
-        })
-    }
-
-    fn write(&self, name: &str, content: &[u8]) -> PathBuf {
-        let p = self.path(name);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited, not killed")
-}
-
-fn mail(from: &str, subject: &str, message_id: &str, extra: &str, body: &str) -> String {
-    format!(
-        "From: {from}\r\nTo: support@example.com\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\nDate: Thu, 5 Nov 2026 10:00:00 +0000\r\n{extra}\r\n{body}\r\n"
-    )
-}
-
-/// [`mail`] addressed to `to` instead of support@example.com.
-fn mail_to(to: &str, from: &str, subject: &str, message_id: &str, body: &str) -> String {
-    mail(from, subject, message_id, "", body)
-        .replace("To: support@example.com", &format!("To: {to}"))
-}
-
-fn first(env: &Env) -> Value {
-    env.ingest(&mail(
-        "Ann <ann@example.org>",
-        "Printer on fire",
-        "m1@example.org",
-        "",
-        "It is on fire.",
-    ))
-}
 
 #[test]
 fn new_ticket_is_created_and_listed() {
@@ -253,8 +107,12 @@ fn duplicate_delivery_is_stored_once() {
         "Twice delivered.",
     );
     assert_eq!(env.ingest(&raw)["action"], "created");
-    // The second delivery of the same message, even through another path.
-    let second = raw.replace("To: support@example.com", "To: help@example.com");
+    // The second delivery of the same message, through another path: other transit
+    // header fields, LF line endings.
+    let second = format!(
+        "Return-Path: <ann@example.org>\nDelivered-To: help@example.com\nX-Original-To: help@example.com\nReceived: from mx2.example.com by desk.example.com\n{}",
+        raw.replace("\r\n", "\n")
+    );
     let o = env.ingest(&second);
     assert_eq!(
         (o["action"].as_str(), o["ticket_ref"].as_str()),

@@ -196,8 +196,7 @@ pub enum Written {
 
 /// A write transaction. Dropping it without [`StoreTx::commit`] rolls back.
 ///
-/// Lookups answer for the state at the start of the batch; the processor accounts for what
-/// the batch itself writes (see [`crate::thread::BatchOverlay`]).
+/// Lookups see every write made earlier in the same transaction.
 pub trait StoreTx: Send {
     /// For each of `dedup_keys` already stored as a message or held record, what it is.
     fn find_duplicates(
@@ -274,6 +273,8 @@ pub struct AttachmentInfo {
     pub content_type: String,
     /// Size in bytes.
     pub size: i64,
+    /// The transfer encoding was broken: the content is what could be decoded of it.
+    pub damaged: bool,
 }
 
 /// One attachment with its decoded content.
@@ -289,6 +290,8 @@ pub struct AttachmentData {
     pub content_type: String,
     /// Decoded content.
     pub content: Vec<u8>,
+    /// The transfer encoding was broken: the content is what could be decoded of it.
+    pub damaged: bool,
 }
 
 /// A stored message as shown in a ticket.

@@ -37,7 +37,7 @@ use super::{
     Store, StoreError, StoreTx, StoredMessage, Suppression, TicketDetail, TicketFilter,
     TicketSummary, Write, Written,
 };
-use crate::thread::{ThreadKeys, ThreadLookup, TicketHit};
+use crate::thread::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -576,7 +576,7 @@ impl Store for SqliteStore {
                 Ok(db
                     .query_row(
                         "SELECT a.message_id, a.filename, a.content_type, a.size, a.content,
-                        substr(m.raw, a.raw_start + 1, a.raw_end - a.raw_start)
+                        substr(m.raw, a.raw_start + 1, a.raw_end - a.raw_start), a.damaged
                  FROM attachments a JOIN messages m ON m.id = a.message_id
                  WHERE a.id = ?1",
                         [id],
@@ -588,13 +588,14 @@ impl Store for SqliteStore {
                                 r.get::<_, i64>(3)?,
                                 r.get::<_, Option<Vec<u8>>>(4)?,
                                 r.get::<_, Option<Vec<u8>>>(5)?,
+                                r.get::<_, bool>(6)?,
                             ))
                         },
                     )
                     .optional()?)
             })
             .await?;
-        let Some((message_id, filename, content_type, size, content, part)) = row else {
+        let Some((message_id, filename, content_type, size, content, part, damaged)) = row else {
             return Ok(None);
         };
         let content = match (content, part) {
@@ -619,6 +620,7 @@ impl Store for SqliteStore {
             filename,
             content_type,
             content,
+            damaged,
         }))
     }
 
@@ -671,7 +673,7 @@ impl Store for SqliteStore {
         for r in rows {
             let mid: i64 = r.try_get("id")?;
             let attachments = sqlx::query(
-                "SELECT id, filename, content_type, size FROM attachments
+                "SELECT id, filename, content_type, size, damaged FROM attachments
                  WHERE message_id = $1 ORDER BY position",
             )
             .bind(mid)
@@ -684,6 +686,7 @@ impl Store for SqliteStore {
                     filename: a.try_get("filename")?,
                     content_type: a.try_get("content_type")?,
                     size: a.try_get("size")?,
+                    damaged: a.try_get("damaged")?,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -908,10 +911,9 @@ fn lookup_many(
 ) -> Result<Vec<ThreadLookup>, StoreError> {
     // Most first messages reference nothing: prepare nothing for them (a prepare is
     // tens of microseconds, a fair share of a one-message process).
-    if keys
-        .iter()
-        .all(|k| k.referenced_ids.is_empty() && k.ticket_ids().is_empty())
-    {
+    if keys.iter().all(|k| {
+        k.referenced_ids.is_empty() && k.ticket_ids().is_empty() && k.message_id.is_none()
+    }) {
         return Ok(keys.iter().map(|_| ThreadLookup::default()).collect());
     }
     let mut by_message_id =
@@ -955,7 +957,39 @@ fn lookup_many(
                 tickets.push(h);
             }
         }
-        lookups.push(ThreadLookup { by_header, tickets });
+        let mut referenced_by = Vec::new();
+        let mut id_collision = None;
+        if let Some(own) = k.message_id.as_deref() {
+            let stored: Option<i64> = by_message_id.query_row([own], |r| r.get(0))?;
+            let held: Option<i64> = db
+                .prepare_cached("SELECT MIN(id) FROM held_messages WHERE message_id = ?1")?
+                .query_row([own], |r| r.get(0))?;
+            if stored.is_some() || held.is_some() {
+                id_collision = Some(IdCollision {
+                    ticket_id: stored,
+                    held_id: held,
+                });
+            }
+            let mut referencing = db.prepare_cached(
+                "SELECT DISTINCT m.ticket_id FROM message_refs r
+                 JOIN messages m ON m.id = r.message_id
+                 WHERE r.ref = ?1 ORDER BY m.ticket_id LIMIT 10",
+            )?;
+            let ids: Vec<i64> = referencing
+                .query_map([own], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for t in ids {
+                if let Some(h) = hit(t, sender)? {
+                    referenced_by.push(h);
+                }
+            }
+        }
+        lookups.push(ThreadLookup {
+            by_header,
+            tickets,
+            referenced_by,
+            id_collision,
+        });
     }
     Ok(lookups)
 }
@@ -1206,10 +1240,20 @@ fn insert_message(
         m.thread_reason,
         m.raw,
     ])?;
+    let mut reference = db.prepare_cached("INSERT INTO message_refs (message_id, ref) VALUES (?1, ?2)")?;
+    let mut refs: Vec<&str> = Vec::new();
+    for r in p.in_reply_to.iter().chain(p.references.iter().rev()) {
+        if !refs.contains(&r.as_str()) && refs.len() < MAX_REFERENCES {
+            refs.push(r);
+        }
+    }
+    for r in refs {
+        reference.execute(params![id, r])?;
+    }
     let mut attachment = db.prepare_cached(
         "INSERT INTO attachments (message_id, position, filename, content_type, size, content,
-            raw_start, raw_end)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            raw_start, raw_end, damaged)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     for (i, a) in p.attachments.iter().enumerate() {
         // The content is in `raw` already: keep where, not a second copy.
@@ -1227,6 +1271,7 @@ fn insert_message(
             content,
             start,
             end,
+            a.damaged,
         ])?;
     }
     Ok(())
