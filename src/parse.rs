@@ -444,6 +444,21 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// The `Date:` of the message that `raw` begins with (its header block is enough), as
+/// seconds since the epoch.
+pub fn date_of(raw: &[u8]) -> Option<i64> {
+    let raw = &raw[message_start(raw)..];
+    let head = header_block(raw, 64 * 1024);
+    catch_unwind(AssertUnwindSafe(|| {
+        MessageParser::new()
+            .parse_headers(head)?
+            .date()
+            .map(|d| d.to_timestamp())
+    }))
+    .ok()
+    .flatten()
+}
+
 /// The header block of `raw`: everything up to the first empty line, at most `cap` bytes.
 pub fn header_block(raw: &[u8], cap: usize) -> &[u8] {
     let limit = raw.len().min(cap);

@@ -33,9 +33,43 @@ impl SourceFile {
     }
 }
 
-/// Expand `path` into the files to import, in a stable order: a Maildir's `new/` and `cur/`
-/// entries by name, a directory's files by name (recursively), or the file itself.
+/// Expand `path` into the files to import, in processing order: the file itself, or a
+/// folder's (or Maildir's) messages in the order of their `Date:` (ties, and messages
+/// without a usable date after them, by path), then its mbox files by path. Mail is
+/// taken in the order it was written, so replies come after what they answer.
 pub fn expand(path: &Path) -> io::Result<Vec<SourceFile>> {
+    let mut files = expand_by_name(path)?;
+    if files.len() > 1 {
+        let mut keyed: Vec<(u8, i64, SourceFile)> = files
+            .drain(..)
+            .map(|f| match &f {
+                SourceFile::Single(p) => {
+                    let date = date_of(p);
+                    (u8::from(date.is_none()), date.unwrap_or(0), f)
+                }
+                SourceFile::Mbox(_) => (2, 0, f),
+            })
+            .collect();
+        // Stable: equal keys keep path order.
+        keyed.sort_by_key(|(rank, date, _)| (*rank, *date));
+        files = keyed.into_iter().map(|(_, _, f)| f).collect();
+    }
+    Ok(files)
+}
+
+/// The `Date:` of the message in file `path`, as seconds since the epoch, read from its
+/// header block only.
+fn date_of(path: &Path) -> Option<i64> {
+    let mut head = Vec::with_capacity(16 * 1024);
+    File::open(path)
+        .ok()?
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .ok()?;
+    crate::parse::date_of(&head)
+}
+
+fn expand_by_name(path: &Path) -> io::Result<Vec<SourceFile>> {
     let meta = std::fs::metadata(path)?;
     if meta.is_file() {
         return Ok(vec![classify_file(path)?]);
@@ -64,7 +98,7 @@ pub fn expand(path: &Path) -> io::Result<Vec<SourceFile>> {
         if name.starts_with('.') && !e.join("cur").is_dir() || name == "tmp" {
             continue;
         }
-        out.extend(expand(&e)?);
+        out.extend(expand_by_name(&e)?);
     }
     Ok(out)
 }
