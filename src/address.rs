@@ -23,6 +23,14 @@
 //! quoted string (`john."a b"@x` is `"john.a b"@x`). So parsing an address returned gives
 //! it back unchanged.
 //!
+//! Why not a crate: mail-parser 0.11 reads `"john doe"@example.org` as the name `john doe`
+//! and the address `@example.org`. mailparse 0.17's `addrparse` rejects a bare quoted
+//! local part, returns `@example.org`, `ann@` and `john doe@example.org` as addresses,
+//! keeps comments and source routes inside them and fails a whole list on one bad entry;
+//! email_address 0.2 reads one addr-spec (no lists, groups or comments); lettre 0.11
+//! rejects quoted local parts with spaces, comments, groups and domain literals. None
+//! decodes encoded words in a list.
+//!
 //! The work is bounded: one pass over the value to tokenise it and one over the tokens,
 //! at most [`MAX_MAILBOXES`] mailboxes, comments nested at most [`MAX_COMMENT_DEPTH`] deep.
 
