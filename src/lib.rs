@@ -36,6 +36,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod address;
 pub mod bounce;
 pub mod classify;
 pub mod config;
@@ -46,6 +47,7 @@ pub mod process;
 pub mod source;
 pub mod spamd;
 pub mod store;
+pub mod term;
 pub mod thread;
 pub mod trim;
 
