@@ -76,6 +76,30 @@ pub fn mailbox(value: &str) -> Option<Mailbox> {
     parse_list(value, 1).into_iter().next()
 }
 
+/// `value` when it is one plain address (`local@domain`: no display name, angle
+/// brackets, comment, group or white space), with its domain lower-cased; `None` otherwise.
+/// For addresses an operator types (they end up in headers of outgoing mail).
+///
+/// ```
+/// use postdesk::address::plain_address;
+/// assert_eq!(plain_address("Support@Example.COM").as_deref(), Some("Support@example.com"));
+/// assert_eq!(plain_address("support@example.com\r\nBcc: x@y"), None);
+/// assert_eq!(plain_address("Support <support@example.com>"), None);
+/// ```
+pub fn plain_address(value: &str) -> Option<String> {
+    if value.is_empty()
+        || value
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || "<>()[],;:".contains(c))
+    {
+        return None;
+    }
+    match mailboxes(value).as_slice() {
+        [m] if m.name.is_none() => Some(m.address.clone()),
+        _ => None,
+    }
+}
+
 fn parse_list(value: &str, max: usize) -> Vec<Mailbox> {
     let (toks, comments) = tokenize(value);
     let mut p = Parser {

@@ -8,8 +8,10 @@
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
+use mail_parser::{HeaderValue, MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
+
+use crate::address;
 
 /// Limits applied while parsing. All of them are configurable (see
 /// [`crate::config::LimitsConfig`], which holds their defaults and meanings).
@@ -410,7 +412,10 @@ pub fn fingerprint(raw: &[u8]) -> String {
             }
         }
         if keep {
-            for word in line.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()) {
+            for word in line
+                .split(|b| b.is_ascii_whitespace())
+                .filter(|w| !w.is_empty())
+            {
                 hash.update(word);
                 hash.update(b" ");
             }
@@ -527,7 +532,11 @@ pub fn parse(raw: &[u8], total_size: Option<u64>, limits: &ParseLimits) -> Parse
 /// white-space-only lines, and one mbox envelope line (`From sender date`, no colon), none
 /// of which is part of a message (MDAs and mbox readers skip them too).
 pub fn message_start(raw: &[u8]) -> usize {
-    let mut at = if raw.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let mut at = if raw.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
     let mut envelope_line_seen = false;
     loop {
         let rest = &raw[at..];
@@ -783,17 +792,33 @@ fn parse_inner(raw: &[u8], base: Option<usize>, limits: &ParseLimits) -> Parsed 
             content,
             damaged,
             // A damaged part does not decode from its bytes again: keep the salvaged copy.
-            source: base
-                .filter(|_| !damaged)
-                .and_then(|base| part_source(part, raw.len()).map(|r| r.start + base..r.end + base)),
+            source: base.filter(|_| !damaged).and_then(|base| {
+                part_source(part, raw.len()).map(|r| r.start + base..r.end + base)
+            }),
         });
     }
     let mut references = id_list(msg.references());
     if references.len() > limits.max_references {
         references.drain(..references.len() - limits.max_references);
     }
-    let to = all_mailboxes(msg.to());
-    let cc = all_mailboxes(msg.cc());
+    // Addresses are read from the header fields as written (RFC 5322, quoted local parts
+    // and all): an address that does not parse is left out, never guessed.
+    let field = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| address::mailbox(&h.value))
+    };
+    let fields = |name: &str| -> Vec<Mailbox> {
+        headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .flat_map(|h| address::mailboxes(&h.value))
+            .collect()
+    };
+    let (from, sender, reply_to) = (field("from"), field("sender"), field("reply-to"));
+    let to = fields("to");
+    let cc = fields("cc");
     let to: Vec<Mailbox> = to.into_iter().take(limits.max_recipients).collect();
     let cc: Vec<Mailbox> = cc
         .into_iter()
@@ -805,9 +830,9 @@ fn parse_inner(raw: &[u8], base: Option<usize>, limits: &ParseLimits) -> Parsed 
             .message_id()
             .map(|m| m.trim().to_string())
             .filter(|m| !m.is_empty()),
-        from: first_mailbox(msg.from()),
-        sender: first_mailbox(msg.sender()),
-        reply_to: first_mailbox(msg.reply_to()),
+        from,
+        sender,
+        reply_to,
         to,
         cc,
         return_path: return_path(&headers),
@@ -874,31 +899,6 @@ fn normalize_newlines(s: String) -> String {
     }
 }
 
-fn mailbox(addr: &mail_parser::Addr<'_>) -> Option<Mailbox> {
-    let address = addr.address.as_deref()?.trim();
-    if address.is_empty() {
-        return None;
-    }
-    Some(Mailbox {
-        name: addr
-            .name
-            .as_deref()
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(str::to_string),
-        address: address.to_string(),
-    })
-}
-
-fn first_mailbox(a: Option<&Address<'_>>) -> Option<Mailbox> {
-    a.and_then(|a| a.iter().find_map(mailbox))
-}
-
-fn all_mailboxes(a: Option<&Address<'_>>) -> Vec<Mailbox> {
-    a.map(|a| a.iter().filter_map(mailbox).collect())
-        .unwrap_or_default()
-}
-
 fn id_list(v: &HeaderValue<'_>) -> Vec<String> {
     let ids: Vec<String> = match v {
         HeaderValue::Text(t) => vec![t.to_string()],
@@ -929,7 +929,12 @@ fn mime_depth(msg: &mail_parser::Message<'_>) -> usize {
         deepest = deepest.max(depth);
         if let Some(PartType::Multipart(children)) = msg.parts.get(id as usize).map(|p| &p.body) {
             // A child id is always larger than its parent's: a malformed tree cannot loop.
-            stack.extend(children.iter().filter(|&&c| c > id).map(|&c| (c, depth + 1)));
+            stack.extend(
+                children
+                    .iter()
+                    .filter(|&&c| c > id)
+                    .map(|&c| (c, depth + 1)),
+            );
         }
     }
     deepest
@@ -1059,4 +1064,3 @@ mod tests {
         assert_eq!(header_block(b"A: 1\nbody-without-end", 4), b"A: 1");
     }
 }
-

@@ -19,8 +19,8 @@ use crate::parse::{self, Parsed, ParsedMessage, RejectReason};
 use crate::spamd::{self, SpamdOptions};
 use crate::store::{HeldAction, HeldMessage, NewMessage, Store, StoreTx, Write, Written};
 use crate::thread::{
-    IdCollision, Signer, SubjectTag, ThreadDecision, ThreadKeys, ThreadMethod,
-    ThreadOptions, decide, normalize_subject,
+    IdCollision, Signer, SubjectTag, ThreadDecision, ThreadKeys, ThreadMethod, ThreadOptions,
+    decide, normalize_subject,
 };
 use crate::trim;
 
@@ -116,6 +116,8 @@ pub struct Explanation {
     pub action: Action,
     /// The queue.
     pub queue: String,
+    /// Set when a different stored message already has this message's Message-ID.
+    pub collision: Option<String>,
 }
 
 /// The pure part of processing: everything decided before the store is touched.
@@ -442,6 +444,10 @@ impl<S: Store> Processor<S> {
             } => {
                 let lookup = self.store.lookup(keys).await?;
                 let decision = decide(keys, &lookup, &self.tag, &self.options);
+                let collision = lookup
+                    .id_collision
+                    .filter(|_| !duplicate)
+                    .map(|c| self.collision_note(keys, &c));
                 let action = policy(class.verdict, &decision, &self.config.policy).action();
                 Explanation {
                     verdict: class.verdict,
@@ -454,6 +460,7 @@ impl<S: Store> Processor<S> {
                     thread: Some(decision),
                     action,
                     queue: p.queue.clone(),
+                    collision,
                 }
             }
             PreparedBody::Rejected {
@@ -471,6 +478,7 @@ impl<S: Store> Processor<S> {
                 thread: None,
                 action: Action::Quarantined,
                 queue: p.queue.clone(),
+                collision: None,
             },
         };
         if duplicate {
@@ -736,7 +744,10 @@ impl<S: Store> Processor<S> {
             received_at: now,
         };
         let participants = match step {
-            Step::Create { .. } | Step::Append { participants: true, .. } => msg.participants(),
+            Step::Create { .. }
+            | Step::Append {
+                participants: true, ..
+            } => msg.participants(),
             _ => Vec::new(),
         };
         let subject = ticket_subject(&msg.subject, &self.tag);

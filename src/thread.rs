@@ -16,7 +16,6 @@
 //! tag `[PD-42]`, which is guessable and so only counts for a participant whose identity
 //! is not in doubt, or when it carries a valid HMAC (`[PD-42-<mac>]`).
 
-
 use std::sync::LazyLock;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -1051,7 +1050,11 @@ mod tests {
         };
         assert!(matches!(
             decide(&keys, &lookup, &t, &opts()),
-            ThreadDecision::Existing { ticket_id: 5, method: ThreadMethod::Headers, .. }
+            ThreadDecision::Existing {
+                ticket_id: 5,
+                method: ThreadMethod::Headers,
+                ..
+            }
         ));
         lookup.referenced_by = vec![hit(5, false)];
         match decide(&keys, &lookup, &t, &opts()) {
@@ -1060,8 +1063,14 @@ mod tests {
         }
         // A collided Message-ID claims nothing.
         lookup.referenced_by = vec![hit(5, true)];
-        lookup.id_collision = Some(IdCollision { ticket_id: Some(2), held_id: None });
-        assert!(matches!(decide(&keys, &lookup, &t, &opts()), ThreadDecision::New { .. }));
+        lookup.id_collision = Some(IdCollision {
+            ticket_id: Some(2),
+            held_id: None,
+        });
+        assert!(matches!(
+            decide(&keys, &lookup, &t, &opts()),
+            ThreadDecision::New { .. }
+        ));
     }
 
     #[test]

@@ -28,6 +28,7 @@ use postdesk::config::{Config, DEFAULT_DATABASE};
 use postdesk::process::{Action, Delivery};
 use postdesk::source::{self, SourceMessage};
 use postdesk::store::{SqliteOptions, SqliteStore, Store, TicketFilter};
+use postdesk::term::{block, line};
 use postdesk::{Error, Processor, exit};
 
 /// Turn inbound email into support tickets.
@@ -355,7 +356,7 @@ fn postdesk_main(args: Vec<std::ffi::OsString>) -> u8 {
                 exit::OK
             }
             Err(e) => {
-                eprintln!("postdesk: {e:#}");
+                eprintln!("postdesk: {}", line(&format!("{e:#}")));
                 exit::FAILURE
             }
         },
@@ -461,7 +462,11 @@ fn ingest_main(globals: &Globals, args: &IngestArgs) -> u8 {
         }
         Err(e) => {
             let code = exit::for_ingest_error(&e);
-            eprintln!("{} postdesk: {e}", exit::ingest_status_text(code));
+            eprintln!(
+                "{} postdesk: {}",
+                exit::ingest_status_text(code),
+                line(&e.to_string())
+            );
             code
         }
     }
@@ -584,9 +589,9 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                             "{:>6}  {:<11}  {:<22}  {:<28}  {}",
                             h.id,
                             h.action,
-                            clip(&h.reason, 22),
-                            clip(h.from.as_deref().unwrap_or("-"), 28),
-                            clip(h.subject.as_deref().unwrap_or("-"), 60)
+                            clip(&line(&h.reason), 22),
+                            clip(&line(h.from.as_deref().unwrap_or("-")), 28),
+                            clip(&line(h.subject.as_deref().unwrap_or("-")), 60)
                         );
                     }
                 }
@@ -600,16 +605,16 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 };
                 if *raw {
                     let bytes = h.raw.as_deref().unwrap_or(&h.headers);
-                    std::io::stdout().lock().write_all(bytes)?;
+                    write_bytes(bytes)?;
                 } else if *json {
                     outln!("{}", serde_json::to_string_pretty(&h)?);
                 } else {
                     let s = &h.summary;
-                    outln!("held #{}  {} ({})", s.id, s.action, s.reason);
-                    outln!("  detail:   {}", s.detail);
+                    outln!("held #{}  {} ({})", s.id, s.action, line(&s.reason));
+                    outln!("  detail:   {}", line(&s.detail));
                     outln!("  verdict:  {}", s.verdict);
-                    outln!("  from:     {}", s.from.as_deref().unwrap_or("-"));
-                    outln!("  subject:  {}", s.subject.as_deref().unwrap_or("-"));
+                    outln!("  from:     {}", line(s.from.as_deref().unwrap_or("-")));
+                    outln!("  subject:  {}", line(s.subject.as_deref().unwrap_or("-")));
                     outln!(
                         "  size:     {} bytes{}",
                         s.size,
@@ -624,7 +629,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                         outln!("  released: {r}");
                     }
                     outln!();
-                    outln!("{}", String::from_utf8_lossy(&h.headers).trim_end());
+                    outln!("{}", block(String::from_utf8_lossy(&h.headers).trim_end()));
                 }
                 Ok(exit::OK)
             }
@@ -651,10 +656,10 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                     for s in list {
                         outln!(
                             "{:<40} {:<8} {}  {}",
-                            s.address,
-                            s.status.as_deref().unwrap_or("-"),
+                            line(&s.address),
+                            line(s.status.as_deref().unwrap_or("-")),
                             s.created_at,
-                            clip(&s.reason, 60)
+                            clip(&line(&s.reason), 60)
                         );
                     }
                 }
@@ -703,23 +708,35 @@ async fn explain(p: Processor<SqliteStore>, files: &[PathBuf], json: bool) -> an
                 writeln!(out, "{v}")?;
             }
             Ok(x) => {
-                writeln!(out, "{}", file.display())?;
+                writeln!(out, "{}", line(&file.display().to_string()))?;
                 writeln!(out, "  verdict:  {}", x.verdict)?;
                 for r in &x.reasons {
-                    writeln!(out, "    because {r}")?;
+                    writeln!(out, "    because {}", line(r))?;
                 }
-                writeln!(out, "  from:     {}", x.from.as_deref().unwrap_or("-"))?;
-                writeln!(out, "  subject:  {}", x.subject.as_deref().unwrap_or("-"))?;
+                writeln!(
+                    out,
+                    "  from:     {}",
+                    line(x.from.as_deref().unwrap_or("-"))
+                )?;
+                writeln!(
+                    out,
+                    "  subject:  {}",
+                    line(x.subject.as_deref().unwrap_or("-"))
+                )?;
+                if let Some(c) = &x.collision {
+                    writeln!(out, "  note:     {}", line(c))?;
+                }
                 match &x.thread {
                     Some(postdesk::thread::ThreadDecision::Existing {
                         ticket_id, reason, ..
                     }) => writeln!(
                         out,
-                        "  thread:   {} ({reason})",
-                        p.tag().reference(*ticket_id)
+                        "  thread:   {} ({})",
+                        p.tag().reference(*ticket_id),
+                        line(reason)
                     )?,
                     Some(postdesk::thread::ThreadDecision::New { reason, .. }) => {
-                        writeln!(out, "  thread:   new ticket ({reason})")?
+                        writeln!(out, "  thread:   new ticket ({})", line(reason))?
                     }
                     None => {}
                 }
@@ -955,8 +972,8 @@ async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Res
                         clip(&t.queue, 10),
                         t.messages,
                         clip(&t.updated_at, 19),
-                        clip(&t.requester, 28),
-                        clip(&t.subject, 60)
+                        clip(&line(&t.requester), 28),
+                        clip(&line(&t.subject), 60)
                     );
                 }
             }
@@ -982,6 +999,13 @@ async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Res
             json,
         } => {
             let id = ticket_id(&p, reference)?;
+            let address = postdesk::address::plain_address(address).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--address `{}` is not a plain address like support@example.com",
+                    line(address)
+                )
+            })?;
+            let address = &address;
             if p.store().ticket(id).await?.is_none() {
                 eprintln!("postdesk: no ticket {}", p.tag().reference(id));
                 return Ok(exit::FAILURE);
@@ -1017,15 +1041,15 @@ async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Res
                 eprintln!("postdesk: no attachment #{id}");
                 return Ok(exit::FAILURE);
             };
+            if a.damaged {
+                eprintln!(
+                    "postdesk: warning: attachment #{id} is damaged (its transfer encoding was broken): this is what could be decoded of it"
+                );
+            }
             match output {
                 Some(path) => std::fs::write(path, &a.content)
                     .with_context(|| format!("writing {}", path.display()))?,
-                None => {
-                    use std::io::Write as _;
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(&a.content)?;
-                    out.flush()?;
-                }
+                None => write_bytes(&a.content)?,
             }
             Ok(exit::OK)
         }
@@ -1046,10 +1070,10 @@ async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Res
                 outln!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(exit::OK);
             }
-            outln!("{}  {}", p.tag().reference(id), t.ticket.subject);
+            outln!("{}  {}", p.tag().reference(id), line(&t.ticket.subject));
             outln!("  status:    {}", t.ticket.status);
             outln!("  queue:     {}", t.ticket.queue);
-            outln!("  requester: {}", t.ticket.requester);
+            outln!("  requester: {}", line(&t.ticket.requester));
             outln!("  created:   {}", t.ticket.created_at);
             outln!("  updated:   {}", t.ticket.updated_at);
             for (i, m) in t.thread.iter().enumerate() {
@@ -1060,25 +1084,30 @@ async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Res
                     t.thread.len(),
                     m.verdict
                 );
-                outln!("  from:    {}", m.from.as_deref().unwrap_or("-"));
+                outln!("  from:    {}", line(m.from.as_deref().unwrap_or("-")));
                 outln!(
                     "  date:    {}",
                     m.sent_at.as_deref().unwrap_or(&m.received_at)
                 );
-                outln!("  subject: {}", m.subject);
-                outln!("  thread:  {}", m.thread_reason);
+                outln!("  subject: {}", line(&m.subject));
+                outln!("  thread:  {}", line(&m.thread_reason));
                 for a in &m.attachments {
                     outln!(
-                        "  attach:  #{} {} ({}, {} bytes)",
+                        "  attach:  #{} {} ({}, {} bytes{})",
                         a.id,
-                        a.filename.as_deref().unwrap_or("(unnamed)"),
-                        a.content_type,
-                        a.size
+                        line(a.filename.as_deref().unwrap_or("(unnamed)")),
+                        line(&a.content_type),
+                        a.size,
+                        if a.damaged {
+                            ", damaged: what could be decoded"
+                        } else {
+                            ""
+                        }
                     );
                 }
                 outln!();
-                for line in m.reply_text.lines() {
-                    outln!("  {line}");
+                for text in block(&m.reply_text).lines() {
+                    outln!("  {text}");
                 }
             }
             Ok(exit::OK)
@@ -1093,6 +1122,18 @@ fn ticket_id(p: &Processor<SqliteStore>, reference: &str) -> anyhow::Result<i64>
             p.tag().reference(42)
         )
     })
+}
+
+/// Bytes from mail, exactly as stored, when standard output is a file or a pipe; escaped
+/// for the terminal (see [`postdesk::term`]) when it is a terminal.
+fn write_bytes(bytes: &[u8]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if out.is_terminal() {
+        write!(out, "{}", block(&String::from_utf8_lossy(bytes)))?;
+    } else {
+        out.write_all(bytes)?;
+    }
+    out.flush()
 }
 
 fn clip(s: &str, width: usize) -> String {

@@ -911,9 +911,10 @@ fn lookup_many(
 ) -> Result<Vec<ThreadLookup>, StoreError> {
     // Most first messages reference nothing: prepare nothing for them (a prepare is
     // tens of microseconds, a fair share of a one-message process).
-    if keys.iter().all(|k| {
-        k.referenced_ids.is_empty() && k.ticket_ids().is_empty() && k.message_id.is_none()
-    }) {
+    if keys
+        .iter()
+        .all(|k| k.referenced_ids.is_empty() && k.ticket_ids().is_empty() && k.message_id.is_none())
+    {
         return Ok(keys.iter().map(|_| ThreadLookup::default()).collect());
     }
     let mut by_message_id =
@@ -1240,7 +1241,8 @@ fn insert_message(
         m.thread_reason,
         m.raw,
     ])?;
-    let mut reference = db.prepare_cached("INSERT INTO message_refs (message_id, ref) VALUES (?1, ?2)")?;
+    let mut reference =
+        db.prepare_cached("INSERT INTO message_refs (message_id, ref) VALUES (?1, ?2)")?;
     let mut refs: Vec<&str> = Vec::new();
     for r in p.in_reply_to.iter().chain(p.references.iter().rev()) {
         if !refs.contains(&r.as_str()) && refs.len() < MAX_REFERENCES {

@@ -155,4 +155,3 @@ pub fn first(env: &Env) -> Value {
         "It is on fire.",
     ))
 }
-
