@@ -460,3 +460,83 @@ fn references_and_recipients_over_their_limits_are_cut_not_quarantined() {
     // The sender and the first 3 Cc (To takes one of the 4 recipients).
     assert_eq!(t["participants"].as_array().unwrap().len(), 4, "{t}");
 }
+
+// --- 6, 7. nothing from mail reaches the terminal raw -----------------------------------------
+
+/// Characters that must never reach a terminal from mail: C0 controls but LF (and TAB in
+/// bodies), DEL, C1 controls, bidi controls, line and paragraph separators.
+fn is_hostile(c: char) -> bool {
+    (c.is_control() && c != '\n')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Encoded-word (base64, UTF-8) of `s`, so a header can carry any character.
+fn encoded_word(s: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "=?utf-8?b?{}?=",
+        base64::engine::general_purpose::STANDARD.encode(s)
+    )
+}
+
+#[test]
+fn no_command_prints_control_characters_from_mail_to_a_terminal() {
+    let hostile = [
+        "\u{1b}[2J\u{1b}[H",             // clear screen
+        "\u{1b}]0;pwned\u{7}",           // OSC 0: window title
+        "\u{1b}]52;c;ZWNobyBoaQ==\u{7}", // OSC 52: clipboard write
+        "\u{7}\u{0}\u{7f}",              // BEL, NUL, DEL
+        "\u{9b}31m\u{9d}0;x\u{9c}",      // C1 CSI and OSC
+        "\u{202e}fdp.exe",               // right-to-left override
+        "\r\n  attach:  #99 iban.pdf (application/pdf, 1 bytes)\r\n--- message 2 of 2", // forged lines
+    ];
+    let env = Env::new();
+    let mut files = Vec::new();
+    for (i, h) in hostile.iter().enumerate() {
+        let subject = encoded_word(&format!("Invoice {h} due"));
+        let name = encoded_word(&format!("Ann {h}"));
+        let file = encoded_word(&format!("scan{h}.pdf"));
+        let raw = format!(
+            "From: {name} <ann{i}@example.org>\r\nTo: support@example.com\r\nSubject: {subject}\r\nMessage-ID: <h{i}@x>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBody {h} end\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"{file}\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n--b--\r\n"
+        );
+        assert_eq!(env.ingest(&raw)["action"], "created");
+        // The same text in list mail, which is quarantined.
+        let bulk = format!(
+            "From: {name} <news{i}@example.org>\r\nSubject: {subject}\r\nMessage-ID: <b{i}@x>\r\nPrecedence: bulk\r\nList-Unsubscribe: <mailto:u@example.org>\r\n\r\nNews {h}\r\n"
+        );
+        assert_eq!(env.ingest(&bulk)["action"], "quarantined");
+        files.push(env.write(&format!("h{i}.eml"), raw.as_bytes()));
+    }
+    let mut commands: Vec<Vec<String>> = vec![
+        vec!["tickets".into(), "list".into()],
+        vec!["quarantine".into(), "list".into()],
+    ];
+    for i in 1..=hostile.len() {
+        commands.push(vec!["tickets".into(), "show".into(), format!("PD-{i}")]);
+        commands.push(vec!["quarantine".into(), "show".into(), i.to_string()]);
+    }
+    let mut explain = vec!["explain".to_string()];
+    explain.extend(files.iter().map(|f| f.to_str().unwrap().to_string()));
+    commands.push(explain);
+    for c in &commands {
+        let args: Vec<&str> = c.iter().map(String::as_str).collect();
+        let out = env.run(&args, b"");
+        assert_eq!(code(&out), 0, "{c:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let bad: Vec<char> = text.chars().filter(|&c| is_hostile(c)).collect();
+        assert!(bad.is_empty(), "{c:?} printed {bad:?}:\n{text}");
+        // A subject cannot forge an attachment line or a second message.
+        if c[0] == "tickets" && c[1] == "show" {
+            assert_eq!(text.matches("\n  attach:").count(), 1, "{text}");
+            assert_eq!(text.matches("\n--- message").count(), 1, "{text}");
+        }
+    }
+    // JSON output stays exact: the subject comes back with its control characters.
+    let t = env.json(&["tickets", "show", "PD-2", "--json"]);
+    assert!(
+        t["subject"]
+            .as_str()
+            .unwrap()
+            .contains("\u{1b}]0;pwned\u{7}")
+    );
+}
