@@ -1,8 +1,9 @@
-//! Embedding postdesk: process two messages into a SQLite file and print the ticket.
+//! Embedding postdesk: process two messages into a store and print the ticket.
 //!
-//! Run with `cargo run --example embed -- [DATABASE_URL]` (default: an in-memory database).
+//! Run with `cargo run --example embed -- [DATABASE_URL]` (default: an in-memory SQLite
+//! database; `postgres://…` works the same).
 
-use postdesk::store::{SqliteOptions, SqliteStore, Store};
+use postdesk::store::{self, Store, StoreOptions};
 use postdesk::{Config, Delivery, Processor};
 
 #[tokio::main(flavor = "current_thread")]
@@ -10,11 +11,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "sqlite::memory:".into());
-    let opts = SqliteOptions {
-        max_connections: 1,
-        ..SqliteOptions::default()
-    };
-    let store = SqliteStore::open(&url, &opts).await?;
+    let store = store::open(&url, &StoreOptions::default()).await?;
     let config = Config::from_toml(
         r#"
         [tickets]

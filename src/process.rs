@@ -5,7 +5,7 @@
 //! does the duplicate check, the thread lookup, the policy decision and the writes, and
 //! commits. Only after the commit does `process` return `Ok`.
 
-use std::borrow::Cow;
+use std::sync::Arc;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
@@ -17,7 +17,10 @@ use crate::config::{Config, Disposition, PolicyConfig};
 use crate::error::Error;
 use crate::parse::{self, Parsed, ParsedMessage, RejectReason};
 use crate::spamd::{self, SpamdOptions};
-use crate::store::{HeldAction, HeldMessage, NewMessage, Store, StoreTx, Write, Written};
+use crate::store::{
+    AttachmentData, HeldAction, HeldMessage, NewAttachment, NewMessage, Store, StoreError,
+    StoreTx, StoredContent, Write, Written,
+};
 use crate::thread::{
     IdCollision, Signer, SubjectTag, ThreadDecision, ThreadKeys, ThreadMethod, ThreadOptions,
     decide, normalize_subject,
@@ -122,8 +125,8 @@ pub struct Explanation {
 
 /// The pure part of processing: everything decided before the store is touched.
 #[derive(Debug, Clone)]
-pub struct Prepared<'r> {
-    raw: Cow<'r, [u8]>,
+pub struct Prepared {
+    raw: Arc<Vec<u8>>,
     delivery: Delivery,
     queue: String,
     /// [`parse::fingerprint`] of the message.
@@ -133,7 +136,7 @@ pub struct Prepared<'r> {
     body: PreparedBody,
 }
 
-impl Prepared<'_> {
+impl Prepared {
     /// The key the message is stored under: its content's [`parse::fingerprint`], so a
     /// redelivery is a duplicate and a different message reusing a Message-ID is not.
     fn dedup_key(&self) -> String {
@@ -148,6 +151,24 @@ impl Prepared<'_> {
         match self.message_id() {
             Some(id) => keys.push(format!("mid:{id}")),
             None => keys.push(format!("sha256:{}", self.content_hash)),
+        }
+        keys
+    }
+
+    /// The thread keys other writers must not work on at the same time (see
+    /// [`StoreTx::lock`]): the dedup keys, the own Message-ID and the referenced ones.
+    fn lock_keys(&self) -> Vec<String> {
+        let mut keys = self.dedup_keys();
+        if let Some(id) = self.message_id() {
+            keys.push(format!("mid:{id}"));
+        }
+        if let PreparedBody::Message { keys: k, .. } = &self.body {
+            keys.extend(
+                k.referenced_ids
+                    .iter()
+                    .take(crate::store::MAX_REFERENCES)
+                    .map(|r| format!("mid:{r}")),
+            );
         }
         keys
     }
@@ -243,7 +264,7 @@ impl<S: Store> Processor<S> {
 
     /// Ask spamd about every message the classifier thinks a person wrote. A spamd
     /// verdict of spam makes it spam; no answer leaves it unchecked, with the reason.
-    async fn spam_check(&self, prepared: &mut [Prepared<'_>]) {
+    async fn spam_check(&self, prepared: &mut [Prepared]) {
         let Some(opts) = &self.spamd else { return };
         for p in prepared.iter_mut() {
             let PreparedBody::Message { class, .. } = &mut p.body else {
@@ -305,8 +326,8 @@ impl<S: Store> Processor<S> {
 
     /// Check the signed references of prepared messages (loads the secret only when a
     /// message has a candidate).
-    async fn verify(&self, prepared: &mut [Prepared<'_>]) -> Result<(), Error> {
-        let has = |p: &Prepared<'_>| matches!(&p.body, PreparedBody::Message { keys, .. } if !keys.candidates.is_empty());
+    async fn verify(&self, prepared: &mut [Prepared]) -> Result<(), Error> {
+        let has = |p: &Prepared| matches!(&p.body, PreparedBody::Message { keys, .. } if !keys.candidates.is_empty());
         if !prepared.iter().any(has) {
             return Ok(());
         }
@@ -356,7 +377,7 @@ impl<S: Store> Processor<S> {
     pub fn prepare_batch(
         &self,
         items: Vec<(Vec<u8>, Delivery)>,
-    ) -> Result<Vec<Prepared<'static>>, Error> {
+    ) -> Result<Vec<Prepared>, Error> {
         parallel_map(items, |(raw, d)| self.prepare_owned(raw, &d))
     }
 
@@ -364,7 +385,7 @@ impl<S: Store> Processor<S> {
     /// prepared batch, in order. Either all are committed or none.
     pub async fn store_batch(
         &self,
-        mut prepared: Vec<Prepared<'_>>,
+        mut prepared: Vec<Prepared>,
     ) -> Result<Vec<Outcome>, Error> {
         self.verify(&mut prepared).await?;
         self.spam_check(&mut prepared).await;
@@ -423,16 +444,32 @@ impl<S: Store> Processor<S> {
         Ok(outcomes.remove(0))
     }
 
+    /// One attachment with its decoded content (ids are in [`crate::store::AttachmentInfo`]).
+    pub async fn attachment(&self, id: i64) -> Result<Option<(AttachmentData, Vec<u8>)>, Error> {
+        let Some(a) = self.store.attachment(id).await? else {
+            return Ok(None);
+        };
+        let content = match &a.content {
+            StoredContent::Decoded(c) => c.clone(),
+            StoredContent::Part(part) => parse::part_content(part)
+                .filter(|c| c.len() as i64 == a.size)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "attachment #{id}: its byte range of message #{} does not decode to the {} bytes stored",
+                        a.message_id, a.size
+                    ))
+                })?,
+        };
+        Ok(Some((a, content)))
+    }
+
     /// Everything `process` would decide, without storing anything.
     pub async fn explain(&self, raw: &[u8]) -> Result<Explanation, Error> {
         let mut one = [self.prepare(raw, &Delivery::default())?];
         self.verify(&mut one).await?;
         self.spam_check(&mut one).await;
         let [p] = one;
-        let mut duplicate = false;
-        for key in p.dedup_keys() {
-            duplicate |= self.store.find_duplicate(&key).await?.is_some();
-        }
+        let duplicate = self.store.find_duplicate(&p.dedup_keys()).await?.is_some();
         let mut explanation = match &p.body {
             PreparedBody::Message {
                 msg,
@@ -489,10 +526,7 @@ impl<S: Store> Processor<S> {
 
     /// [`Processor::prepare`] for many messages, spread over the machine's cores (the pure
     /// stages need no coordination), results in input order.
-    fn prepare_parallel<'r>(
-        &self,
-        items: &'r [(&[u8], Delivery)],
-    ) -> Result<Vec<Prepared<'r>>, Error> {
+    fn prepare_parallel(&self, items: &[(&[u8], Delivery)]) -> Result<Vec<Prepared>, Error> {
         parallel_map(items.iter().collect(), |(raw, d)| self.prepare(raw, d))
     }
 
@@ -527,32 +561,18 @@ impl<S: Store> Processor<S> {
         }
     }
 
-    /// [`Processor::prepare`] of a message the result then owns.
-    pub fn prepare_owned(
-        &self,
-        raw: Vec<u8>,
-        delivery: &Delivery,
-    ) -> Result<Prepared<'static>, Error> {
-        let Prepared {
-            raw: _,
-            delivery,
-            queue,
-            fingerprint,
-            content_hash,
-            body,
-        } = self.prepare(&raw, delivery)?;
-        Ok(Prepared {
-            raw: Cow::Owned(raw),
-            delivery,
-            queue,
-            fingerprint,
-            content_hash,
-            body,
-        })
+    /// [`Processor::prepare`] of a message the result then owns (no copy).
+    pub fn prepare_owned(&self, raw: Vec<u8>, delivery: &Delivery) -> Result<Prepared, Error> {
+        self.prepare_shared(Arc::new(raw), delivery)
     }
 
     /// The pure stages: parse, classify, thread keys, queue, dedup key.
-    pub fn prepare<'r>(&self, raw: &'r [u8], delivery: &Delivery) -> Result<Prepared<'r>, Error> {
+    pub fn prepare(&self, raw: &[u8], delivery: &Delivery) -> Result<Prepared, Error> {
+        self.prepare_shared(Arc::new(raw.to_vec()), delivery)
+    }
+
+    fn prepare_shared(&self, shared: Arc<Vec<u8>>, delivery: &Delivery) -> Result<Prepared, Error> {
+        let raw = shared.as_slice();
         let content_hash = parse::content_hash(raw);
         let limits = self.config.limits.parse_limits();
         let body = match parse::parse(raw, delivery.total_size, &limits) {
@@ -588,7 +608,7 @@ impl<S: Store> Processor<S> {
         let fingerprint = parse::fingerprint(raw);
         let queue = self.queue_for(delivery, &body)?;
         Ok(Prepared {
-            raw: Cow::Borrowed(raw),
+            raw: shared.clone(),
             delivery: delivery.clone(),
             queue,
             fingerprint,
@@ -636,7 +656,7 @@ impl<S: Store> Processor<S> {
     async fn apply<T: StoreTx>(
         &self,
         tx: &mut T,
-        batch: &[Prepared<'_>],
+        batch: &[Prepared],
     ) -> Result<Vec<Outcome>, Error> {
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -650,7 +670,7 @@ impl<S: Store> Processor<S> {
     async fn apply_one<T: StoreTx>(
         &self,
         tx: &mut T,
-        p: &Prepared<'_>,
+        p: &Prepared,
         now: &str,
     ) -> Result<Outcome, Error> {
         let (verdict, reasons, message_id) = match &p.body {
@@ -678,48 +698,34 @@ impl<S: Store> Processor<S> {
             thread: None,
             queue: p.queue.clone(),
         };
-        let keys = p.dedup_keys();
-        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let duplicates = tx.find_duplicates(&key_refs).await?;
-        if let Some((key, d)) = keys.iter().find_map(|k| Some((k, duplicates.get(k)?))) {
+        tx.lock(&p.lock_keys()).await?;
+        if let Some(d) = tx.find_duplicate(&p.dedup_keys()).await? {
             outcome.ticket_id = d.ticket_id;
             outcome.held_id = d.held_id;
             outcome.ticket_ref = d.ticket_id.map(|t| self.tag.reference(t));
-            outcome.thread = Some(format!("already stored under {key}"));
+            outcome.thread = Some(format!("already stored under {}", d.key));
             return Ok(outcome);
         }
-        let dedup_key = p.dedup_key();
-        let PreparedBody::Message {
-            msg,
-            class,
-            keys,
-            reply_text,
-            elided,
-            bounce,
-        } = &p.body
-        else {
-            let PreparedBody::Rejected { head, .. } = &p.body else {
-                unreachable!("matched above")
-            };
-            let (reason, detail) = hold_texts(&p.body);
-            let written = tx
-                .write(&[Write::Hold(self.hold(
-                    p,
-                    &dedup_key,
-                    head.as_deref(),
-                    HeldAction::Quarantined,
-                    &reason,
-                    &detail,
-                    Verdict::Invalid,
-                    now,
-                ))])
-                .await?;
-            outcome.action = Action::Quarantined;
-            outcome.held_id = held_id(&written);
-            return Ok(outcome);
+        let (reason, detail) = hold_texts(&p.body);
+        let (msg, class, keys, reply_text, elided, bounce) = match &p.body {
+            PreparedBody::Message {
+                msg,
+                class,
+                keys,
+                reply_text,
+                elided,
+                bounce,
+            } => (msg, class, keys, reply_text, elided, bounce),
+            PreparedBody::Rejected { head, .. } => {
+                let held = self.hold(p, head.as_deref(), HeldAction::Quarantined, reason, detail, Verdict::Invalid, now);
+                let written = tx.write(vec![Write::Hold(Box::new(held))]).await?;
+                outcome.action = Action::Quarantined;
+                outcome.held_id = held_id(&written);
+                return Ok(outcome);
+            }
         };
 
-        let lookup = tx.lookup(&[&**keys]).await?.pop().unwrap_or_default();
+        let lookup = tx.lookup(keys).await?;
         let decision = decide(keys, &lookup, &self.tag, &self.options);
         let mut thread_reason = match &decision {
             ThreadDecision::New { reason, .. } => format!("new ticket: {reason}"),
@@ -729,58 +735,75 @@ impl<S: Store> Processor<S> {
             thread_reason = format!("{}; {thread_reason}", self.collision_note(keys, c));
         }
         let step = policy(class.verdict, &decision, &self.config.policy);
-        let message = NewMessage {
-            dedup_key: &dedup_key,
-            content_hash: &p.content_hash,
-            parsed: msg,
-            raw: &p.raw,
-            envelope_sender: p.delivery.sender.as_deref(),
-            envelope_recipient: p.delivery.recipient.as_deref(),
-            verdict: class.verdict,
-            reasons: &class.reasons,
-            thread_reason: &thread_reason,
-            reply_text,
-            elided,
-            received_at: now,
+        let message = || {
+            Box::new(NewMessage {
+                dedup_key: p.dedup_key(),
+                content_hash: p.content_hash.clone(),
+                message_id: msg.message_id.clone(),
+                from_address: msg.from.as_ref().map(|f| f.address.clone()),
+                from_name: msg.from.as_ref().and_then(|f| f.name.clone()),
+                to: msg.to.iter().map(|m| m.address.clone()).collect(),
+                cc: msg.cc.iter().map(|m| m.address.clone()).collect(),
+                subject: msg.subject.clone(),
+                sent_at: msg.date.clone(),
+                text_body: msg.text_body.clone(),
+                html_body: msg.html_body.clone(),
+                references: keys.referenced_ids.clone(),
+                attachments: msg
+                    .attachments
+                    .iter()
+                    .map(|a| NewAttachment {
+                        filename: a.filename.clone(),
+                        content_type: a.content_type.clone(),
+                        size: a.content.len() as i64,
+                        content: a.source.is_none().then(|| a.content.clone()),
+                        source: a.source.clone(),
+                        damaged: a.damaged,
+                    })
+                    .collect(),
+                raw: p.raw.clone(),
+                envelope_sender: p.delivery.sender.clone(),
+                envelope_recipient: p.delivery.recipient.clone(),
+                verdict: class.verdict,
+                reasons: class.reasons.clone(),
+                thread_reason: thread_reason.clone(),
+                reply_text: reply_text.clone(),
+                elided: elided.clone(),
+                received_at: now.to_string(),
+            })
         };
-        let participants = match step {
-            Step::Create { .. }
-            | Step::Append {
-                participants: true, ..
-            } => msg.participants(),
-            _ => Vec::new(),
-        };
-        let subject = ticket_subject(&msg.subject, &self.tag);
-        let requester = msg.sender_address().unwrap_or_default();
-        let (reason, detail) = hold_texts(&p.body);
         let mut writes = vec![match step {
             Step::Create { linked_ticket_id } => Write::NewTicket {
-                id: tx.new_ticket_id().await?,
+                queue: p.queue.clone(),
+                requester: msg.sender_address().unwrap_or_default(),
+                subject: ticket_subject(&msg.subject, &self.tag),
                 linked_ticket_id,
-                queue: &p.queue,
-                requester: &requester,
-                subject: &subject,
-                message,
-                participants: &participants,
+                participants: msg.participants(),
+                message: message(),
             },
             Step::Append {
-                ticket_id, reopen, ..
+                ticket_id,
+                reopen,
+                participants,
             } => Write::Append {
                 ticket_id,
                 reopen,
-                message,
-                participants: &participants,
+                participants: if participants {
+                    msg.participants()
+                } else {
+                    Vec::new()
+                },
+                message: message(),
             },
-            Step::Hold(action) => Write::Hold(self.hold(
+            Step::Hold(action) => Write::Hold(Box::new(self.hold(
                 p,
-                &dedup_key,
                 Some(msg),
                 action,
-                &reason,
-                &detail,
+                reason,
+                detail,
                 class.verdict,
                 now,
-            )),
+            ))),
         }];
         // A permanent bounce puts its recipients on the suppression list.
         if let Some(b) = bounce
@@ -788,16 +811,16 @@ impl<S: Store> Processor<S> {
             && !b.recipients.is_empty()
         {
             writes.push(Write::Suppress {
-                addresses: &b.recipients,
-                status: b.status.as_deref(),
+                addresses: b.recipients.clone(),
+                status: b.status.clone(),
                 reason: b
                     .diagnostic
-                    .as_deref()
-                    .unwrap_or("permanent delivery failure"),
-                received_at: now,
+                    .clone()
+                    .unwrap_or_else(|| "permanent delivery failure".into()),
+                received_at: now.to_string(),
             });
         }
-        let written = tx.write(&writes).await?;
+        let written = tx.write(writes).await?;
         outcome.action = step.action();
         outcome.ticket_id = match written.first() {
             Some(Written::Ticket(id)) => Some(*id),
@@ -823,35 +846,32 @@ impl<S: Store> Processor<S> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn hold<'a>(
+    fn hold(
         &self,
-        p: &'a Prepared<'_>,
-        dedup_key: &'a str,
-        msg: Option<&'a ParsedMessage>,
+        p: &Prepared,
+        msg: Option<&ParsedMessage>,
         action: HeldAction,
-        reason: &'a str,
-        detail: &'a str,
+        reason: String,
+        detail: String,
         verdict: Verdict,
-        now: &'a str,
-    ) -> HeldMessage<'a> {
+        now: &str,
+    ) -> HeldMessage {
         HeldMessage {
-            dedup_key,
+            dedup_key: p.dedup_key(),
             action,
             reason,
             detail,
             verdict,
-            message_id: msg.and_then(|m| m.message_id.as_deref()),
-            content_hash: &p.content_hash,
-            from_address: msg
-                .and_then(|m| m.from.as_ref())
-                .map(|f| f.address.as_str()),
-            subject: msg.map(|m| m.subject.as_str()),
+            message_id: msg.and_then(|m| m.message_id.clone()),
+            content_hash: p.content_hash.clone(),
+            from_address: msg.and_then(|m| m.from.as_ref()).map(|f| f.address.clone()),
+            subject: msg.map(|m| m.subject.clone()),
             size: p.delivery.total_size.unwrap_or(p.raw.len() as u64),
-            envelope_recipient: p.delivery.recipient.as_deref(),
-            queue: Some(&p.queue),
-            received_at: now,
-            raw: p.delivery.total_size.is_none().then_some(&*p.raw),
-            headers: parse::header_block(&p.raw, MAX_HEADER_BLOCK),
+            envelope_recipient: p.delivery.recipient.clone(),
+            queue: Some(p.queue.clone()),
+            received_at: now.to_string(),
+            raw: p.delivery.total_size.is_none().then(|| p.raw.clone()),
+            headers: parse::header_block(&p.raw, MAX_HEADER_BLOCK).to_vec(),
         }
     }
 }

@@ -27,7 +27,7 @@ use postdesk::classify::Verdict;
 use postdesk::config::{Config, DEFAULT_DATABASE};
 use postdesk::process::{Action, Delivery};
 use postdesk::source::{self, SourceMessage};
-use postdesk::store::{SqliteOptions, SqliteStore, Store, TicketFilter};
+use postdesk::store::{self, AnyStore, Store, StoreOptions, TicketFilter};
 use postdesk::term::{block, line};
 use postdesk::{Error, Processor, exit};
 
@@ -423,14 +423,7 @@ fn ingest_main(globals: &Globals, args: &IngestArgs) -> u8 {
             let store = open_store(globals, &config, StoreUse::Deliver).await?;
             let processor = Processor::new(config, store);
             let outcome = processor.process_with(&raw, &delivery).await;
-            // The commit is durable already; `finish` keeps the WAL short for the next
-            // delivery. After an error the connection may still wait for a lock: just exit.
-            if outcome.is_ok() {
-                processor.store().finish().await;
-            }
-            // Closing the connection would only free memory and unmap files: the process
-            // ends right after this, and the commit is durable.
-            std::mem::forget(processor);
+            processor.store().close().await;
             outcome
         });
         // The process ends right after this: tearing the runtime down would only cost time.
@@ -503,37 +496,26 @@ async fn open_store(
     globals: &Globals,
     config: &Config,
     usage: StoreUse,
-) -> Result<SqliteStore, Error> {
+) -> Result<AnyStore, Error> {
     let url = database_url(globals, config);
-    if !url.starts_with("sqlite:") {
-        return Err(postdesk::store::StoreError::Config(format!(
-            "`{url}`: only sqlite: URLs are supported by this build"
-        ))
-        .into());
-    }
-    let opts = SqliteOptions {
+    let opts = StoreOptions {
         create_if_missing: matches!(usage, StoreUse::Import | StoreUse::Deliver),
         busy_timeout: Duration::from_secs(config.limits.busy_timeout_secs),
-        ..SqliteOptions::default()
-    };
-    let opts = match usage {
-        StoreUse::Deliver => SqliteOptions {
-            max_connections: 1,
-            checkpoint_on_close: false,
-            direct: true,
-            ..opts
-        },
+        // One delivery needs one connection.
+        max_connections: if usage == StoreUse::Deliver { 1 } else { 4 },
         // A batch (500 messages: several MB of pages) stays in memory until its commit.
-        StoreUse::Import => SqliteOptions {
-            cache_size_kib: 64 * 1024,
-            ..opts
+        cache_size_kib: if usage == StoreUse::Import {
+            64 * 1024
+        } else {
+            StoreOptions::default().cache_size_kib
         },
-        StoreUse::Preview | StoreUse::Read => opts,
+        ..StoreOptions::default()
     };
-    if usage == StoreUse::Preview && !SqliteStore::exists(url)? {
-        return Ok(SqliteStore::in_memory().await?);
-    }
-    Ok(SqliteStore::open(url, &opts).await?)
+    Ok(if usage == StoreUse::Preview {
+        store::open_or_empty(url, &opts).await?
+    } else {
+        store::open(url, &opts).await?
+    })
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
@@ -692,7 +674,7 @@ fn config_check(file: Option<&Path>) -> anyhow::Result<u8> {
     }
 }
 
-async fn explain(p: Processor<SqliteStore>, files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
+async fn explain(p: Processor<AnyStore>, files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
     let mut code = exit::OK;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -767,7 +749,7 @@ struct ImportSummary {
     messages_per_second: f64,
 }
 
-async fn import(p: Processor<SqliteStore>, args: &ImportArgs) -> anyhow::Result<u8> {
+async fn import(p: Processor<AnyStore>, args: &ImportArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let mut files = Vec::new();
     for path in &args.paths {
@@ -817,7 +799,6 @@ async fn import(p: Processor<SqliteStore>, args: &ImportArgs) -> anyhow::Result<
     summary.read_errors = reader
         .join()
         .map_err(|_| anyhow::anyhow!("the reading thread panicked"))?;
-    p.store().checkpoint().await?;
     bar.finish_and_clear();
     summary.seconds = started.elapsed().as_secs_f64();
     summary.messages_per_second = summary.messages as f64 / summary.seconds.max(1e-9);
@@ -866,13 +847,13 @@ struct PreparedBatch {
     origin: String,
     /// Its size in bytes (for the progress bar).
     bytes: u64,
-    prepared: Vec<postdesk::process::Prepared<'static>>,
+    prepared: Vec<postdesk::process::Prepared>,
 }
 
 /// The reading stage of `import`: batches of `batch_size` messages, prepared, in order.
 /// Returns how many messages could not be read (each is reported on stderr).
 fn read_batches(
-    p: &Processor<SqliteStore>,
+    p: &Processor<AnyStore>,
     files: &[source::SourceFile],
     batch_size: usize,
     bar: &ProgressBar,
@@ -930,7 +911,7 @@ fn read_batches(
     read_errors
 }
 
-async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Result<u8> {
+async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> anyhow::Result<u8> {
     match cmd {
         TicketsCommand::List {
             json,
@@ -1037,7 +1018,7 @@ async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Res
             Ok(exit::OK)
         }
         TicketsCommand::Attachment { id, output } => {
-            let Some(a) = p.store().attachment(*id).await? else {
+            let Some((a, content)) = p.attachment(*id).await? else {
                 eprintln!("postdesk: no attachment #{id}");
                 return Ok(exit::FAILURE);
             };
@@ -1047,9 +1028,9 @@ async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Res
                 );
             }
             match output {
-                Some(path) => std::fs::write(path, &a.content)
+                Some(path) => std::fs::write(path, &content)
                     .with_context(|| format!("writing {}", path.display()))?,
-                None => write_bytes(&a.content)?,
+                None => write_bytes(&content)?,
             }
             Ok(exit::OK)
         }
@@ -1115,7 +1096,7 @@ async fn tickets(p: Processor<SqliteStore>, cmd: &TicketsCommand) -> anyhow::Res
     }
 }
 
-fn ticket_id(p: &Processor<SqliteStore>, reference: &str) -> anyhow::Result<i64> {
+fn ticket_id(p: &Processor<AnyStore>, reference: &str) -> anyhow::Result<i64> {
     p.tag().parse_reference(reference).ok_or_else(|| {
         anyhow::anyhow!(
             "`{reference}` is not a ticket reference (like {})",

@@ -1,85 +1,213 @@
-//! Stage 4: the ticket store, behind the [`Store`] trait.
+//! Stage 4: the ticket store, behind the [`Store`] trait, with two backends chosen by URL.
 //!
-//! A store hands out write transactions ([`StoreTx`]). The processor does everything that
-//! must be consistent inside one: duplicate check, thread lookup, writes, commit. With
-//! SQLite the transaction starts with `BEGIN IMMEDIATE`, so concurrent deliveries queue
-//! for the write lock instead of failing, and a lookup can never go stale before its write.
+//! - [`SqliteStore`] (`sqlite://…`, the embedded default): one rusqlite connection, used
+//!   from the blocking thread pool; a write transaction is `BEGIN IMMEDIATE`, so writers
+//!   take turns and a lookup can never go stale before its write.
+//! - [`PgStore`] (`postgres://…`): a sqlx pool, for several hosts sharing one database. A
+//!   write transaction first takes a transaction-level advisory lock for every thread key
+//!   of its message (its own Message-ID, the ones it references, its dedup key), in
+//!   sorted order: two workers holding related messages take turns, unrelated messages go
+//!   in parallel, and unique constraints catch whatever gets past.
 //!
-//! The transaction API works on batches (a single delivery is a batch of one): every
-//! round trip to the database is paid once per batch, not once per message, which is what
-//! lets `import` run at thousands of messages per second.
-//!
-//! [`SqliteStore`] is the embedded default. An application can bring its own store by
-//! implementing these two traits.
+//! [`open`] picks the backend from the URL, so callers know none. The processor does
+//! everything that must be consistent inside one transaction: duplicate check, thread
+//! lookup, writes, commit; the records it writes are plain owned data ([`Write`]), built
+//! before the transaction from what the pure stages decided.
 
+mod postgres;
 mod sqlite;
 
-use std::collections::HashMap;
 use std::future::Future;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
 
-pub use sqlite::{PAGE_SIZE, SqliteOptions, SqliteStore, WAL_RESTART_BYTES, WAL_TRUNCATE_AT};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
 use crate::classify::Verdict;
-use crate::parse::ParsedMessage;
 use crate::thread::{ThreadKeys, ThreadLookup};
 
-/// A store failure. Every store failure is worth retrying later (exit 75 in pipe mode).
+/// At most this many referenced Message-IDs of one message are looked up or stored.
+pub const MAX_REFERENCES: usize = 100;
+
+/// What went wrong in the store. Says what happened, not which driver said it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database reported an error (locked, unreachable, disk full, I/O...).
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// SQLite reported an error on a statement run directly on the connection's handle
-    /// (locked, disk full, I/O, constraint...).
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// Applying the schema migrations failed.
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Another writer holds the database longer than we wait (SQLite's lock, a lock
+    /// timeout, a serialization failure).
+    #[error("database busy: {0}")]
+    Busy(String),
+    /// The database cannot be reached or answered with an I/O error (connection refused
+    /// or lost, disk full, read-only file).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The same message (or record) was stored by a concurrent writer.
+    #[error("already stored: {0}")]
+    Duplicate(String),
+    /// Stored data is not what it should be, or the database is not a postdesk database.
+    #[error("inconsistent stored data: {0}")]
+    Corrupt(String),
     /// The database URL or options are unusable.
     #[error("invalid database setting: {0}")]
     Config(String),
-    /// Stored data is not what it should be.
-    #[error("inconsistent stored data: {0}")]
-    Corrupt(String),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Other(String),
 }
 
-/// A message already stored under the same dedup key.
+impl StoreError {
+    /// Whether trying again later may succeed. Every store error keeps a delivery
+    /// unstored (exit 75); only transient ones are worth retrying at once.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Busy(_) | StoreError::Unavailable(_) | StoreError::Duplicate(_)
+        )
+    }
+}
+
+/// How to open a store, whatever its backend.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Create the database (SQLite file) when it does not exist yet.
+    pub create_if_missing: bool,
+    /// How long to wait for another writer (SQLite's lock, PostgreSQL's lock timeout).
+    pub busy_timeout: Duration,
+    /// PostgreSQL: connections in the pool.
+    pub max_connections: u32,
+    /// PostgreSQL: how long to wait for a connection.
+    pub connect_timeout: Duration,
+    /// PostgreSQL: the longest a statement may run (`statement_timeout`).
+    pub statement_timeout: Duration,
+    /// SQLite: the page cache in KiB (`PRAGMA cache_size`; a bulk import wants a large one).
+    pub cache_size_kib: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            create_if_missing: true,
+            busy_timeout: Duration::from_secs(30),
+            max_connections: 4,
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(30),
+            cache_size_kib: 2000,
+        }
+    }
+}
+
+/// Open the store at `url`: `sqlite://PATH`, `sqlite::memory:`, or
+/// `postgres://…`/`postgresql://…` (with `sslmode` and the other libpq parameters).
+pub async fn open(url: &str, options: &StoreOptions) -> Result<AnyStore, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(AnyStore::Postgres(PgStore::open(url, options).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(AnyStore::Sqlite(SqliteStore::open(url, options).await?))
+    } else {
+        Err(StoreError::Config(format!(
+            "`{url}` is not a database URL: use sqlite://PATH or postgres://HOST/DB"
+        )))
+    }
+}
+
+/// The store at `url` when its database exists, else an empty in-memory one: for previews
+/// (`explain`) that must not create a database.
+pub async fn open_or_empty(url: &str, options: &StoreOptions) -> Result<AnyStore, StoreError> {
+    if exists(url)? {
+        open(url, options).await
+    } else {
+        Ok(AnyStore::Sqlite(SqliteStore::in_memory().await?))
+    }
+}
+
+/// Whether the database at `url` exists already (a PostgreSQL database is assumed to).
+/// `explain` previews against an existing store without creating one.
+pub fn exists(url: &str) -> Result<bool, StoreError> {
+    if url.starts_with("sqlite:") {
+        SqliteStore::exists(url)
+    } else {
+        Ok(true)
+    }
+}
+
+/// A stored message or held record found under one of a message's dedup keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Duplicate {
+    /// The key it was found under.
+    pub key: String,
     /// The ticket it belongs to, when it was stored in one.
     pub ticket_id: Option<i64>,
     /// The held (quarantined or dropped) record, when it was held.
     pub held_id: Option<i64>,
 }
 
+/// An attachment of a message to store.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    /// File name as the sender gave it (metadata only).
+    pub filename: Option<String>,
+    /// MIME type.
+    pub content_type: String,
+    /// Decoded size in bytes.
+    pub size: i64,
+    /// Where its MIME part lies in the raw message, when it decodes from there alone;
+    /// then no second copy is stored.
+    pub source: Option<Range<usize>>,
+    /// The decoded content, when there is no `source`.
+    pub content: Option<Vec<u8>>,
+    /// The transfer encoding was broken: the content is what could be decoded of it.
+    pub damaged: bool,
+}
+
 /// A message to store as part of a ticket.
 #[derive(Debug, Clone)]
-pub struct NewMessage<'a> {
-    /// `mid:<Message-ID>` or `sha256:<hash>`.
-    pub dedup_key: &'a str,
+pub struct NewMessage {
+    /// The key that identifies this content (see `Processor`'s deduplication).
+    pub dedup_key: String,
     /// SHA-256 of `raw`.
-    pub content_hash: &'a str,
-    /// The parsed message.
-    pub parsed: &'a ParsedMessage,
+    pub content_hash: String,
+    /// Message-ID, without angle brackets.
+    pub message_id: Option<String>,
+    /// Sender address and display name.
+    pub from_address: Option<String>,
+    /// Sender display name.
+    pub from_name: Option<String>,
+    /// `To` addresses.
+    pub to: Vec<String>,
+    /// `Cc` addresses.
+    pub cc: Vec<String>,
+    /// Subject.
+    pub subject: String,
+    /// `Date` (RFC 3339).
+    pub sent_at: Option<String>,
+    /// Text body.
+    pub text_body: String,
+    /// HTML body.
+    pub html_body: Option<String>,
+    /// Message-IDs it references (`In-Reply-To`, then `References` newest first; at most
+    /// [`MAX_REFERENCES`]).
+    pub references: Vec<String>,
+    /// Attachments in order.
+    pub attachments: Vec<NewAttachment>,
     /// The raw bytes as delivered.
-    pub raw: &'a [u8],
+    pub raw: Arc<Vec<u8>>,
     /// Envelope sender, when the MTA passed it.
-    pub envelope_sender: Option<&'a str>,
+    pub envelope_sender: Option<String>,
     /// Envelope recipient, when the MTA passed it.
-    pub envelope_recipient: Option<&'a str>,
+    pub envelope_recipient: Option<String>,
     /// Classifier verdict.
     pub verdict: Verdict,
     /// Classifier evidence.
-    pub reasons: &'a [String],
+    pub reasons: Vec<String>,
     /// Why it was threaded where it was.
-    pub thread_reason: &'a str,
-    /// The new text of the message (quoted history removed).
-    pub reply_text: &'a str,
-    /// What trimming cut away from the text (quoted history, signature).
-    pub elided: &'a str,
+    pub thread_reason: String,
+    /// The new text (quoted history removed).
+    pub reply_text: String,
+    /// What trimming cut away.
+    pub elided: String,
     /// When postdesk received it (RFC 3339).
-    pub received_at: &'a str,
+    pub received_at: String,
 }
 
 /// Whether a held message is waiting for an operator or was dropped by policy.
@@ -104,58 +232,56 @@ impl HeldAction {
 
 /// A message that does not join a ticket.
 #[derive(Debug, Clone)]
-pub struct HeldMessage<'a> {
+pub struct HeldMessage {
     /// Dedup key, as for [`NewMessage::dedup_key`].
-    pub dedup_key: &'a str,
+    pub dedup_key: String,
     /// Quarantined or dropped.
     pub action: HeldAction,
-    /// Machine reason, e.g. `too_large`, `verdict:bulk`.
-    pub reason: &'a str,
+    /// Machine reason, e.g. `too_large`, `verdict:bulk`, `limits.max_header_fields`.
+    pub reason: String,
     /// Human explanation.
-    pub detail: &'a str,
+    pub detail: String,
     /// Classifier verdict (`invalid` when it could not be parsed).
     pub verdict: Verdict,
     /// Message-ID, if known.
-    pub message_id: Option<&'a str>,
+    pub message_id: Option<String>,
     /// SHA-256 of what was received (of the stored prefix when truncated).
-    pub content_hash: &'a str,
+    pub content_hash: String,
     /// Sender, if known.
-    pub from_address: Option<&'a str>,
+    pub from_address: Option<String>,
     /// Subject, if known.
-    pub subject: Option<&'a str>,
+    pub subject: Option<String>,
     /// Size of the whole message in bytes.
     pub size: u64,
     /// Envelope recipient, if passed.
-    pub envelope_recipient: Option<&'a str>,
+    pub envelope_recipient: Option<String>,
     /// Queue it was addressed to.
-    pub queue: Option<&'a str>,
+    pub queue: Option<String>,
     /// When received (RFC 3339).
-    pub received_at: &'a str,
+    pub received_at: String,
     /// The whole message, or `None` when it was above the hard cap.
-    pub raw: Option<&'a [u8]>,
+    pub raw: Option<Arc<Vec<u8>>>,
     /// The header block (always kept).
-    pub headers: &'a [u8],
+    pub headers: Vec<u8>,
 }
 
 /// One write in a transaction.
 #[derive(Debug, Clone)]
-pub enum Write<'a> {
-    /// Open a ticket with its first message.
+pub enum Write {
+    /// Open a ticket with its first message; the store picks its id.
     NewTicket {
-        /// The ticket's id, from [`StoreTx::new_ticket_id`].
-        id: i64,
         /// Queue the ticket belongs to.
-        queue: &'a str,
+        queue: String,
         /// Requester address.
-        requester: &'a str,
+        requester: String,
         /// Ticket subject (normalised).
-        subject: &'a str,
-        /// First message.
-        message: NewMessage<'a>,
-        /// Addresses that become participants (lower-cased).
-        participants: &'a [String],
+        subject: String,
         /// A closed ticket this one follows up.
         linked_ticket_id: Option<i64>,
+        /// Addresses that become participants (lower-cased).
+        participants: Vec<String>,
+        /// First message.
+        message: Box<NewMessage>,
     },
     /// Add a message to a ticket.
     Append {
@@ -163,30 +289,30 @@ pub enum Write<'a> {
         ticket_id: i64,
         /// Reopen the ticket if it is closed.
         reopen: bool,
-        /// The message.
-        message: NewMessage<'a>,
         /// Addresses that become participants (empty for automatic mail).
-        participants: &'a [String],
+        participants: Vec<String>,
+        /// The message.
+        message: Box<NewMessage>,
     },
     /// Record a quarantined or dropped message.
-    Hold(HeldMessage<'a>),
+    Hold(Box<HeldMessage>),
     /// Put addresses on the suppression list (a permanent bounce).
     Suppress {
         /// The addresses that bounced.
-        addresses: &'a [String],
+        addresses: Vec<String>,
         /// The enhanced status code, if known.
-        status: Option<&'a str>,
+        status: Option<String>,
         /// Why (the diagnostic).
-        reason: &'a str,
+        reason: String,
         /// When (RFC 3339).
-        received_at: &'a str,
+        received_at: String,
     },
 }
 
 /// What a write produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {
-    /// Stored in this ticket.
+    /// Stored in this ticket (new or existing).
     Ticket(i64),
     /// Stored as this held record.
     Held(i64),
@@ -194,29 +320,30 @@ pub enum Written {
     Suppressed,
 }
 
-/// A write transaction. Dropping it without [`StoreTx::commit`] rolls back.
-///
-/// Lookups see every write made earlier in the same transaction.
+/// A write transaction. Dropping it without [`StoreTx::commit`] rolls back. Lookups see
+/// every write made earlier in the same transaction.
 pub trait StoreTx: Send {
-    /// For each of `dedup_keys` already stored as a message or held record, what it is.
-    fn find_duplicates(
-        &mut self,
-        dedup_keys: &[&str],
-    ) -> impl Future<Output = Result<HashMap<String, Duplicate>, StoreError>> + Send;
+    /// Wait until no other transaction works on any of these thread keys (the message's
+    /// dedup keys, its own Message-ID and the Message-IDs it references), and keep them
+    /// until this transaction ends. SQLite's write lock covers every key already.
+    fn lock(&mut self, keys: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// One [`ThreadLookup`] per entry of `keys`, in order.
+    /// The first of `keys` under which a message or held record is stored, if any.
+    fn find_duplicate(
+        &mut self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Option<Duplicate>, StoreError>> + Send;
+
+    /// What the store knows about the thread keys of one message.
     fn lookup(
         &mut self,
-        keys: &[&ThreadKeys],
-    ) -> impl Future<Output = Result<Vec<ThreadLookup>, StoreError>> + Send;
-
-    /// Reserve the id of a ticket this transaction will create.
-    fn new_ticket_id(&mut self) -> impl Future<Output = Result<i64, StoreError>> + Send;
+        keys: &ThreadKeys,
+    ) -> impl Future<Output = Result<ThreadLookup, StoreError>> + Send;
 
     /// Perform `writes` in order; one [`Written`] per write.
     fn write(
         &mut self,
-        writes: &[Write<'_>],
+        writes: Vec<Write>,
     ) -> impl Future<Output = Result<Vec<Written>, StoreError>> + Send;
 
     /// Take held record `id` out of the quarantine so its message can be processed again:
@@ -277,7 +404,17 @@ pub struct AttachmentInfo {
     pub damaged: bool,
 }
 
-/// One attachment with its decoded content.
+/// How an attachment's content is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredContent {
+    /// Decoded bytes.
+    Decoded(Vec<u8>),
+    /// Its MIME part (header fields and encoded body), cut out of the stored raw message:
+    /// decode it with [`crate::parse::part_content`].
+    Part(Vec<u8>),
+}
+
+/// One attachment with its stored content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachmentData {
     /// Row id.
@@ -288,8 +425,10 @@ pub struct AttachmentData {
     pub filename: Option<String>,
     /// MIME type.
     pub content_type: String,
-    /// Decoded content.
-    pub content: Vec<u8>,
+    /// Decoded size in bytes.
+    pub size: i64,
+    /// The content, as stored.
+    pub content: StoredContent,
     /// The transfer encoding was broken: the content is what could be decoded of it.
     pub damaged: bool,
 }
@@ -400,7 +539,7 @@ pub trait Store: Send + Sync {
     where
         Self: 'a;
 
-    /// Start a write transaction (waiting for the write lock, up to the busy timeout).
+    /// Start a write transaction (waiting for other writers, up to the busy timeout).
     fn begin(&self) -> impl Future<Output = Result<Self::Tx<'_>, StoreError>> + Send;
 
     /// Thread lookup outside a write transaction (for previews).
@@ -409,11 +548,11 @@ pub trait Store: Send + Sync {
         keys: &ThreadKeys,
     ) -> impl Future<Output = Result<ThreadLookup, StoreError>> + Send;
 
-    /// A message or held record already stored under `dedup_key` (outside a transaction,
-    /// for previews).
+    /// The first of `keys` under which a message or held record is stored (outside a
+    /// transaction, for previews).
     fn find_duplicate(
         &self,
-        dedup_key: &str,
+        keys: &[String],
     ) -> impl Future<Output = Result<Option<Duplicate>, StoreError>> + Send;
 
     /// Tickets, newest first.
@@ -439,7 +578,7 @@ pub trait Store: Send + Sync {
         status: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// One attachment with its decoded content (see [`AttachmentInfo::id`]).
+    /// One attachment with its stored content (see [`AttachmentInfo::id`]).
     fn attachment(
         &self,
         id: i64,
@@ -460,4 +599,141 @@ pub trait Store: Send + Sync {
     /// Held (quarantined and dropped) messages, newest first.
     fn held(&self, limit: u32)
     -> impl Future<Output = Result<Vec<HeldSummary>, StoreError>> + Send;
+}
+
+/// A store of either backend, as [`open`] returns it.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    /// The embedded SQLite store.
+    Sqlite(SqliteStore),
+    /// The PostgreSQL store.
+    Postgres(PgStore),
+}
+
+/// A write transaction of an [`AnyStore`].
+#[derive(Debug)]
+pub enum AnyTx<'a> {
+    /// On SQLite.
+    Sqlite(<SqliteStore as Store>::Tx<'a>),
+    /// On PostgreSQL.
+    Postgres(<PgStore as Store>::Tx<'a>),
+}
+
+impl AnyStore {
+    /// Release what the store holds (SQLite: checkpoint and close the connection; PostgreSQL:
+    /// close the pool). Long-running processes call it when they stop.
+    pub async fn close(&self) {
+        match self {
+            AnyStore::Sqlite(s) => s.close().await,
+            AnyStore::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+/// `match` over the two backends, the same expression on each.
+macro_rules! both {
+    ($value:expr, $s:ident => $e:expr) => {
+        match $value {
+            AnyStore::Sqlite($s) => $e,
+            AnyStore::Postgres($s) => $e,
+        }
+    };
+}
+
+macro_rules! both_tx {
+    ($value:expr, $s:ident => $e:expr) => {
+        match $value {
+            AnyTx::Sqlite($s) => $e,
+            AnyTx::Postgres($s) => $e,
+        }
+    };
+}
+
+impl StoreTx for AnyTx<'_> {
+    async fn lock(&mut self, keys: &[String]) -> Result<(), StoreError> {
+        both_tx!(self, t => t.lock(keys).await)
+    }
+
+    async fn find_duplicate(&mut self, keys: &[String]) -> Result<Option<Duplicate>, StoreError> {
+        both_tx!(self, t => t.find_duplicate(keys).await)
+    }
+
+    async fn lookup(&mut self, keys: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
+        both_tx!(self, t => t.lookup(keys).await)
+    }
+
+    async fn write(&mut self, writes: Vec<Write>) -> Result<Vec<Written>, StoreError> {
+        both_tx!(self, t => t.write(writes).await)
+    }
+
+    async fn release(&mut self, id: i64) -> Result<bool, StoreError> {
+        both_tx!(self, t => t.release(id).await)
+    }
+
+    async fn commit(self) -> Result<(), StoreError> {
+        both_tx!(self, t => t.commit().await)
+    }
+}
+
+impl Store for AnyStore {
+    type Tx<'a> = AnyTx<'a>;
+
+    async fn begin(&self) -> Result<AnyTx<'_>, StoreError> {
+        Ok(match self {
+            AnyStore::Sqlite(s) => AnyTx::Sqlite(s.begin().await?),
+            AnyStore::Postgres(s) => AnyTx::Postgres(s.begin().await?),
+        })
+    }
+
+    async fn lookup(&self, keys: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
+        both!(self, s => s.lookup(keys).await)
+    }
+
+    async fn find_duplicate(&self, keys: &[String]) -> Result<Option<Duplicate>, StoreError> {
+        both!(self, s => s.find_duplicate(keys).await)
+    }
+
+    async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
+        both!(self, s => s.tickets(filter).await)
+    }
+
+    async fn ticket(&self, id: i64) -> Result<Option<TicketDetail>, StoreError> {
+        both!(self, s => s.ticket(id).await)
+    }
+
+    async fn secret(&self) -> Result<Vec<u8>, StoreError> {
+        both!(self, s => s.secret().await)
+    }
+
+    async fn set_status(&self, id: i64, status: &str) -> Result<bool, StoreError> {
+        both!(self, s => s.set_status(id, status).await)
+    }
+
+    async fn attachment(&self, id: i64) -> Result<Option<AttachmentData>, StoreError> {
+        both!(self, s => s.attachment(id).await)
+    }
+
+    async fn held_message(&self, id: i64) -> Result<Option<HeldRecord>, StoreError> {
+        both!(self, s => s.held_message(id).await)
+    }
+
+    async fn suppressions(&self, limit: u32) -> Result<Vec<Suppression>, StoreError> {
+        both!(self, s => s.suppressions(limit).await)
+    }
+
+    async fn held(&self, limit: u32) -> Result<Vec<HeldSummary>, StoreError> {
+        both!(self, s => s.held(limit).await)
+    }
+}
+
+/// A fresh random signing secret (32 bytes, hex).
+fn fresh_secret() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Other(format!("no randomness: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The current time as stored (RFC 3339, milliseconds, UTC).
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

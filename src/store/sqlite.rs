@@ -1,936 +1,411 @@
-//! The embedded default store: one SQLite file.
+//! The embedded store: one SQLite database file through one rusqlite connection.
 //!
-//! Durability: WAL journal with `synchronous=FULL`, so a commit is on disk when
-//! [`StoreTx::commit`] returns.
+//! The connection sits behind an async mutex and every statement runs on tokio's blocking
+//! thread pool, so a long-running process never blocks its runtime on SQLite. A write
+//! transaction holds the connection from `BEGIN IMMEDIATE` to `COMMIT`.
 //!
-//! Short-lived processes (one `postdesk ingest` per delivery) open the store with
-//! [`SqliteOptions::checkpoint_on_close`] off and end with [`SqliteStore::finish`]: the
-//! delivery then costs one fsync (its commit). With SQLite's default, the last connection
-//! to close checkpoints and deletes the WAL, and the next delivery recreates it: five more
-//! fsyncs. Without any checkpoint, every opener replays a WAL that only grows. `finish`
-//! bounds the replay: it checkpoints and starts the WAL over in place (see there). The
-//! benchmark's (d) line measures the three.
-//!
-//! sqlx runs each connection on a worker thread. Waiting for the write lock and the
-//! commit's fsync happen there; the statements inside a transaction run on the calling
-//! thread through rusqlite on the same handle (see `direct`), since each statement sent to
-//! the worker is a thread round trip. A one-delivery process goes further with
-//! [`SqliteOptions::direct`]: one rusqlite connection on the calling thread for everything
-//! [`Store`] does, and no worker thread at all.
+//! What the code relies on, all documented SQLite behaviour:
+//! - WAL journal with `synchronous=FULL`: a commit is durable when it returns, and readers
+//!   in other processes do not block the writer.
+//! - `BEGIN IMMEDIATE` takes the write lock before the first read, waiting up to the busy
+//!   timeout: concurrent deliveries take turns instead of deciding on stale data.
+//! - The WAL stays bounded on its own: SQLite checkpoints when a commit leaves more than
+//!   `wal_autocheckpoint` pages in it (1000 by default), the last connection to close
+//!   checkpoints and removes it, and `journal_size_limit` cuts the file back after a
+//!   checkpoint.
+//! - New databases get 8 KiB pages (`PRAGMA page_size` before the first write): a bulk
+//!   import of mail blobs writes half as many pages as with 4 KiB.
+//! - The schema version is `PRAGMA user_version`; migrations run under the write lock.
 
-use std::ffi::c_void;
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use std::collections::HashMap;
-
-use rusqlite::{OptionalExtension, params};
-use sqlx::{Connection, Row, Sqlite, Transaction};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{
-    AttachmentData, AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary, NewMessage,
-    Store, StoreError, StoreTx, StoredMessage, Suppression, TicketDetail, TicketFilter,
-    TicketSummary, Write, Written,
+    AttachmentData, AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary,
+    MAX_REFERENCES, NewMessage, Store, StoreError, StoreOptions, StoredContent, StoredMessage,
+    Suppression, TicketDetail, TicketFilter, TicketSummary, Write, Written, fresh_secret, now,
 };
 use crate::thread::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// The schema, one step per version (`PRAGMA user_version` is the last step applied).
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+    include_str!("../../migrations/sqlite/0002_threading.sql"),
+    include_str!("../../migrations/sqlite/0003_elided_text.sql"),
+    include_str!("../../migrations/sqlite/0004_suppressions.sql"),
+    include_str!("../../migrations/sqlite/0005_attachment_source.sql"),
+    include_str!("../../migrations/sqlite/0006_trust.sql"),
+];
 
-/// At most this many referenced Message-IDs are looked up (hostile `References` lists).
-const MAX_REFERENCES: usize = 100;
+/// Page size of new databases (see the module documentation).
+const PAGE_SIZE: u32 = 8192;
 
-/// How to open a [`SqliteStore`].
-#[derive(Debug, Clone)]
-pub struct SqliteOptions {
-    /// Create the database file if it does not exist.
-    pub create_if_missing: bool,
-    /// How long to wait for another writer before giving up.
-    pub busy_timeout: Duration,
-    /// Maximum pooled connections.
-    pub max_connections: u32,
-    /// Run a checkpoint when the last connection closes (SQLite's default, and the default
-    /// here). Short-lived processes turn it off and call [`SqliteStore::finish`]: see the
-    /// module documentation.
-    pub checkpoint_on_close: bool,
-    /// Do what [`Store`] does (transactions, lookups, the signing secret) on one rusqlite
-    /// connection opened on the calling thread, without sqlx's worker thread: for a process
-    /// that delivers one message and exits (`ingest`). Waits for locks are asynchronous
-    /// retries; the commit's fsync blocks the caller. The pool is connected lazily, for a
-    /// migration and for the other queries. Ignored for in-memory databases. SQLite's
-    /// automatic checkpoints are off on this connection: [`SqliteStore::finish`] does them,
-    /// so a process that never calls it lets the WAL grow.
-    pub direct: bool,
-    /// SQLite's page cache per connection, in KiB (`PRAGMA cache_size`; SQLite's default
-    /// is 2000). `import` uses a large one: a batch's pages then stay in memory instead of
-    /// being spilled to the WAL and read back. Not applied to the direct connection.
-    pub cache_size_kib: u32,
-}
-
-/// SQLite's own default for [`SqliteOptions::cache_size_kib`].
-const DEFAULT_CACHE_KIB: u32 = 2000;
-
-impl Default for SqliteOptions {
-    fn default() -> Self {
-        SqliteOptions {
-            create_if_missing: true,
-            busy_timeout: Duration::from_secs(30),
-            max_connections: 4,
-            checkpoint_on_close: true,
-            direct: false,
-            cache_size_kib: DEFAULT_CACHE_KIB,
-        }
-    }
-}
-
-/// A [`Store`] on one SQLite database file.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-    wal: Option<std::path::PathBuf>,
-    /// The connection of [`SqliteOptions::direct`]: everything [`Store`] does runs on it.
-    single: Option<Arc<tokio::sync::Mutex<DirectConn>>>,
-    /// How long `begin` waits for the write lock ([`SqliteOptions::busy_timeout`]).
-    patience: Duration,
-}
-
-/// [`SqliteStore::finish`] truncates the WAL once it is larger than this (pooled stores).
-pub const WAL_TRUNCATE_AT: u64 = 1024 * 1024;
-
-/// [`SqliteStore::finish`] on a direct store checkpoints the WAL and starts it over from
-/// its beginning once a commit leaves more than this many bytes of pages in it (160 pages
-/// of 4 KiB, 80 of 8 KiB). Every new process reads the whole WAL to rebuild its index.
-pub const WAL_RESTART_BYTES: i32 = 640 * 1024;
-
-/// The page size of databases this store creates (`PRAGMA page_size`; SQLite's default is
-/// 4096). A database keeps the page size it was created with.
-///
-/// Each page a transaction writes costs two `pwrite` calls into the WAL and, at the
-/// checkpoint, a read and a write more: a bulk import of mail (blobs of tens of KB) spends
-/// most of its commit time in those calls, and 8 KiB pages halve them (`import` about 20 %
-/// faster). A one-message delivery writes about ten pages either way, a few more bytes
-/// with 8 KiB (0.05–0.1 ms); 16 KiB pages cost it 0.3–0.5 ms.
-pub const PAGE_SIZE: u32 = 8192;
-
-/// The WAL file is cut back to this size when it starts over (`PRAGMA journal_size_limit`),
-/// so a burst that grew it does not keep it large.
+/// After a checkpoint the WAL file is cut back to this size.
 const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
 
-impl SqliteStore {
-    /// Open (and create, and migrate) the database at `url`, e.g. `sqlite://postdesk.db`
-    /// or `sqlite::memory:`.
-    pub async fn open(url: &str, opts: &SqliteOptions) -> Result<SqliteStore, StoreError> {
-        let connect = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Config(format!("`{url}`: {e}")))?
-            .create_if_missing(opts.create_if_missing)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(opts.busy_timeout)
-            .foreign_keys(true)
-            .page_size(PAGE_SIZE);
-        let connect = if opts.cache_size_kib == DEFAULT_CACHE_KIB {
-            connect
-        } else {
-            connect.pragma("cache_size", format!("-{}", opts.cache_size_kib))
-        };
-        let no_ckpt = !opts.checkpoint_on_close;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(opts.max_connections.max(1))
-            .min_connections(0)
-            // A ping per acquire is a round trip to the worker thread; a broken connection
-            // surfaces as an error (and a retry by the MTA) anyway.
-            .test_before_acquire(false)
-            .acquire_timeout(opts.busy_timeout + Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if no_ckpt {
-                        disable_checkpoint_on_close(conn).await?;
-                    }
-                    Ok(())
-                })
-            });
-        let in_memory = is_in_memory(url);
-        let wal = (!in_memory).then(|| {
-            let mut p = connect.get_filename().as_os_str().to_owned();
-            p.push("-wal");
-            std::path::PathBuf::from(p)
-        });
-        // The direct connection reads the schema version itself: the pool then connects
-        // only if a migration is due.
-        let (pool, single, version) = if opts.direct && !in_memory {
-            let (db, version, page_size) = open_single(connect.get_filename(), opts).await?;
-            let single = Arc::new(tokio::sync::Mutex::new(DirectConn::new(db, page_size)));
-            (pool.connect_lazy_with(connect), Some(single), Some(version))
-        } else {
-            (pool.connect_with(connect).await?, None, None)
-        };
-        let store = SqliteStore {
-            pool,
-            wal,
-            single,
-            patience: opts.busy_timeout,
-        };
-        if version.is_none_or(|v| v < latest_version()) {
-            store.migrate().await?;
-        }
-        Ok(store)
-    }
+/// A [`Store`] on one SQLite database file (or an in-memory database).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
 
-    /// Apply pending migrations. Cheap when the schema is current (one pragma read); when it
-    /// is not, the migration runs under the write lock so concurrent first deliveries to a
-    /// new file do not race each other.
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let latest = latest_version();
-        let current: i64 = sqlx::query_scalar("PRAGMA user_version")
-            .fetch_one(&self.pool)
-            .await?;
-        if current >= latest {
-            return Ok(());
-        }
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let current: i64 = sqlx::query_scalar("PRAGMA user_version")
-            .fetch_one(&mut *tx)
-            .await?;
-        if current < latest {
-            MIGRATOR.run(&mut *tx).await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "PRAGMA user_version = {latest}"
-            )))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
+/// What went wrong inside a blocking closure: SQLite's error, or one of ours.
+enum Failure {
+    Sql(rusqlite::Error),
+    Store(StoreError),
+}
 
-    /// A fresh, empty in-memory store (one connection: every connection to
-    /// `sqlite::memory:` would be a database of its own). For tests, previews, examples.
-    pub async fn in_memory() -> Result<SqliteStore, StoreError> {
-        let opts = SqliteOptions {
-            max_connections: 1,
-            ..SqliteOptions::default()
-        };
-        SqliteStore::open("sqlite::memory:", &opts).await
-    }
-
-    /// Whether `url` names an in-memory database or a file that exists. `explain` uses
-    /// this to preview against an existing store without creating one.
-    pub fn exists(url: &str) -> Result<bool, StoreError> {
-        if is_in_memory(url) {
-            return Ok(true);
-        }
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Config(format!("`{url}`: {e}")))?;
-        Ok(opts.get_filename().exists())
-    }
-
-    /// Run `f` on a connection, on the calling thread: the direct connection when there is
-    /// one ([`SqliteOptions::direct`]), else a pooled connection (see [`direct`]).
-    async fn with_view<R>(
-        &self,
-        f: impl FnOnce(&rusqlite::Connection) -> Result<R, StoreError> + Send,
-    ) -> Result<R, StoreError> {
-        if let Some(single) = &self.single {
-            return f(&*single.lock().await);
-        }
-        let mut conn = self.pool.acquire().await?;
-        // SAFETY: `conn` is checked out to us and stays idle; `db` is dropped before `conn`
-        // goes back to the pool.
-        #[allow(unsafe_code)]
-        let db = unsafe { direct(&mut conn) }.await?;
-        let result = f(&db);
-        drop(db);
-        result
-    }
-
-    /// Fold the WAL into the database file and truncate it (after bulk imports).
-    pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Close the pool.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    /// End of a short-lived process: keep the WAL short for the next opener, then close.
-    /// Never fails: the data is committed already, and a checkpoint that cannot run now
-    /// (another writer, a reader) runs at a later delivery.
-    ///
-    /// A direct store ([`SqliteOptions::direct`]) checkpoints once its commit left more
-    /// than [`WAL_RESTART_BYTES`] of pages in the WAL, and then starts the WAL over *in
-    /// place*: later commits overwrite blocks the file already has, so their fsync writes
-    /// no new size and no new block map. (Every new process rebuilds the WAL index from
-    /// the frames it finds, which is why the WAL is kept short; and it forgets what was
-    /// checkpointed, which is why the restart happens here, in the process that
-    /// checkpointed.) A pooled store truncates the WAL once the file passes
-    /// [`WAL_TRUNCATE_AT`].
-    pub async fn finish(&self) {
-        let done = match &self.single {
-            Some(single) => {
-                let db = single.lock().await;
-                if db.wal_frames() > db.restart_frames {
-                    restart_wal(&db)
-                } else {
-                    Ok(())
-                }
-            }
-            None => {
-                let big = self
-                    .wal
-                    .as_ref()
-                    .and_then(|p| std::fs::metadata(p).ok())
-                    .is_some_and(|m| m.len() > WAL_TRUNCATE_AT);
-                if big { self.checkpoint().await } else { Ok(()) }
-            }
-        };
-        if let Err(e) = done {
-            tracing::debug!("WAL checkpoint deferred: {e}");
-        }
-        self.close().await;
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Failure::Sql(e)
     }
 }
 
-/// Checkpoint the whole WAL, then commit a one-page write so that SQLite starts the WAL
-/// over at its beginning (it does so only in a connection that saw the checkpoint
-/// complete). The busy timeout is zero: if another process holds a lock, give up at once.
-fn restart_wal(db: &rusqlite::Connection) -> Result<(), StoreError> {
-    let (busy, log, done): (i64, i64, i64) =
-        db.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-    if busy != 0 || log != done {
-        return Ok(());
-    }
-    db.execute_batch("BEGIN IMMEDIATE")?;
-    // Read under the write lock: a migration by a newer process in between is kept.
-    let rewrite = db
-        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-        .and_then(|v| db.execute_batch(&format!("PRAGMA user_version = {v}; COMMIT;")));
-    if let Err(e) = rewrite {
-        let _ = db.execute_batch("ROLLBACK");
-        return Err(e.into());
-    }
-    Ok(())
-}
-
-/// The connection of [`SqliteOptions::direct`], with what SQLite's WAL hook reported.
-struct DirectConn {
-    /// Declared first: closed before `frames`, which its WAL hook points into.
-    db: rusqlite::Connection,
-    /// Frames in the WAL after this connection's last commit.
-    frames: Box<AtomicI32>,
-    /// [`WAL_RESTART_BYTES`] in frames of this database's page size.
-    restart_frames: i32,
-}
-
-impl DirectConn {
-    fn new(db: rusqlite::Connection, page_size: i32) -> DirectConn {
-        let frames = Box::new(AtomicI32::new(0));
-        let arg = std::ptr::from_ref::<AtomicI32>(&frames)
-            .cast_mut()
-            .cast::<c_void>();
-        // SAFETY: `db.handle()` is the live handle; `arg` points into a heap allocation
-        // that outlives the handle (field order above), and the hook only reads it as an
-        // `AtomicI32`. Registering the hook replaces SQLite's autocheckpoint, which
-        // `finish` does instead.
-        #[allow(unsafe_code)]
-        unsafe {
-            libsqlite3_sys::sqlite3_wal_hook(db.handle(), Some(note_wal_frames), arg);
-        }
-        DirectConn {
-            db,
-            frames,
-            restart_frames: WAL_RESTART_BYTES / page_size.max(512),
-        }
-    }
-
-    fn wal_frames(&self) -> i32 {
-        self.frames.load(Ordering::Relaxed)
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
     }
 }
 
-impl std::fmt::Debug for DirectConn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DirectConn")
-            .field("wal_frames", &self.wal_frames())
-            .finish_non_exhaustive()
+type Res<T> = Result<T, Failure>;
+
+/// SQLite's error as a [`StoreError`] that says what happened.
+fn store_error(f: Failure) -> StoreError {
+    let e = match f {
+        Failure::Store(e) => return e,
+        Failure::Sql(e) => e,
+    };
+    let text = e.to_string();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy(text),
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::PermissionDenied
+            | ErrorCode::OutOfMemory,
+        ) => StoreError::Unavailable(text),
+        Some(ErrorCode::ConstraintViolation) => StoreError::Duplicate(text),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt(text),
+        _ => StoreError::Other(text),
     }
 }
 
-impl std::ops::Deref for DirectConn {
-    type Target = rusqlite::Connection;
-    fn deref(&self) -> &rusqlite::Connection {
-        &self.db
-    }
-}
-
-impl std::ops::DerefMut for DirectConn {
-    fn deref_mut(&mut self) -> &mut rusqlite::Connection {
-        &mut self.db
-    }
-}
-
-/// SQLite's WAL hook: called after each commit with the number of frames in the WAL.
-#[allow(unsafe_code)]
-unsafe extern "C" fn note_wal_frames(
-    arg: *mut c_void,
-    _db: *mut libsqlite3_sys::sqlite3,
-    _name: *const std::ffi::c_char,
-    frames: std::ffi::c_int,
-) -> std::ffi::c_int {
-    // SAFETY: `arg` is the `AtomicI32` that `DirectConn::new` registered; it outlives the
-    // connection that calls this.
-    let counter = unsafe { &*arg.cast::<AtomicI32>() };
-    counter.store(frames, Ordering::Relaxed);
-    libsqlite3_sys::SQLITE_OK
-}
-
-/// Run `op` until it stops failing with SQLITE_BUSY or `patience` has passed, with an
-/// asynchronous sleep between attempts. The connection's busy timeout must be zero while
-/// this runs: SQLite's busy handler would sleep on this thread (holding up the deadline),
-/// and where waiting could deadlock (a read transaction upgrading to a write, as
-/// `PRAGMA journal_mode = WAL` on a new file does) SQLite does not call it at all.
-/// (`db` is borrowed mutably so that the future stays `Send`: a connection is not `Sync`.)
-async fn retry_busy<R>(
-    db: &mut rusqlite::Connection,
-    patience: Duration,
-    mut op: impl FnMut(&rusqlite::Connection) -> rusqlite::Result<R>,
+/// Run `f` on tokio's blocking pool.
+async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> Res<R> + Send + 'static,
 ) -> Result<R, StoreError> {
-    let started = std::time::Instant::now();
-    let mut pause = Duration::from_millis(1);
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Other(format!("a database thread failed: {e}")))?
+        .map_err(store_error)
+}
+
+/// Where a `sqlite:` URL points, and how to open it.
+struct Target {
+    path: PathBuf,
+    memory: bool,
+    read_only: bool,
+    create: bool,
+}
+
+/// `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:`, with an optional `?mode=ro|rw|rwc`.
+fn target(url: &str, create_if_missing: bool) -> Result<Target, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::Config(format!("`{url}` is not a sqlite: URL")))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut t = Target {
+        path: PathBuf::from(path),
+        memory: path == ":memory:" || path.is_empty(),
+        read_only: false,
+        create: create_if_missing,
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair {
+            "mode=ro" => {
+                t.read_only = true;
+                t.create = false;
+            }
+            "mode=rw" => t.create = false,
+            "mode=rwc" => t.create = true,
+            "mode=memory" => t.memory = true,
+            _ => {
+                return Err(StoreError::Config(format!(
+                    "`{url}`: unknown parameter `{pair}` (known: mode=ro, mode=rw, mode=rwc)"
+                )));
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// Retry `f` while SQLite says busy, until `patience` has passed. For the statements
+/// SQLite's busy handler does not cover (switching a new file to WAL).
+fn retry_busy<R>(patience: Duration, mut f: impl FnMut() -> rusqlite::Result<R>) -> Res<R> {
+    let deadline = Instant::now() + patience;
     loop {
-        match op(db) {
+        match f() {
             Err(e)
-                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
-                    && started.elapsed() < patience =>
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) && Instant::now() < deadline =>
             {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(20));
+                std::thread::sleep(Duration::from_millis(5));
             }
             other => return Ok(other?),
         }
     }
 }
 
-/// Whether `url` names an in-memory database.
-fn is_in_memory(url: &str) -> bool {
-    url.contains(":memory:") || url.contains("mode=memory")
-}
-
-/// The newest schema version this build knows.
-fn latest_version() -> i64 {
-    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
-}
-
-/// The connection of [`SqliteOptions::direct`], set up like the pool's, and the schema
-/// version it finds. Its busy timeout stays zero: every wait is a [`retry_busy`].
-async fn open_single(
-    path: &std::path::Path,
-    opts: &SqliteOptions,
-) -> Result<(rusqlite::Connection, i64, i32), StoreError> {
-    use rusqlite::OpenFlags;
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    if opts.create_if_missing {
-        flags |= OpenFlags::SQLITE_OPEN_CREATE;
-    }
-    let mut db = rusqlite::Connection::open_with_flags(path, flags)?;
-    db.busy_timeout(Duration::ZERO)?;
-    if !opts.checkpoint_on_close {
-        db.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )?;
-    }
-    let patience = opts.busy_timeout;
-    // Before anything reads the file: it takes effect only on a new, empty database.
-    db.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))?;
-    retry_busy(&mut db, patience, |db| {
-        db.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-    })
-    .await?;
-    let page_size = db.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-    db.execute_batch(&format!(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
-    ))?;
-    let version = retry_busy(&mut db, patience, |db| {
-        db.query_row("PRAGMA user_version", [], |r| r.get(0))
-    })
-    .await?;
-    Ok((db, version, page_size))
-}
-
-#[allow(unsafe_code)]
-async fn disable_checkpoint_on_close(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
-    let mut handle = conn.lock_handle().await?;
-    let db = handle.as_raw_handle().as_ptr();
-    // SAFETY: `db` is the live handle of this connection, locked for the duration of the
-    // call; SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE takes an int and an optional int* out-pointer.
-    let rc = unsafe {
-        libsqlite3_sys::sqlite3_db_config(
-            db,
-            libsqlite3_sys::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            1 as std::ffi::c_int,
-            std::ptr::null_mut::<std::ffi::c_int>(),
-        )
+/// Open, configure and migrate the database of `t`.
+fn connect(t: &Target, opts: &StoreOptions) -> Res<Connection> {
+    let conn = if t.memory {
+        Connection::open_in_memory()?
+    } else {
+        let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        flags |= if t.read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        };
+        if t.create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        Connection::open_with_flags(&t.path, flags)?
     };
-    if rc != libsqlite3_sys::SQLITE_OK {
-        return Err(sqlx::Error::Protocol(format!(
-            "sqlite3_db_config(NO_CKPT_ON_CLOSE) failed with code {rc}"
-        )));
+    conn.busy_timeout(opts.busy_timeout)?;
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
+        opts.cache_size_kib
+    ))?;
+    if t.read_only {
+        check_version(&conn)?;
+        return Ok(conn);
     }
-    Ok(())
+    // Takes effect only on a new, empty database.
+    conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))?;
+    if !t.memory {
+        retry_busy(opts.busy_timeout, || {
+            conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        })?;
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+    ))?;
+    migrate(&conn, opts.busy_timeout)?;
+    Ok(conn)
 }
 
-/// A write transaction on a [`SqliteStore`] (`BEGIN IMMEDIATE`).
+/// The schema version of `conn`, refused when it is newer than this build knows.
+fn check_version(conn: &Connection) -> Res<i64> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > MIGRATIONS.len() as i64 {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {version}, newer than this postdesk knows ({}): upgrade postdesk",
+            MIGRATIONS.len()
+        ))
+        .into());
+    }
+    Ok(version)
+}
+
+/// Apply the migrations the database lacks, under the write lock (so twenty first
+/// deliveries racing on a new file migrate it once).
+fn migrate(conn: &Connection, patience: Duration) -> Res<()> {
+    let latest = MIGRATIONS.len() as i64;
+    if check_version(conn)? == latest {
+        return Ok(());
+    }
+    retry_busy(patience, || conn.execute_batch("BEGIN IMMEDIATE"))?;
+    let result = (|| -> Res<()> {
+        let current = check_version(conn)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            conn.execute_batch(sql)?;
+            conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        }
+        conn.execute_batch("COMMIT")?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
+impl SqliteStore {
+    /// Open (and create, and migrate) the database at `url`, e.g. `sqlite://postdesk.db`,
+    /// `sqlite:///var/lib/postdesk/tickets.db`, `sqlite://t.db?mode=ro` or `sqlite::memory:`.
+    pub async fn open(url: &str, opts: &StoreOptions) -> Result<SqliteStore, StoreError> {
+        let t = target(url, opts.create_if_missing)?;
+        if !t.memory && !t.create && !t.path.exists() {
+            return Err(StoreError::Unavailable(format!(
+                "no database at {}",
+                t.path.display()
+            )));
+        }
+        let opts = opts.clone();
+        let conn = blocking(move || connect(&t, &opts)).await?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// A fresh, empty in-memory store. For tests, previews, examples.
+    pub async fn in_memory() -> Result<SqliteStore, StoreError> {
+        SqliteStore::open("sqlite::memory:", &StoreOptions::default()).await
+    }
+
+    /// Whether `url` names an in-memory database or a file that exists.
+    pub fn exists(url: &str) -> Result<bool, StoreError> {
+        let t = target(url, false)?;
+        Ok(t.memory || Path::new(&t.path).exists())
+    }
+
+    /// Nothing to release early: the connection closes (and SQLite checkpoints) when the
+    /// last clone of the store is dropped.
+    pub async fn close(&self) {}
+
+    /// Run `f` on the connection, on the blocking pool.
+    async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Res<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let conn = self.conn.clone().lock_owned().await;
+        blocking(move || f(&conn)).await
+    }
+}
+
+/// A write transaction on a [`SqliteStore`]: `BEGIN IMMEDIATE` … `COMMIT`.
 #[derive(Debug)]
 pub struct SqliteTx {
-    /// `None` once committed.
-    conn: Option<TxConn>,
-    /// The next free ids, read once per transaction (the write lock is held).
-    next: Option<NextIds>,
-}
-
-#[derive(Debug)]
-enum TxConn {
-    /// A pooled connection: sqlx began the transaction and commits it.
-    Pooled {
-        /// The transaction's statements run here, on the calling thread (see [`direct`]).
-        /// Declared before `tx` so that it is dropped first.
-        view: rusqlite::Connection,
-        tx: Transaction<'static, Sqlite>,
-    },
-    /// The store's single direct connection ([`SqliteOptions::direct`]).
-    Single(tokio::sync::OwnedMutexGuard<DirectConn>),
-}
-
-impl SqliteTx {
-    fn db(&self) -> &rusqlite::Connection {
-        match self.conn.as_ref().expect("used after commit") {
-            TxConn::Pooled { view, .. } => view,
-            TxConn::Single(db) => db,
-        }
-    }
+    /// The connection, held for the whole transaction; `None` while a statement runs on
+    /// the blocking pool, and after the commit.
+    conn: Option<OwnedMutexGuard<Connection>>,
 }
 
 impl Drop for SqliteTx {
     fn drop(&mut self) {
-        // A pooled transaction rolls back through sqlx when `tx` drops.
-        if let Some(TxConn::Single(db)) = self.conn.take()
-            && let Err(e) = db.execute_batch("ROLLBACK")
+        if let Some(conn) = &self.conn
+            && !conn.is_autocommit()
         {
-            tracing::warn!("rollback failed: {e}");
+            let _ = conn.execute_batch("ROLLBACK");
         }
     }
 }
 
-impl Store for SqliteStore {
-    type Tx<'a> = SqliteTx;
-
-    async fn begin(&self) -> Result<SqliteTx, StoreError> {
-        if let Some(single) = &self.single {
-            let mut db = single.clone().lock_owned().await;
-            retry_busy(&mut db, self.patience, |db| {
-                db.execute_batch("BEGIN IMMEDIATE")
-            })
-            .await?;
-            return Ok(SqliteTx {
-                conn: Some(TxConn::Single(db)),
-                next: None,
-            });
-        }
-        // Waiting for the write lock happens here, in sqlx's worker: asynchronously.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        // SAFETY: the transaction owns its connection; `SqliteTx` drops `db` before `tx`
-        // (field order, and in `commit`), and sends nothing through `tx` before that.
-        #[allow(unsafe_code)]
-        let view = unsafe { direct(&mut tx) }.await?;
-        Ok(SqliteTx {
-            conn: Some(TxConn::Pooled { view, tx }),
-            next: None,
+impl SqliteTx {
+    /// Run `f` on the transaction's connection, on the blocking pool.
+    async fn with<R: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&Connection) -> Res<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let conn = self
+            .conn
+            .take()
+            .ok_or_else(|| StoreError::Other("the transaction was interrupted".into()))?;
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let r = f(&conn);
+            (conn, r)
         })
+        .await
+        .map_err(|e| StoreError::Other(format!("a database thread failed: {e}")))?;
+        self.conn = Some(conn);
+        result.map_err(store_error)
+    }
+}
+
+impl super::StoreTx for SqliteTx {
+    async fn lock(&mut self, _keys: &[String]) -> Result<(), StoreError> {
+        // `BEGIN IMMEDIATE` holds the database's one write lock already.
+        Ok(())
     }
 
-    async fn lookup(&self, keys: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
-        self.with_view(|db| Ok(lookup_many(db, &[keys])?.pop().unwrap_or_default()))
+    async fn find_duplicate(&mut self, keys: &[String]) -> Result<Option<Duplicate>, StoreError> {
+        let keys = keys.to_vec();
+        self.with(move |db| find_duplicate(db, &keys)).await
+    }
+
+    async fn lookup(&mut self, keys: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
+        let keys = keys.clone();
+        self.with(move |db| lookup(db, &keys)).await
+    }
+
+    async fn write(&mut self, writes: Vec<Write>) -> Result<Vec<Written>, StoreError> {
+        self.with(move |db| writes.iter().map(|w| write(db, w)).collect())
             .await
     }
 
-    async fn find_duplicate(&self, dedup_key: &str) -> Result<Option<Duplicate>, StoreError> {
-        self.with_view(|db| Ok(find_duplicates(db, &[dedup_key])?.into_values().next()))
-            .await
+    async fn release(&mut self, id: i64) -> Result<bool, StoreError> {
+        self.with(move |db| {
+            let changed = db.execute(
+                "UPDATE held_messages
+                 SET released_at = ?2, dedup_key = dedup_key || ' released ' || id
+                 WHERE id = ?1 AND released_at IS NULL",
+                params![id, now()],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
     }
 
-    async fn attachment(&self, id: i64) -> Result<Option<AttachmentData>, StoreError> {
-        let row = self
-            .with_view(|db| {
-                Ok(db
-                    .query_row(
-                        "SELECT a.message_id, a.filename, a.content_type, a.size, a.content,
-                        substr(m.raw, a.raw_start + 1, a.raw_end - a.raw_start), a.damaged
-                 FROM attachments a JOIN messages m ON m.id = a.message_id
-                 WHERE a.id = ?1",
-                        [id],
-                        |r| {
-                            Ok((
-                                r.get::<_, i64>(0)?,
-                                r.get::<_, Option<String>>(1)?,
-                                r.get::<_, String>(2)?,
-                                r.get::<_, i64>(3)?,
-                                r.get::<_, Option<Vec<u8>>>(4)?,
-                                r.get::<_, Option<Vec<u8>>>(5)?,
-                                r.get::<_, bool>(6)?,
-                            ))
-                        },
-                    )
-                    .optional()?)
-            })
-            .await?;
-        let Some((message_id, filename, content_type, size, content, part, damaged)) = row else {
-            return Ok(None);
-        };
-        let content = match (content, part) {
-            (Some(c), _) => c,
-            (None, Some(part)) => crate::parse::part_content(&part)
-                .filter(|c| c.len() as i64 == size)
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!(
-                        "attachment #{id}: its byte range of message #{message_id} does not \
-                         decode to the {size} bytes stored"
-                    ))
-                })?,
-            (None, None) => {
-                return Err(StoreError::Corrupt(format!(
-                    "attachment #{id} has neither content nor a byte range"
-                )));
+    async fn commit(mut self) -> Result<(), StoreError> {
+        self.with(|db| {
+            if let Err(e) = db.execute_batch("COMMIT") {
+                let _ = db.execute_batch("ROLLBACK");
+                return Err(e.into());
             }
-        };
-        Ok(Some(AttachmentData {
-            id,
-            message_id,
-            filename,
-            content_type,
-            content,
-            damaged,
-        }))
-    }
-
-    async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT t.id, t.queue, t.requester, t.subject, t.status, t.created_at, t.updated_at,
-                    t.linked_ticket_id,
-                    (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS n
-             FROM tickets t
-             WHERE ($1 IS NULL OR t.status = $1) AND ($2 IS NULL OR t.queue = $2)
-             ORDER BY t.id DESC LIMIT $3",
-        )
-        .bind(filter.status.as_deref())
-        .bind(filter.queue.as_deref())
-        .bind(i64::from(filter.limit.unwrap_or(u32::MAX)))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(ticket_summary).collect()
-    }
-
-    async fn ticket(&self, id: i64) -> Result<Option<TicketDetail>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT t.id, t.queue, t.requester, t.subject, t.status, t.created_at, t.updated_at,
-                    t.linked_ticket_id,
-                    (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS n
-             FROM tickets t WHERE t.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let ticket = ticket_summary(&row)?;
-        let participants: Vec<String> = sqlx::query_scalar(
-            "SELECT address FROM participants WHERE ticket_id = $1 ORDER BY address",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        let rows = sqlx::query(
-            "SELECT id, message_id, from_address, subject, sent_at, received_at, verdict,
-                    thread_reason, reply_text, elided_text
-             FROM messages WHERE ticket_id = $1 ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut thread = Vec::with_capacity(rows.len());
-        for r in rows {
-            let mid: i64 = r.try_get("id")?;
-            let attachments = sqlx::query(
-                "SELECT id, filename, content_type, size, damaged FROM attachments
-                 WHERE message_id = $1 ORDER BY position",
-            )
-            .bind(mid)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|a| {
-                Ok(AttachmentInfo {
-                    id: a.try_get("id")?,
-                    filename: a.try_get("filename")?,
-                    content_type: a.try_get("content_type")?,
-                    size: a.try_get("size")?,
-                    damaged: a.try_get("damaged")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            thread.push(StoredMessage {
-                id: mid,
-                message_id: r.try_get("message_id")?,
-                from: r.try_get("from_address")?,
-                subject: r.try_get("subject")?,
-                sent_at: r.try_get("sent_at")?,
-                received_at: r.try_get("received_at")?,
-                verdict: r.try_get("verdict")?,
-                thread_reason: r.try_get("thread_reason")?,
-                reply_text: r.try_get("reply_text")?,
-                elided_text: r.try_get("elided_text")?,
-                attachments,
-            });
-        }
-        Ok(Some(TicketDetail {
-            ticket,
-            participants,
-            thread,
-        }))
-    }
-
-    async fn secret(&self) -> Result<Vec<u8>, StoreError> {
-        const NAME: &str = "hmac_secret";
-        let get = || {
-            self.with_view(|db| {
-                Ok(db
-                    .query_row("SELECT value FROM settings WHERE name = ?1", [NAME], |r| {
-                        r.get::<_, String>(0)
-                    })
-                    .optional()?)
-            })
-        };
-        if let Some(v) = get().await? {
-            return Ok(v.into_bytes());
-        }
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| StoreError::Config(format!("no system randomness: {e}")))?;
-        let fresh: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        // Two workers may race here: the first insert wins and both read the winner.
-        const INSERT: &str =
-            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-        match &self.single {
-            Some(single) => {
-                let mut db = single.lock().await;
-                retry_busy(&mut db, self.patience, |db| {
-                    db.execute(INSERT, [NAME, fresh.as_str()])
-                })
-                .await?;
-            }
-            None => {
-                sqlx::query(INSERT)
-                    .bind(NAME)
-                    .bind(&fresh)
-                    .execute(&self.pool)
-                    .await?;
-            }
-        }
-        Ok(get()
-            .await?
-            .ok_or_else(|| StoreError::Config("the secret vanished".into()))?
-            .into_bytes())
-    }
-
-    async fn set_status(&self, id: i64, status: &str) -> Result<bool, StoreError> {
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let done = sqlx::query("UPDATE tickets SET status = $2, updated_at = $3 WHERE id = $1")
-            .bind(id)
-            .bind(status)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn held_message(&self, id: i64) -> Result<Option<HeldRecord>, StoreError> {
-        let Some(r) = sqlx::query(
-            "SELECT id, action, reason, detail, verdict, message_id, from_address, subject, size,
-                    raw IS NOT NULL AS raw_kept, received_at, raw, headers, envelope_recipient,
-                    queue, released_at
-             FROM held_messages WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(HeldRecord {
-            summary: held_summary(&r)?,
-            raw: r.try_get("raw")?,
-            headers: r.try_get("headers")?,
-            envelope_recipient: r.try_get("envelope_recipient")?,
-            queue: r.try_get("queue")?,
-            released_at: r.try_get("released_at")?,
-        }))
-    }
-
-    async fn suppressions(&self, limit: u32) -> Result<Vec<Suppression>, StoreError> {
-        let rows: Vec<(String, Option<String>, String, String)> = sqlx::query_as(
-            "SELECT address, status, reason, created_at FROM suppressions
-             ORDER BY created_at DESC, address LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(address, status, reason, created_at)| Suppression {
-                address,
-                status,
-                reason,
-                created_at,
-            })
-            .collect())
-    }
-
-    async fn held(&self, limit: u32) -> Result<Vec<HeldSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, action, reason, detail, verdict, message_id, from_address, subject, size,
-                    raw IS NOT NULL AS raw_kept, received_at
-             FROM held_messages ORDER BY id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(held_summary).collect()
+            Ok(())
+        })
+        .await
     }
 }
 
-fn held_summary(r: &sqlx::sqlite::SqliteRow) -> Result<HeldSummary, StoreError> {
-    Ok(HeldSummary {
-        id: r.try_get("id")?,
-        action: r.try_get("action")?,
-        reason: r.try_get("reason")?,
-        detail: r.try_get("detail")?,
-        verdict: r.try_get("verdict")?,
-        message_id: r.try_get("message_id")?,
-        from: r.try_get("from_address")?,
-        subject: r.try_get("subject")?,
-        size: r.try_get("size")?,
-        raw_kept: r.try_get("raw_kept")?,
-        received_at: r.try_get("received_at")?,
-    })
-}
-
-fn ticket_summary(r: &sqlx::sqlite::SqliteRow) -> Result<TicketSummary, StoreError> {
-    Ok(TicketSummary {
-        id: r.try_get("id")?,
-        queue: r.try_get("queue")?,
-        requester: r.try_get("requester")?,
-        subject: r.try_get("subject")?,
-        status: r.try_get("status")?,
-        messages: r.try_get("n")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        linked_ticket_id: r.try_get("linked_ticket_id")?,
-    })
-}
-
-/// A second, synchronous view of a pooled connection: its SQLite handle, used on the
-/// calling thread.
-///
-/// Every statement sent through sqlx is a round trip to the connection's worker thread
-/// (about 150 µs on a small VM, which was most of a delivery's cost). Transactions run
-/// their statements here instead, on the same connection and inside the same
-/// transaction, while the worker waits for its next command.
-///
-/// # Safety
-///
-/// The caller must own `conn` exclusively for the life of the returned connection (a
-/// checked-out pool connection or a transaction on one), send no command through `conn`
-/// until it has dropped the returned connection, and drop it before `conn` closes.
-#[allow(unsafe_code)]
-async unsafe fn direct(
-    conn: &mut sqlx::SqliteConnection,
-) -> Result<rusqlite::Connection, StoreError> {
-    // `lock_handle` is a round trip too: it makes the worker's last use of the handle
-    // happen before ours. The next command sent through `conn` (after the caller dropped
-    // the returned connection) orders our last use before the worker's next one.
-    let db = conn.lock_handle().await?.as_raw_handle().as_ptr();
-    // SAFETY: `db` is the live handle of `conn`, which the caller owns and keeps open and
-    // idle (see above); `from_handle` does not close it on drop.
-    Ok(unsafe { rusqlite::Connection::from_handle(db) }?)
-}
-
-/// The stored messages and held records among `dedup_keys`.
-fn find_duplicates(
-    db: &rusqlite::Connection,
-    dedup_keys: &[&str],
-) -> Result<HashMap<String, Duplicate>, StoreError> {
+/// The first of `keys` stored as a message or a held record.
+fn find_duplicate(db: &Connection, keys: &[String]) -> Res<Option<Duplicate>> {
     let mut message = db.prepare_cached("SELECT ticket_id FROM messages WHERE dedup_key = ?1")?;
     let mut held = db.prepare_cached("SELECT id FROM held_messages WHERE dedup_key = ?1")?;
-    let mut found = HashMap::new();
-    for &key in dedup_keys {
-        let duplicate =
-            if let Some(ticket_id) = message.query_row([key], |r| r.get(0)).optional()? {
-                Duplicate {
-                    ticket_id: Some(ticket_id),
-                    held_id: None,
-                }
-            } else if let Some(held_id) = held.query_row([key], |r| r.get(0)).optional()? {
-                Duplicate {
-                    ticket_id: None,
-                    held_id: Some(held_id),
-                }
-            } else {
-                continue;
-            };
-        found.insert(key.to_string(), duplicate);
+    for key in keys {
+        if let Some(ticket_id) = message.query_row([key], |r| r.get(0)).optional()? {
+            return Ok(Some(Duplicate {
+                key: key.clone(),
+                ticket_id: Some(ticket_id),
+                held_id: None,
+            }));
+        }
+        if let Some(held_id) = held.query_row([key], |r| r.get(0)).optional()? {
+            return Ok(Some(Duplicate {
+                key: key.clone(),
+                ticket_id: None,
+                held_id: Some(held_id),
+            }));
+        }
     }
-    Ok(found)
+    Ok(None)
 }
 
-/// One [`ThreadLookup`] per entry of `keys`.
-fn lookup_many(
-    db: &rusqlite::Connection,
-    keys: &[&ThreadKeys],
-) -> Result<Vec<ThreadLookup>, StoreError> {
-    // Most first messages reference nothing: prepare nothing for them (a prepare is
-    // tens of microseconds, a fair share of a one-message process).
-    if keys
-        .iter()
-        .all(|k| k.referenced_ids.is_empty() && k.ticket_ids().is_empty() && k.message_id.is_none())
-    {
-        return Ok(keys.iter().map(|_| ThreadLookup::default()).collect());
-    }
-    let mut by_message_id =
-        db.prepare_cached("SELECT MIN(ticket_id) FROM messages WHERE message_id = ?1")?;
-    let mut ticket = db.prepare_cached("SELECT subject, status FROM tickets WHERE id = ?1")?;
-    let mut participant =
-        db.prepare_cached("SELECT 1 FROM participants WHERE ticket_id = ?1 AND address = ?2")?;
-    let mut hit = |ticket_id: i64, sender: Option<&str>| -> Result<Option<TicketHit>, StoreError> {
-        let Some((subject, status)) = ticket
+/// What the database knows about the thread keys of one message.
+fn lookup(db: &Connection, k: &ThreadKeys) -> Res<ThreadLookup> {
+    let sender = k.sender.as_deref();
+    let hit = |ticket_id: i64| -> Res<Option<TicketHit>> {
+        let Some((subject, status)) = db
+            .prepare_cached("SELECT subject, status FROM tickets WHERE id = ?1")?
             .query_row([ticket_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
         else {
             return Ok(None);
         };
         let sender_is_participant = match sender {
-            Some(s) => participant.exists(params![ticket_id, s])?,
+            Some(s) => db
+                .prepare_cached("SELECT 1 FROM participants WHERE ticket_id = ?1 AND address = ?2")?
+                .exists(params![ticket_id, s])?,
             None => false,
         };
         Ok(Some(TicketHit {
@@ -940,256 +415,119 @@ fn lookup_many(
             status,
         }))
     };
-    let mut lookups = Vec::with_capacity(keys.len());
-    for k in keys {
-        let sender = k.sender.as_deref();
-        let mut by_header = Vec::new();
-        for id in k.referenced_ids.iter().take(MAX_REFERENCES) {
-            let ticket_id: Option<i64> = by_message_id.query_row([id], |r| r.get(0))?;
-            if let Some(t) = ticket_id
-                && let Some(h) = hit(t, sender)?
-            {
-                by_header.push((id.clone(), h));
-            }
+    let ticket_of = |message_id: &str| -> Res<Option<i64>> {
+        Ok(db
+            .prepare_cached("SELECT MIN(ticket_id) FROM messages WHERE message_id = ?1")?
+            .query_row([message_id], |r| r.get(0))?)
+    };
+    let mut out = ThreadLookup::default();
+    for id in k.referenced_ids.iter().take(MAX_REFERENCES) {
+        if let Some(t) = ticket_of(id)?
+            && let Some(h) = hit(t)?
+        {
+            out.by_header.push((id.clone(), h));
         }
-        let mut tickets = Vec::new();
-        for r in k.ticket_ids().into_iter().take(MAX_REFERENCES) {
-            if let Some(h) = hit(r, sender)? {
-                tickets.push(h);
-            }
+    }
+    for t in k.ticket_ids().into_iter().take(MAX_REFERENCES) {
+        if let Some(h) = hit(t)? {
+            out.tickets.push(h);
         }
-        let mut referenced_by = Vec::new();
-        let mut id_collision = None;
-        if let Some(own) = k.message_id.as_deref() {
-            let stored: Option<i64> = by_message_id.query_row([own], |r| r.get(0))?;
-            let held: Option<i64> = db
-                .prepare_cached("SELECT MIN(id) FROM held_messages WHERE message_id = ?1")?
-                .query_row([own], |r| r.get(0))?;
-            if stored.is_some() || held.is_some() {
-                id_collision = Some(IdCollision {
-                    ticket_id: stored,
-                    held_id: held,
-                });
-            }
-            let mut referencing = db.prepare_cached(
+    }
+    if let Some(own) = k.message_id.as_deref() {
+        let stored = ticket_of(own)?;
+        let held: Option<i64> = db
+            .prepare_cached("SELECT MIN(id) FROM held_messages WHERE message_id = ?1")?
+            .query_row([own], |r| r.get(0))?;
+        if stored.is_some() || held.is_some() {
+            out.id_collision = Some(IdCollision {
+                ticket_id: stored,
+                held_id: held,
+            });
+        }
+        let referencing: Vec<i64> = db
+            .prepare_cached(
                 "SELECT DISTINCT m.ticket_id FROM message_refs r
                  JOIN messages m ON m.id = r.message_id
                  WHERE r.ref = ?1 ORDER BY m.ticket_id LIMIT 10",
-            )?;
-            let ids: Vec<i64> = referencing
-                .query_map([own], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            for t in ids {
-                if let Some(h) = hit(t, sender)? {
-                    referenced_by.push(h);
-                }
+            )?
+            .query_map([own], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for t in referencing {
+            if let Some(h) = hit(t)? {
+                out.referenced_by.push(h);
             }
         }
-        lookups.push(ThreadLookup {
-            by_header,
-            tickets,
-            referenced_by,
-            id_collision,
-        });
     }
-    Ok(lookups)
+    Ok(out)
 }
 
-/// The next free id of each table that gets rows with ids chosen here.
-#[derive(Debug, Clone, Copy)]
-struct NextIds {
-    ticket: i64,
-    message: i64,
-    held: i64,
-}
-
-impl SqliteTx {
-    /// The next ids (AUTOINCREMENT: never below what was ever used), read once per
-    /// transaction.
-    fn next_ids(&mut self) -> Result<&mut NextIds, StoreError> {
-        if self.next.is_none() {
-            let next = |t: &str| {
-                format!(
-                    "MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{t}'), 0),
-                         COALESCE((SELECT MAX(id) FROM {t}), 0)) + 1"
-                )
-            };
-            let sql = format!(
-                "SELECT {}, {}, {}",
-                next("tickets"),
-                next("messages"),
-                next("held_messages")
-            );
-            let (ticket, message, held) = self
-                .db()
-                .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            self.next = Some(NextIds {
-                ticket,
-                message,
-                held,
-            });
-        }
-        Ok(self.next.as_mut().expect("set above"))
-    }
-}
-
-/// `*counter`, then advance it.
-fn take(counter: &mut i64) -> i64 {
-    *counter += 1;
-    *counter - 1
-}
-
-fn json_list<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
-}
-
-impl StoreTx for SqliteTx {
-    async fn find_duplicates(
-        &mut self,
-        dedup_keys: &[&str],
-    ) -> Result<HashMap<String, Duplicate>, StoreError> {
-        find_duplicates(self.db(), dedup_keys)
-    }
-
-    async fn lookup(&mut self, keys: &[&ThreadKeys]) -> Result<Vec<ThreadLookup>, StoreError> {
-        lookup_many(self.db(), keys)
-    }
-
-    async fn new_ticket_id(&mut self) -> Result<i64, StoreError> {
-        Ok(take(&mut self.next_ids()?.ticket))
-    }
-
-    async fn write(&mut self, writes: &[Write<'_>]) -> Result<Vec<Written>, StoreError> {
-        let mut next = *self.next_ids()?;
-        let written = write_all(self.db(), writes, &mut next)?;
-        // Keep the counters for a later write in the same transaction (ticket ids are
-        // taken through `new_ticket_id`, which advanced `self.next` itself).
-        if let Some(n) = self.next.as_mut() {
-            n.message = next.message;
-            n.held = next.held;
-        }
-        Ok(written)
-    }
-
-    async fn release(&mut self, id: i64) -> Result<bool, StoreError> {
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let changed = self.db().execute(
-            "UPDATE held_messages
-             SET released_at = ?2, dedup_key = dedup_key || ' released ' || id
-             WHERE id = ?1 AND released_at IS NULL",
-            params![id, now],
-        )?;
-        Ok(changed == 1)
-    }
-
-    async fn commit(mut self) -> Result<(), StoreError> {
-        match self.conn.take().expect("committed once") {
-            TxConn::Pooled { view, tx } => {
-                // The direct view goes first: the COMMIT is the next command through `tx`.
-                drop(view);
-                tx.commit().await?;
-            }
-            TxConn::Single(db) => {
-                if let Err(e) = db.execute_batch("COMMIT") {
-                    // Not committed: leave no transaction open on the connection.
-                    let _ = db.execute_batch("ROLLBACK");
-                    return Err(e.into());
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Perform `writes` in order, taking message and held ids from `next`.
-fn write_all(
-    db: &rusqlite::Connection,
-    writes: &[Write<'_>],
-    next: &mut NextIds,
-) -> Result<Vec<Written>, StoreError> {
-    let mut written = Vec::with_capacity(writes.len());
-    for w in writes {
-        match w {
-            Write::NewTicket {
-                id,
+/// One write.
+fn write(db: &Connection, w: &Write) -> Res<Written> {
+    Ok(match w {
+        Write::NewTicket {
+            queue,
+            requester,
+            subject,
+            linked_ticket_id,
+            participants,
+            message,
+        } => {
+            db.prepare_cached(
+                "INSERT INTO tickets (queue, requester, subject, status, created_at, updated_at,
+                    linked_ticket_id)
+                 VALUES (?1, ?2, ?3, 'open', ?4, ?4, ?5)",
+            )?
+            .execute(params![
                 queue,
                 requester,
                 subject,
-                message,
-                participants,
-                linked_ticket_id,
-            } => {
-                db.prepare_cached(
-                    "INSERT INTO tickets (id, queue, requester, subject, status, created_at,
-                        updated_at, linked_ticket_id)
-                     VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?5, ?6)",
-                )?
-                .execute(params![
-                    id,
-                    queue,
-                    requester,
-                    subject,
-                    message.received_at,
-                    linked_ticket_id
-                ])?;
-                insert_message(db, take(&mut next.message), *id, message)?;
-                insert_participants(db, *id, participants)?;
-                written.push(Written::Ticket(*id));
-            }
-            Write::Append {
-                ticket_id,
-                reopen,
-                message,
-                participants,
-            } => {
-                insert_message(db, take(&mut next.message), *ticket_id, message)?;
-                insert_participants(db, *ticket_id, participants)?;
-                db.prepare_cached(
-                    "UPDATE tickets SET updated_at = ?2,
-                        status = CASE WHEN ?3 THEN 'open' ELSE status END
-                     WHERE id = ?1",
-                )?
-                .execute(params![ticket_id, message.received_at, reopen])?;
-                written.push(Written::Ticket(*ticket_id));
-            }
-            Write::Hold(h) => {
-                let id = take(&mut next.held);
-                insert_held(db, id, h)?;
-                written.push(Written::Held(id));
-            }
-            Write::Suppress {
-                addresses,
-                status,
-                reason,
-                received_at,
-            } => {
-                let mut upsert = db.prepare_cached(
-                    "INSERT INTO suppressions (address, status, reason, created_at)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (address) DO UPDATE
-                     SET status = excluded.status, reason = excluded.reason,
-                         created_at = excluded.created_at",
-                )?;
-                for a in addresses.iter() {
-                    upsert.execute(params![
-                        a.trim().to_lowercase(),
-                        status,
-                        reason,
-                        received_at
-                    ])?;
-                }
-                written.push(Written::Suppressed);
-            }
+                message.received_at,
+                linked_ticket_id
+            ])?;
+            let id = db.last_insert_rowid();
+            insert_message(db, id, message)?;
+            insert_participants(db, id, participants)?;
+            Written::Ticket(id)
         }
-    }
-    Ok(written)
+        Write::Append {
+            ticket_id,
+            reopen,
+            participants,
+            message,
+        } => {
+            insert_message(db, *ticket_id, message)?;
+            insert_participants(db, *ticket_id, participants)?;
+            db.prepare_cached(
+                "UPDATE tickets SET updated_at = ?2,
+                    status = CASE WHEN ?3 THEN 'open' ELSE status END
+                 WHERE id = ?1",
+            )?
+            .execute(params![ticket_id, message.received_at, reopen])?;
+            Written::Ticket(*ticket_id)
+        }
+        Write::Hold(h) => Written::Held(insert_held(db, h)?),
+        Write::Suppress {
+            addresses,
+            status,
+            reason,
+            received_at,
+        } => {
+            let mut upsert = db.prepare_cached(
+                "INSERT INTO suppressions (address, status, reason, created_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (address) DO UPDATE
+                 SET status = excluded.status, reason = excluded.reason,
+                     created_at = excluded.created_at",
+            )?;
+            for a in addresses {
+                upsert.execute(params![a.trim().to_lowercase(), status, reason, received_at])?;
+            }
+            Written::Suppressed
+        }
+    })
 }
 
-fn insert_participants(
-    db: &rusqlite::Connection,
-    ticket_id: i64,
-    addresses: &[String],
-) -> Result<(), StoreError> {
+fn insert_participants(db: &Connection, ticket_id: i64, addresses: &[String]) -> Res<()> {
     let mut insert = db.prepare_cached(
         "INSERT INTO participants (ticket_id, address) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
     )?;
@@ -1199,57 +537,43 @@ fn insert_participants(
     Ok(())
 }
 
-fn insert_message(
-    db: &rusqlite::Connection,
-    id: i64,
-    ticket_id: i64,
-    m: &NewMessage<'_>,
-) -> Result<(), StoreError> {
-    let addrs = |v: &[crate::parse::Mailbox]| {
-        json_list(&v.iter().map(|a| a.address.as_str()).collect::<Vec<_>>())
-    };
-    let p = m.parsed;
+fn insert_message(db: &Connection, ticket_id: i64, m: &NewMessage) -> Res<()> {
+    let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     db.prepare_cached(
-        "INSERT INTO messages (id, ticket_id, dedup_key, message_id, content_hash,
+        "INSERT INTO messages (ticket_id, dedup_key, message_id, content_hash,
             envelope_sender, envelope_recipient, from_address, from_name, to_addresses,
             cc_addresses, subject, sent_at, received_at, text_body, html_body, reply_text,
             elided_text, verdict, reasons, thread_reason, raw)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22)",
+            ?18, ?19, ?20, ?21)",
     )?
     .execute(params![
-        id,
         ticket_id,
         m.dedup_key,
-        p.message_id,
+        m.message_id,
         m.content_hash,
         m.envelope_sender,
         m.envelope_recipient,
-        p.from.as_ref().map(|f| f.address.as_str()),
-        p.from.as_ref().and_then(|f| f.name.as_deref()),
-        addrs(&p.to),
-        addrs(&p.cc),
-        p.subject,
-        p.date,
+        m.from_address,
+        m.from_name,
+        json(&m.to),
+        json(&m.cc),
+        m.subject,
+        m.sent_at,
         m.received_at,
-        p.text_body,
-        p.html_body,
+        m.text_body,
+        m.html_body,
         m.reply_text,
         m.elided,
         m.verdict.as_str(),
-        json_list(&m.reasons),
+        json(&m.reasons),
         m.thread_reason,
-        m.raw,
+        m.raw.as_slice(),
     ])?;
+    let id = db.last_insert_rowid();
     let mut reference =
         db.prepare_cached("INSERT INTO message_refs (message_id, ref) VALUES (?1, ?2)")?;
-    let mut refs: Vec<&str> = Vec::new();
-    for r in p.in_reply_to.iter().chain(p.references.iter().rev()) {
-        if !refs.contains(&r.as_str()) && refs.len() < MAX_REFERENCES {
-            refs.push(r);
-        }
-    }
-    for r in refs {
+    for r in m.references.iter().take(MAX_REFERENCES) {
         reference.execute(params![id, r])?;
     }
     let mut attachment = db.prepare_cached(
@@ -1257,19 +581,18 @@ fn insert_message(
             raw_start, raw_end, damaged)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
-    for (i, a) in p.attachments.iter().enumerate() {
-        // The content is in `raw` already: keep where, not a second copy.
+    for (i, a) in m.attachments.iter().enumerate() {
         let source = a.source.as_ref().filter(|r| r.end <= m.raw.len());
         let (content, start, end) = match source {
             Some(r) => (None, Some(r.start as i64), Some(r.end as i64)),
-            None => (Some(a.content.as_slice()), None, None),
+            None => (Some(a.content.as_deref().unwrap_or_default()), None, None),
         };
         attachment.execute(params![
             id,
             i as i64,
             a.filename,
             a.content_type,
-            a.content.len() as i64,
+            a.size,
             content,
             start,
             end,
@@ -1279,15 +602,14 @@ fn insert_message(
     Ok(())
 }
 
-fn insert_held(db: &rusqlite::Connection, id: i64, h: &HeldMessage<'_>) -> Result<(), StoreError> {
+fn insert_held(db: &Connection, h: &HeldMessage) -> Res<i64> {
     db.prepare_cached(
-        "INSERT INTO held_messages (id, dedup_key, action, reason, detail, verdict,
+        "INSERT INTO held_messages (dedup_key, action, reason, detail, verdict,
             message_id, content_hash, from_address, subject, size, envelope_recipient,
             queue, received_at, raw, headers)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
-        id,
         h.dedup_key,
         h.action.as_str(),
         h.reason,
@@ -1301,31 +623,295 @@ fn insert_held(db: &rusqlite::Connection, id: i64, h: &HeldMessage<'_>) -> Resul
         h.envelope_recipient,
         h.queue,
         h.received_at,
-        h.raw,
+        h.raw.as_deref().map(Vec::as_slice),
         h.headers,
     ])?;
-    Ok(())
+    Ok(db.last_insert_rowid())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+const TICKET_COLUMNS: &str = "t.id, t.queue, t.requester, t.subject, t.status, t.created_at,
+    t.updated_at, t.linked_ticket_id,
+    (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id)";
 
-    #[tokio::test]
-    async fn the_page_cache_size_is_applied_to_pooled_connections() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        for kib in [DEFAULT_CACHE_KIB, 65536] {
-            let opts = SqliteOptions {
-                cache_size_kib: kib,
-                ..SqliteOptions::default()
+fn ticket_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
+    Ok(TicketSummary {
+        id: r.get(0)?,
+        queue: r.get(1)?,
+        requester: r.get(2)?,
+        subject: r.get(3)?,
+        status: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+        linked_ticket_id: r.get(7)?,
+        messages: r.get(8)?,
+    })
+}
+
+const HELD_COLUMNS: &str = "id, action, reason, detail, verdict, message_id, from_address,
+    subject, size, raw IS NOT NULL, received_at";
+
+fn held_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<HeldSummary> {
+    Ok(HeldSummary {
+        id: r.get(0)?,
+        action: r.get(1)?,
+        reason: r.get(2)?,
+        detail: r.get(3)?,
+        verdict: r.get(4)?,
+        message_id: r.get(5)?,
+        from: r.get(6)?,
+        subject: r.get(7)?,
+        size: r.get(8)?,
+        raw_kept: r.get(9)?,
+        received_at: r.get(10)?,
+    })
+}
+
+impl Store for SqliteStore {
+    type Tx<'a> = SqliteTx;
+
+    async fn begin(&self) -> Result<SqliteTx, StoreError> {
+        let conn = self.conn.clone().lock_owned().await;
+        let mut tx = SqliteTx { conn: Some(conn) };
+        tx.with(|db| {
+            // A transaction left open by an interrupted one is rolled back first.
+            if !db.is_autocommit() {
+                db.execute_batch("ROLLBACK")?;
+            }
+            db.execute_batch("BEGIN IMMEDIATE")?;
+            Ok(())
+        })
+        .await?;
+        Ok(tx)
+    }
+
+    async fn lookup(&self, keys: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
+        let keys = keys.clone();
+        self.call(move |db| lookup(db, &keys)).await
+    }
+
+    async fn find_duplicate(&self, keys: &[String]) -> Result<Option<Duplicate>, StoreError> {
+        let keys = keys.to_vec();
+        self.call(move |db| find_duplicate(db, &keys)).await
+    }
+
+    async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
+        let filter = filter.clone();
+        self.call(move |db| {
+            let sql = format!(
+                "SELECT {TICKET_COLUMNS} FROM tickets t
+                 WHERE (?1 IS NULL OR t.status = ?1) AND (?2 IS NULL OR t.queue = ?2)
+                 ORDER BY t.id DESC LIMIT ?3"
+            );
+            let rows = db
+                .prepare(&sql)?
+                .query_map(
+                    params![
+                        filter.status,
+                        filter.queue,
+                        i64::from(filter.limit.unwrap_or(u32::MAX))
+                    ],
+                    ticket_summary,
+                )?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn ticket(&self, id: i64) -> Result<Option<TicketDetail>, StoreError> {
+        self.call(move |db| {
+            let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.id = ?1");
+            let Some(ticket) = db.query_row(&sql, [id], ticket_summary).optional()? else {
+                return Ok(None);
             };
-            let store = SqliteStore::open(&url, &opts).await.unwrap();
-            let size: i64 = sqlx::query_scalar("PRAGMA cache_size")
-                .fetch_one(&store.pool)
-                .await
-                .unwrap();
-            assert_eq!(size, -i64::from(kib));
-        }
+            let participants = db
+                .prepare("SELECT address FROM participants WHERE ticket_id = ?1 ORDER BY address")?
+                .query_map([id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut attachments = db.prepare(
+                "SELECT id, filename, content_type, size, damaged FROM attachments
+                 WHERE message_id = ?1 ORDER BY position",
+            )?;
+            let mut messages = db.prepare(
+                "SELECT id, message_id, from_address, subject, sent_at, received_at, verdict,
+                        thread_reason, reply_text, elided_text
+                 FROM messages WHERE ticket_id = ?1 ORDER BY id",
+            )?;
+            let rows: Vec<StoredMessage> = messages
+                .query_map([id], |r| {
+                    Ok(StoredMessage {
+                        id: r.get(0)?,
+                        message_id: r.get(1)?,
+                        from: r.get(2)?,
+                        subject: r.get(3)?,
+                        sent_at: r.get(4)?,
+                        received_at: r.get(5)?,
+                        verdict: r.get(6)?,
+                        thread_reason: r.get(7)?,
+                        reply_text: r.get(8)?,
+                        elided_text: r.get(9)?,
+                        attachments: Vec::new(),
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut thread = Vec::with_capacity(rows.len());
+            for mut m in rows {
+                m.attachments = attachments
+                    .query_map([m.id], |a| {
+                        Ok(AttachmentInfo {
+                            id: a.get(0)?,
+                            filename: a.get(1)?,
+                            content_type: a.get(2)?,
+                            size: a.get(3)?,
+                            damaged: a.get(4)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                thread.push(m);
+            }
+            Ok(Some(TicketDetail {
+                ticket,
+                participants,
+                thread,
+            }))
+        })
+        .await
+    }
+
+    async fn secret(&self) -> Result<Vec<u8>, StoreError> {
+        self.call(|db| {
+            const NAME: &str = "hmac_secret";
+            let get = || {
+                db.query_row("SELECT value FROM settings WHERE name = ?1", [NAME], |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional()
+            };
+            if let Some(v) = get()? {
+                return Ok(v.into_bytes());
+            }
+            // Two workers may race here: the first insert wins and both read the winner.
+            db.execute(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![NAME, fresh_secret()?],
+            )?;
+            Ok(get()?
+                .ok_or_else(|| StoreError::Corrupt("the signing secret vanished".into()))?
+                .into_bytes())
+        })
+        .await
+    }
+
+    async fn set_status(&self, id: i64, status: &str) -> Result<bool, StoreError> {
+        let status = status.to_string();
+        self.call(move |db| {
+            Ok(db.execute(
+                "UPDATE tickets SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, status, now()],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn attachment(&self, id: i64) -> Result<Option<AttachmentData>, StoreError> {
+        self.call(move |db| {
+            let row = db
+                .query_row(
+                    "SELECT a.message_id, a.filename, a.content_type, a.size, a.content,
+                            substr(m.raw, a.raw_start + 1, a.raw_end - a.raw_start), a.damaged
+                     FROM attachments a JOIN messages m ON m.id = a.message_id
+                     WHERE a.id = ?1",
+                    [id],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, Option<Vec<u8>>>(4)?,
+                            r.get::<_, Option<Vec<u8>>>(5)?,
+                            r.get::<_, bool>(6)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((message_id, filename, content_type, size, content, part, damaged)) = row
+            else {
+                return Ok(None);
+            };
+            let content = match (content, part) {
+                (Some(c), _) => StoredContent::Decoded(c),
+                (None, Some(p)) => StoredContent::Part(p),
+                (None, None) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "attachment #{id} has neither content nor a byte range"
+                    ))
+                    .into());
+                }
+            };
+            Ok(Some(AttachmentData {
+                id,
+                message_id,
+                filename,
+                content_type,
+                size,
+                content,
+                damaged,
+            }))
+        })
+        .await
+    }
+
+    async fn held_message(&self, id: i64) -> Result<Option<HeldRecord>, StoreError> {
+        self.call(move |db| {
+            let sql = format!(
+                "SELECT {HELD_COLUMNS}, raw, headers, envelope_recipient, queue, released_at
+                 FROM held_messages WHERE id = ?1"
+            );
+            Ok(db
+                .query_row(&sql, [id], |r| {
+                    Ok(HeldRecord {
+                        summary: held_summary(r)?,
+                        raw: r.get(11)?,
+                        headers: r.get(12)?,
+                        envelope_recipient: r.get(13)?,
+                        queue: r.get(14)?,
+                        released_at: r.get(15)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn suppressions(&self, limit: u32) -> Result<Vec<Suppression>, StoreError> {
+        self.call(move |db| {
+            Ok(db
+                .prepare(
+                    "SELECT address, status, reason, created_at FROM suppressions
+                     ORDER BY created_at DESC, address LIMIT ?1",
+                )?
+                .query_map([i64::from(limit)], |r| {
+                    Ok(Suppression {
+                        address: r.get(0)?,
+                        status: r.get(1)?,
+                        reason: r.get(2)?,
+                        created_at: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn held(&self, limit: u32) -> Result<Vec<HeldSummary>, StoreError> {
+        self.call(move |db| {
+            let sql = format!("SELECT {HELD_COLUMNS} FROM held_messages ORDER BY id DESC LIMIT ?1");
+            Ok(db
+                .prepare(&sql)?
+                .query_map([i64::from(limit)], held_summary)?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
     }
 }

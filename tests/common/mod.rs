@@ -91,33 +91,22 @@ impl Env {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    /// `PRAGMA name` on the database, read through a connection of its own (sqlx).
-    /// The page size of the database file (read with rusqlite: sqlx decodes no integer
-    /// pragma as text).
+    /// The page size of the database file.
     pub fn page_size(&self) -> u64 {
-        rusqlite::Connection::open(self.path("tickets.db"))
-            .unwrap()
-            .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
-            .unwrap()
-            .try_into()
-            .unwrap()
+        self.pragma("page_size").parse().unwrap()
     }
 
+    /// `PRAGMA name` on the database, read through a connection of its own, as text.
     pub fn pragma(&self, name: &str) -> String {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            use sqlx::Connection;
-            let mut c = sqlx::SqliteConnection::connect(&self.db_url())
-                .await
-                .unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
-                .fetch_one(&mut c)
-                .await
-                .unwrap()
-        })
+        rusqlite::Connection::open(self.path("tickets.db"))
+            .unwrap()
+            .query_row(&format!("PRAGMA {name}"), [], |r| {
+                Ok(match r.get_ref(0)? {
+                    rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                    v => v.as_str().unwrap_or_default().to_string(),
+                })
+            })
+            .unwrap()
     }
 
     pub fn write(&self, name: &str, content: &[u8]) -> PathBuf {

@@ -1,0 +1,729 @@
+//! The shared store: PostgreSQL through a sqlx pool, for several hosts and workers on one
+//! database.
+//!
+//! Concurrency contract: a write transaction (READ COMMITTED) starts with
+//! [`StoreTx::lock`](super::StoreTx::lock), which takes `pg_advisory_xact_lock` on a 64-bit
+//! hash of each thread key of its message (dedup keys, its own Message-ID, the Message-IDs
+//! it references), in sorted order so two transactions never wait on each other in a
+//! circle. Two workers holding related messages (the same message twice, a message and a
+//! reply to it) therefore take turns, and the second sees what the first committed:
+//! neither can open a second ticket for one conversation or store a duplicate. Unrelated
+//! messages do not wait for each other. The unique constraints on `dedup_key` stay as the
+//! last line: a violation is [`StoreError::Duplicate`], and the delivery is retried.
+//!
+//! Migrations (`migrations/postgres/`) run through sqlx's migrator, which holds an
+//! advisory lock while it works, so many workers starting at once migrate once.
+
+use std::str::FromStr;
+
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+
+use super::{
+    AttachmentData, AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary,
+    MAX_REFERENCES, NewMessage, Store, StoreError, StoreOptions, StoredContent, StoredMessage,
+    Suppression, TicketDetail, TicketFilter, TicketSummary, Write, Written, fresh_secret, now,
+};
+use crate::thread::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A [`Store`] on a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// sqlx's error as a [`StoreError`] that says what happened.
+fn store_error(e: sqlx::Error) -> StoreError {
+    let text = e.to_string();
+    match &e {
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("23505") => StoreError::Duplicate(text),
+            // serialization failure, deadlock, lock or statement timeout
+            Some("40001" | "40P01" | "55P03" | "57014") => StoreError::Busy(text),
+            // connection exceptions, shutdown, too many connections, disk full
+            Some(c) if c.starts_with("08") || c.starts_with("57P") || c.starts_with("53") => {
+                StoreError::Unavailable(text)
+            }
+            _ => StoreError::Other(text),
+        },
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => StoreError::Unavailable(text),
+        sqlx::Error::Configuration(_) => StoreError::Config(text),
+        _ => StoreError::Other(text),
+    }
+}
+
+trait Db<T> {
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T> Db<T> for Result<T, sqlx::Error> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(store_error)
+    }
+}
+
+/// PostgreSQL text cannot hold NUL: mail text can. Stored as U+FFFD instead.
+fn text(s: &str) -> String {
+    s.replace('\0', "\u{fffd}")
+}
+
+fn opt_text(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(text)
+}
+
+impl PgStore {
+    /// Connect to `url` (`postgres://user@host/db?sslmode=require`, …) and apply pending
+    /// migrations.
+    pub async fn open(url: &str, opts: &StoreOptions) -> Result<PgStore, StoreError> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("`{url}`: {e}")))?
+            .options([
+                (
+                    "statement_timeout",
+                    format!("{}ms", opts.statement_timeout.as_millis()),
+                ),
+                (
+                    "lock_timeout",
+                    format!("{}ms", opts.busy_timeout.as_millis()),
+                ),
+            ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .min_connections(0)
+            .acquire_timeout(opts.connect_timeout)
+            .connect_with(connect)
+            .await
+            .db()?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migrating the database: {e}")))?;
+        Ok(PgStore { pool })
+    }
+
+    /// Close the pool's connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A write transaction on a [`PgStore`].
+#[derive(Debug)]
+pub struct PgTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+/// The advisory-lock number of a thread key.
+fn lock_number(key: &str) -> i64 {
+    let digest = Sha256::digest(key.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+impl super::StoreTx for PgTx {
+    async fn lock(&mut self, keys: &[String]) -> Result<(), StoreError> {
+        let mut numbers: Vec<i64> = keys.iter().map(|k| lock_number(k)).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        for n in numbers {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(n)
+                .execute(&mut *self.tx)
+                .await
+                .db()?;
+        }
+        Ok(())
+    }
+
+    async fn find_duplicate(&mut self, keys: &[String]) -> Result<Option<Duplicate>, StoreError> {
+        find_duplicate(&mut self.tx, keys).await
+    }
+
+    async fn lookup(&mut self, keys: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
+        lookup(&mut self.tx, keys).await
+    }
+
+    async fn write(&mut self, writes: Vec<Write>) -> Result<Vec<Written>, StoreError> {
+        let mut out = Vec::with_capacity(writes.len());
+        for w in &writes {
+            out.push(write(&mut self.tx, w).await?);
+        }
+        Ok(out)
+    }
+
+    async fn release(&mut self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE held_messages
+             SET released_at = $2, dedup_key = dedup_key || ' released ' || id
+             WHERE id = $1 AND released_at IS NULL",
+        )
+        .bind(id)
+        .bind(now())
+        .execute(&mut *self.tx)
+        .await
+        .db()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await.db()
+    }
+}
+
+type Conn = sqlx::PgConnection;
+
+async fn find_duplicate(db: &mut Conn, keys: &[String]) -> Result<Option<Duplicate>, StoreError> {
+    for key in keys {
+        let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT (SELECT ticket_id FROM messages WHERE dedup_key = $1),
+                    (SELECT id FROM held_messages WHERE dedup_key = $1)",
+        )
+        .bind(key)
+        .fetch_optional(&mut *db)
+        .await
+        .db()?;
+        if let Some((ticket_id, held_id)) = row
+            && (ticket_id.is_some() || held_id.is_some())
+        {
+            return Ok(Some(Duplicate {
+                key: key.clone(),
+                ticket_id,
+                held_id: held_id.filter(|_| ticket_id.is_none()),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+async fn hit(db: &mut Conn, ticket_id: i64, sender: Option<&str>) -> Result<Option<TicketHit>, StoreError> {
+    let row: Option<(String, String, bool)> = sqlx::query_as(
+        "SELECT subject, status,
+                EXISTS (SELECT 1 FROM participants WHERE ticket_id = $1 AND address = $2)
+         FROM tickets WHERE id = $1",
+    )
+    .bind(ticket_id)
+    .bind(sender)
+    .fetch_optional(&mut *db)
+    .await
+    .db()?;
+    Ok(row.map(|(subject, status, participant)| TicketHit {
+        ticket_id,
+        sender_is_participant: participant && sender.is_some(),
+        subject,
+        status,
+    }))
+}
+
+async fn ticket_of(db: &mut Conn, message_id: &str) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar("SELECT MIN(ticket_id) FROM messages WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_one(&mut *db)
+        .await
+        .db()
+}
+
+async fn lookup(db: &mut Conn, k: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
+    let sender = k.sender.as_deref();
+    let mut out = ThreadLookup::default();
+    for id in k.referenced_ids.iter().take(MAX_REFERENCES) {
+        if let Some(t) = ticket_of(db, id).await?
+            && let Some(h) = hit(db, t, sender).await?
+        {
+            out.by_header.push((id.clone(), h));
+        }
+    }
+    for t in k.ticket_ids().into_iter().take(MAX_REFERENCES) {
+        if let Some(h) = hit(db, t, sender).await? {
+            out.tickets.push(h);
+        }
+    }
+    if let Some(own) = k.message_id.as_deref() {
+        let stored = ticket_of(db, own).await?;
+        let held: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(id) FROM held_messages WHERE message_id = $1")
+                .bind(own)
+                .fetch_one(&mut *db)
+                .await
+                .db()?;
+        if stored.is_some() || held.is_some() {
+            out.id_collision = Some(IdCollision {
+                ticket_id: stored,
+                held_id: held,
+            });
+        }
+        let referencing: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT m.ticket_id FROM message_refs r
+             JOIN messages m ON m.id = r.message_id
+             WHERE r.ref = $1 ORDER BY m.ticket_id LIMIT 10",
+        )
+        .bind(own)
+        .fetch_all(&mut *db)
+        .await
+        .db()?;
+        for t in referencing {
+            if let Some(h) = hit(db, t, sender).await? {
+                out.referenced_by.push(h);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn write(db: &mut Conn, w: &Write) -> Result<Written, StoreError> {
+    Ok(match w {
+        Write::NewTicket {
+            queue,
+            requester,
+            subject,
+            linked_ticket_id,
+            participants,
+            message,
+        } => {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO tickets (queue, requester, subject, status, created_at, updated_at,
+                    linked_ticket_id)
+                 VALUES ($1, $2, $3, 'open', $4, $4, $5) RETURNING id",
+            )
+            .bind(text(queue))
+            .bind(text(requester))
+            .bind(text(subject))
+            .bind(&message.received_at)
+            .bind(linked_ticket_id)
+            .fetch_one(&mut *db)
+            .await
+            .db()?;
+            insert_message(db, id, message).await?;
+            insert_participants(db, id, participants).await?;
+            Written::Ticket(id)
+        }
+        Write::Append {
+            ticket_id,
+            reopen,
+            participants,
+            message,
+        } => {
+            insert_message(db, *ticket_id, message).await?;
+            insert_participants(db, *ticket_id, participants).await?;
+            sqlx::query(
+                "UPDATE tickets SET updated_at = $2,
+                    status = CASE WHEN $3 THEN 'open' ELSE status END
+                 WHERE id = $1",
+            )
+            .bind(ticket_id)
+            .bind(&message.received_at)
+            .bind(reopen)
+            .execute(&mut *db)
+            .await
+            .db()?;
+            Written::Ticket(*ticket_id)
+        }
+        Write::Hold(h) => Written::Held(insert_held(db, h).await?),
+        Write::Suppress {
+            addresses,
+            status,
+            reason,
+            received_at,
+        } => {
+            for a in addresses {
+                sqlx::query(
+                    "INSERT INTO suppressions (address, status, reason, created_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (address) DO UPDATE
+                     SET status = excluded.status, reason = excluded.reason,
+                         created_at = excluded.created_at",
+                )
+                .bind(text(&a.trim().to_lowercase()))
+                .bind(opt_text(status))
+                .bind(text(reason))
+                .bind(received_at)
+                .execute(&mut *db)
+                .await
+                .db()?;
+            }
+            Written::Suppressed
+        }
+    })
+}
+
+async fn insert_participants(db: &mut Conn, ticket_id: i64, addresses: &[String]) -> Result<(), StoreError> {
+    for a in addresses {
+        sqlx::query(
+            "INSERT INTO participants (ticket_id, address) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(ticket_id)
+        .bind(text(a))
+        .execute(&mut *db)
+        .await
+        .db()?;
+    }
+    Ok(())
+}
+
+async fn insert_message(db: &mut Conn, ticket_id: i64, m: &NewMessage) -> Result<(), StoreError> {
+    let json = |v: &[String]| text(&serde_json::to_string(v).unwrap_or_else(|_| "[]".into()));
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (ticket_id, dedup_key, message_id, content_hash,
+            envelope_sender, envelope_recipient, from_address, from_name, to_addresses,
+            cc_addresses, subject, sent_at, received_at, text_body, html_body, reply_text,
+            elided_text, verdict, reasons, thread_reason, raw)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+            $18, $19, $20, $21)
+         RETURNING id",
+    )
+    .bind(ticket_id)
+    .bind(text(&m.dedup_key))
+    .bind(opt_text(&m.message_id))
+    .bind(&m.content_hash)
+    .bind(opt_text(&m.envelope_sender))
+    .bind(opt_text(&m.envelope_recipient))
+    .bind(opt_text(&m.from_address))
+    .bind(opt_text(&m.from_name))
+    .bind(json(&m.to))
+    .bind(json(&m.cc))
+    .bind(text(&m.subject))
+    .bind(&m.sent_at)
+    .bind(&m.received_at)
+    .bind(text(&m.text_body))
+    .bind(opt_text(&m.html_body))
+    .bind(text(&m.reply_text))
+    .bind(text(&m.elided))
+    .bind(m.verdict.as_str())
+    .bind(json(&m.reasons))
+    .bind(text(&m.thread_reason))
+    .bind(m.raw.as_slice())
+    .fetch_one(&mut *db)
+    .await
+    .db()?;
+    for r in m.references.iter().take(MAX_REFERENCES) {
+        sqlx::query("INSERT INTO message_refs (message_id, ref) VALUES ($1, $2)")
+            .bind(id)
+            .bind(text(r))
+            .execute(&mut *db)
+            .await
+            .db()?;
+    }
+    for (i, a) in m.attachments.iter().enumerate() {
+        let source = a.source.as_ref().filter(|r| r.end <= m.raw.len());
+        let (content, start, end) = match source {
+            Some(r) => (None, Some(r.start as i64), Some(r.end as i64)),
+            None => (Some(a.content.as_deref().unwrap_or_default()), None, None),
+        };
+        sqlx::query(
+            "INSERT INTO attachments (message_id, position, filename, content_type, size,
+                content, raw_start, raw_end, damaged)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(id)
+        .bind(i as i32)
+        .bind(opt_text(&a.filename))
+        .bind(text(&a.content_type))
+        .bind(a.size)
+        .bind(content)
+        .bind(start)
+        .bind(end)
+        .bind(a.damaged)
+        .execute(&mut *db)
+        .await
+        .db()?;
+    }
+    Ok(())
+}
+
+async fn insert_held(db: &mut Conn, h: &HeldMessage) -> Result<i64, StoreError> {
+    sqlx::query_scalar(
+        "INSERT INTO held_messages (dedup_key, action, reason, detail, verdict, message_id,
+            content_hash, from_address, subject, size, envelope_recipient, queue, received_at,
+            raw, headers)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         RETURNING id",
+    )
+    .bind(text(&h.dedup_key))
+    .bind(h.action.as_str())
+    .bind(text(&h.reason))
+    .bind(text(&h.detail))
+    .bind(h.verdict.as_str())
+    .bind(opt_text(&h.message_id))
+    .bind(&h.content_hash)
+    .bind(opt_text(&h.from_address))
+    .bind(opt_text(&h.subject))
+    .bind(i64::try_from(h.size).unwrap_or(i64::MAX))
+    .bind(opt_text(&h.envelope_recipient))
+    .bind(opt_text(&h.queue))
+    .bind(&h.received_at)
+    .bind(h.raw.as_deref().map(Vec::as_slice))
+    .bind(&h.headers)
+    .fetch_one(&mut *db)
+    .await
+    .db()
+}
+
+const TICKET_COLUMNS: &str = "t.id, t.queue, t.requester, t.subject, t.status, t.created_at,
+    t.updated_at, t.linked_ticket_id,
+    (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS n";
+
+fn ticket_summary(r: &PgRow) -> Result<TicketSummary, sqlx::Error> {
+    Ok(TicketSummary {
+        id: r.try_get("id")?,
+        queue: r.try_get("queue")?,
+        requester: r.try_get("requester")?,
+        subject: r.try_get("subject")?,
+        status: r.try_get("status")?,
+        messages: r.try_get("n")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        linked_ticket_id: r.try_get("linked_ticket_id")?,
+    })
+}
+
+const HELD_COLUMNS: &str = "id, action, reason, detail, verdict, message_id, from_address,
+    subject, size, raw IS NOT NULL AS raw_kept, received_at";
+
+fn held_summary(r: &PgRow) -> Result<HeldSummary, sqlx::Error> {
+    Ok(HeldSummary {
+        id: r.try_get("id")?,
+        action: r.try_get("action")?,
+        reason: r.try_get("reason")?,
+        detail: r.try_get("detail")?,
+        verdict: r.try_get("verdict")?,
+        message_id: r.try_get("message_id")?,
+        from: r.try_get("from_address")?,
+        subject: r.try_get("subject")?,
+        size: r.try_get("size")?,
+        raw_kept: r.try_get("raw_kept")?,
+        received_at: r.try_get("received_at")?,
+    })
+}
+
+impl Store for PgStore {
+    type Tx<'a> = PgTx;
+
+    async fn begin(&self) -> Result<PgTx, StoreError> {
+        Ok(PgTx {
+            tx: self.pool.begin().await.db()?,
+        })
+    }
+
+    async fn lookup(&self, keys: &ThreadKeys) -> Result<ThreadLookup, StoreError> {
+        let mut conn = self.pool.acquire().await.db()?;
+        lookup(&mut conn, keys).await
+    }
+
+    async fn find_duplicate(&self, keys: &[String]) -> Result<Option<Duplicate>, StoreError> {
+        let mut conn = self.pool.acquire().await.db()?;
+        find_duplicate(&mut conn, keys).await
+    }
+
+    async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets t
+             WHERE ($1::text IS NULL OR t.status = $1) AND ($2::text IS NULL OR t.queue = $2)
+             ORDER BY t.id DESC LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&filter.status)
+            .bind(&filter.queue)
+            .bind(i64::from(filter.limit.unwrap_or(u32::MAX)))
+            .fetch_all(&self.pool)
+            .await
+            .db()?;
+        rows.iter().map(ticket_summary).collect::<Result<_, _>>().db()
+    }
+
+    async fn ticket(&self, id: i64) -> Result<Option<TicketDetail>, StoreError> {
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.id = $1");
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?
+        else {
+            return Ok(None);
+        };
+        let ticket = ticket_summary(&row).db()?;
+        let participants: Vec<String> = sqlx::query_scalar(
+            "SELECT address FROM participants WHERE ticket_id = $1 ORDER BY address",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        let rows = sqlx::query(
+            "SELECT id, message_id, from_address, subject, sent_at, received_at, verdict,
+                    thread_reason, reply_text, elided_text
+             FROM messages WHERE ticket_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        let mut thread = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mid: i64 = r.try_get("id").db()?;
+            let attachments = sqlx::query(
+                "SELECT id, filename, content_type, size, damaged FROM attachments
+                 WHERE message_id = $1 ORDER BY position",
+            )
+            .bind(mid)
+            .fetch_all(&self.pool)
+            .await
+            .db()?
+            .iter()
+            .map(|a| {
+                Ok(AttachmentInfo {
+                    id: a.try_get("id")?,
+                    filename: a.try_get("filename")?,
+                    content_type: a.try_get("content_type")?,
+                    size: a.try_get("size")?,
+                    damaged: a.try_get("damaged")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .db()?;
+            thread.push(StoredMessage {
+                id: mid,
+                message_id: r.try_get("message_id").db()?,
+                from: r.try_get("from_address").db()?,
+                subject: r.try_get("subject").db()?,
+                sent_at: r.try_get("sent_at").db()?,
+                received_at: r.try_get("received_at").db()?,
+                verdict: r.try_get("verdict").db()?,
+                thread_reason: r.try_get("thread_reason").db()?,
+                reply_text: r.try_get("reply_text").db()?,
+                elided_text: r.try_get("elided_text").db()?,
+                attachments,
+            });
+        }
+        Ok(Some(TicketDetail {
+            ticket,
+            participants,
+            thread,
+        }))
+    }
+
+    async fn secret(&self) -> Result<Vec<u8>, StoreError> {
+        const NAME: &str = "hmac_secret";
+        // Two workers may race here: the first insert wins and both read the winner.
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(NAME)
+            .bind(fresh_secret()?)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        let v: String = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(NAME)
+            .fetch_one(&self.pool)
+            .await
+            .db()?;
+        Ok(v.into_bytes())
+    }
+
+    async fn set_status(&self, id: i64, status: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE tickets SET status = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .bind(now())
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn attachment(&self, id: i64) -> Result<Option<AttachmentData>, StoreError> {
+        let Some(r) = sqlx::query(
+            "SELECT a.message_id, a.filename, a.content_type, a.size, a.content,
+                    substring(m.raw FROM (a.raw_start + 1)::int FOR (a.raw_end - a.raw_start)::int)
+                        AS part,
+                    a.damaged
+             FROM attachments a JOIN messages m ON m.id = a.message_id WHERE a.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        else {
+            return Ok(None);
+        };
+        let content: Option<Vec<u8>> = r.try_get("content").db()?;
+        let part: Option<Vec<u8>> = r.try_get("part").db()?;
+        let content = match (content, part) {
+            (Some(c), _) => StoredContent::Decoded(c),
+            (None, Some(p)) => StoredContent::Part(p),
+            (None, None) => {
+                return Err(StoreError::Corrupt(format!(
+                    "attachment #{id} has neither content nor a byte range"
+                )));
+            }
+        };
+        Ok(Some(AttachmentData {
+            id,
+            message_id: r.try_get("message_id").db()?,
+            filename: r.try_get("filename").db()?,
+            content_type: r.try_get("content_type").db()?,
+            size: r.try_get("size").db()?,
+            content,
+            damaged: r.try_get("damaged").db()?,
+        }))
+    }
+
+    async fn held_message(&self, id: i64) -> Result<Option<HeldRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {HELD_COLUMNS}, raw, headers, envelope_recipient, queue, released_at
+             FROM held_messages WHERE id = $1"
+        );
+        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(HeldRecord {
+            summary: held_summary(&r).db()?,
+            raw: r.try_get("raw").db()?,
+            headers: r.try_get("headers").db()?,
+            envelope_recipient: r.try_get("envelope_recipient").db()?,
+            queue: r.try_get("queue").db()?,
+            released_at: r.try_get("released_at").db()?,
+        }))
+    }
+
+    async fn suppressions(&self, limit: u32) -> Result<Vec<Suppression>, StoreError> {
+        let rows: Vec<(String, Option<String>, String, String)> = sqlx::query_as(
+            "SELECT address, status, reason, created_at FROM suppressions
+             ORDER BY created_at DESC, address LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        Ok(rows
+            .into_iter()
+            .map(|(address, status, reason, created_at)| Suppression {
+                address,
+                status,
+                reason,
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn held(&self, limit: u32) -> Result<Vec<HeldSummary>, StoreError> {
+        let sql = format!("SELECT {HELD_COLUMNS} FROM held_messages ORDER BY id DESC LIMIT $1");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .db()?;
+        rows.iter().map(held_summary).collect::<Result<_, _>>().db()
+    }
+}
