@@ -1,20 +1,20 @@
 //! `cargo bench --bench pipeline`: the speed figures of postdesk, printed as a table.
 //!
 //! (a) pipe mode: one `postdesk ingest` process per message, spawn to exit, with a durable
-//!     commit into SQLite (what Postfix `pipe` does), median over 300 messages;
-//! (b) `postdesk import` of an mbox, messages per second;
+//!     commit (what Postfix `pipe` does), median over 300 messages: into SQLite, and into
+//!     PostgreSQL when a server is given;
+//! (b) `postdesk import` of an mbox, messages per second: into SQLite; into PostgreSQL with
+//!     1, 2 and 4 import processes at once, each importing its share into one database;
 //! (c) parse only (mail-parser through `postdesk::parse`), the ceiling to compare with;
-//! (d) open store → process one message → close, in one process, with SQLite's
-//!     checkpoint-on-close and with what `ingest` does instead (`SqliteStore::finish`).
-//!
 //! (e) `explain` (parse, classify, trim, thread preview) in process, messages per second;
 //!     over the `.eml` files of `POSTDESK_BENCH_CORPUS=DIR` when set.
 //!
+//! `POSTDESK_TEST_POSTGRES_URL=postgres://USER@HOST:PORT/DB` names the PostgreSQL server
+//! (`scripts/test` prints how it starts one); each line gets a fresh database on it.
+//! `POSTDESK_BENCH_BIN=PATH` runs (a) and (b) on SQLite with another build of `postdesk`
+//! as well (an older commit, for a before/after in one run): (a) alternates the two builds
+//! message by message, so both see the same machine.
 //! `POSTDESK_BENCH_KEEP_MBOX=PATH` keeps the generated mbox (for profiling `import`).
-//! `POSTDESK_BENCH_BIN=PATH` runs (a) and (b) with another build of `postdesk` as well, e.g.
-//! `POSTDESK_BENCH_BIN="$(scripts/build-static)"`: (a) alternates the two builds message by
-//! message, so both see the same machine.
-//!
 //! Set `POSTDESK_BENCH_MESSAGES` to change the corpus size (default 5000).
 
 mod corpus;
@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use postdesk::parse::{ParseLimits, Parsed, parse};
-use postdesk::store::{SqliteOptions, SqliteStore};
+use postdesk::store::SqliteStore;
 use postdesk::{Config, Processor};
 
 const BIN: &str = env!("CARGO_BIN_EXE_postdesk");
@@ -60,9 +60,19 @@ fn main() {
         bins.push((" (POSTDESK_BENCH_BIN)", other));
     }
 
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pg = std::env::var("POSTDESK_TEST_POSTGRES_URL").ok();
+    let fresh_pg = |name: &str| {
+        pg.as_deref()
+            .map(|url| rt.block_on(fresh_database(url, name)))
+    };
+
     // (a) pipe mode, the builds interleaved message by message (the VM's speed drifts)
     let pipe_n = 300.min(n);
-    let dbs: Vec<String> = (0..bins.len())
+    let mut dbs: Vec<String> = (0..bins.len())
         .map(|i| {
             format!(
                 "sqlite://{}",
@@ -70,6 +80,10 @@ fn main() {
             )
         })
         .collect();
+    if let Some(url) = fresh_pg("bench_pipe") {
+        bins.push((" into PostgreSQL", BIN.to_string()));
+        dbs.push(url);
+    }
     let mut times = vec![Vec::with_capacity(pipe_n); bins.len()];
     for (k, m) in messages[..pipe_n].iter().enumerate() {
         let mut order: Vec<usize> = (0..bins.len()).collect();
@@ -106,6 +120,9 @@ fn main() {
         std::fs::copy(&mbox, keep).unwrap();
     }
     for (i, (label, bin)) in bins.iter().enumerate() {
+        if label.contains("PostgreSQL") {
+            continue;
+        }
         let db = format!(
             "sqlite://{}",
             dir.path().join(format!("import-{i}.db")).display()
@@ -133,6 +150,53 @@ fn main() {
         );
     }
 
+    if pg.is_some() {
+        for k in [1usize, 2, 4] {
+            let url = fresh_pg(&format!("bench_import_{k}")).unwrap();
+            let shares: Vec<std::path::PathBuf> = (0..k)
+                .map(|j| {
+                    let part: Vec<Vec<u8>> = messages.iter().skip(j).step_by(k).cloned().collect();
+                    let path = dir.path().join(format!("share-{k}-{j}.mbox"));
+                    std::fs::write(&path, corpus::to_mbox(&part)).unwrap();
+                    path
+                })
+                .collect();
+            let start = Instant::now();
+            let children: Vec<_> = shares
+                .iter()
+                .map(|share| {
+                    let started = Instant::now();
+                    let child = Command::new(BIN)
+                        .args(["--database", &url, "import", "--json", "--no-progress"])
+                        .arg(share)
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap();
+                    (started, child)
+                })
+                .collect();
+            let mut each = Vec::new();
+            for (started, child) in children {
+                let out = child.wait_with_output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let count = summary["messages"].as_f64().unwrap();
+                each.push(format!("{:.0}", count / started.elapsed().as_secs_f64()));
+            }
+            let wall = start.elapsed().as_secs_f64();
+            println!(
+                "(b) import into PostgreSQL, {k} process(es) at once: {:.0} messages/s in total, {} messages/s each",
+                n as f64 / wall,
+                each.join(" / ")
+            );
+        }
+    }
+
     // (c) parse only
     let limits = ParseLimits::default();
     let rounds = 3;
@@ -154,10 +218,6 @@ fn main() {
     );
 
     // (e) explain: classify + trim + thread preview, in process, no storing
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let explained = rt.block_on(async {
         let store = SqliteStore::in_memory().await.unwrap();
         let p = Processor::new(Config::default(), store);
@@ -186,45 +246,22 @@ fn main() {
             ""
         }
     );
+}
 
-    // (d) checkpoint on close, in process
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+/// A new, empty database `name` on the server of `url` (dropped first if it exists); its URL.
+async fn fresh_database(url: &str, name: &str) -> String {
+    use sqlx::{Connection, Executor};
+    let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name}"
+        )))
+        .await
         .unwrap();
-    for ckpt in [true, false] {
-        let path = dir.path().join(format!("ckpt-{ckpt}.db"));
-        let url = format!("sqlite://{}", path.display());
-        let opts = SqliteOptions {
-            checkpoint_on_close: ckpt,
-            // What `ingest` does: the direct connection, whose `finish` restarts the WAL.
-            direct: !ckpt,
-            max_connections: 1,
-            ..SqliteOptions::default()
-        };
-        let mut times = Vec::new();
-        rt.block_on(async {
-            for m in &messages[..200.min(n)] {
-                let start = Instant::now();
-                let store = SqliteStore::open(&url, &opts).await.unwrap();
-                let p = Processor::new(Config::default(), store);
-                p.process(m).await.unwrap();
-                if ckpt {
-                    p.store().close().await;
-                } else {
-                    p.store().finish().await;
-                }
-                times.push(start.elapsed().as_secs_f64() * 1e3);
-            }
-        });
-        println!(
-            "(d) open+process+{} in process: median {:.2} ms",
-            if ckpt {
-                "close (checkpoint on close)"
-            } else {
-                "finish (no checkpoint on close; WAL started over in place)"
-            },
-            median(&mut times)
-        );
-    }
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
 }

@@ -33,7 +33,7 @@
 //! # Ok::<(), postdesk::Error>(())
 //! # }).unwrap();
 //! ```
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod address;

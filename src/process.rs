@@ -5,8 +5,8 @@
 //! does the duplicate check, the thread lookup, the policy decision and the writes, and
 //! commits. Only after the commit does `process` return `Ok`.
 
-use std::sync::Arc;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
@@ -18,8 +18,8 @@ use crate::error::Error;
 use crate::parse::{self, Parsed, ParsedMessage, RejectReason};
 use crate::spamd::{self, SpamdOptions};
 use crate::store::{
-    AttachmentData, HeldAction, HeldMessage, NewAttachment, NewMessage, Store, StoreError,
-    StoreTx, StoredContent, Write, Written,
+    AttachmentData, HeldAction, HeldMessage, NewAttachment, NewMessage, Store, StoreError, StoreTx,
+    StoredContent, Write, Written,
 };
 use crate::thread::{
     IdCollision, Signer, SubjectTag, ThreadDecision, ThreadKeys, ThreadMethod, ThreadOptions,
@@ -374,19 +374,13 @@ impl<S: Store> Processor<S> {
     /// classify and thread keys on all cores, no store access. Returns data that borrows
     /// nothing, so a bulk import can prepare the next batch on another thread while
     /// [`Processor::store_batch`] writes this one.
-    pub fn prepare_batch(
-        &self,
-        items: Vec<(Vec<u8>, Delivery)>,
-    ) -> Result<Vec<Prepared>, Error> {
+    pub fn prepare_batch(&self, items: Vec<(Vec<u8>, Delivery)>) -> Result<Vec<Prepared>, Error> {
         parallel_map(items, |(raw, d)| self.prepare_owned(raw, &d))
     }
 
     /// The storing half of [`Processor::process_batch`]: one transaction for the whole
     /// prepared batch, in order. Either all are committed or none.
-    pub async fn store_batch(
-        &self,
-        mut prepared: Vec<Prepared>,
-    ) -> Result<Vec<Outcome>, Error> {
+    pub async fn store_batch(&self, mut prepared: Vec<Prepared>) -> Result<Vec<Outcome>, Error> {
         self.verify(&mut prepared).await?;
         self.spam_check(&mut prepared).await;
         let mut tx = self.store.begin().await?;
@@ -717,7 +711,15 @@ impl<S: Store> Processor<S> {
                 bounce,
             } => (msg, class, keys, reply_text, elided, bounce),
             PreparedBody::Rejected { head, .. } => {
-                let held = self.hold(p, head.as_deref(), HeldAction::Quarantined, reason, detail, Verdict::Invalid, now);
+                let held = self.hold(
+                    p,
+                    head.as_deref(),
+                    HeldAction::Quarantined,
+                    reason,
+                    detail,
+                    Verdict::Invalid,
+                    now,
+                );
                 let written = tx.write(vec![Write::Hold(Box::new(held))]).await?;
                 outcome.action = Action::Quarantined;
                 outcome.held_id = held_id(&written);

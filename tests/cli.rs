@@ -1186,7 +1186,6 @@ fn reply_token_is_read_from_delivered_to_and_x_original_to() {
 }
 
 /// A panic inside `ingest` is caught: exit 75 (the MTA keeps the message), never 101.
-/// Also checks that panics unwind with the unwinder build.rs links in statically.
 #[test]
 fn a_panic_during_ingest_tempfails() {
     if std::env::var_os("POSTDESK_TEST_BIN").is_some() {

@@ -1,17 +1,5 @@
 //! The `postdesk` command: parses arguments, builds a [`Processor`], prints results and maps
 //! them to exit codes. All decisions live in the library; this file is wiring and output.
-//!
-//! The entry point is a C `main` (`#![no_main]`): pipe mode starts one process per
-//! message, and std's own start-up asks glibc for the main thread's stack bounds, which
-//! glibc answers by reading and parsing `/proc/self/maps` (about 0.2 ms here). What that
-//! start-up did and this program needs, `main` does itself: ignore SIGPIPE (a closed
-//! stdout is an `EPIPE` error, handled), turn a stray panic into exit code 101, flush
-//! stdout at the end. The arguments are read from `main`'s own `argv` (std fills
-//! `std::env::args` without its start-up only on glibc). A stack overflow ends in SIGSEGV
-//! instead of std's message. Elsewhere than Unix, std's start-up stays.
-
-// The unit-test harness brings its own `main`.
-#![cfg_attr(all(unix, not(test)), no_main)]
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write as _};
@@ -60,25 +48,6 @@ struct Globals {
     /// Database URL [default: the config's `database`, else sqlite://postdesk.db].
     #[arg(long, global = true, env = "POSTDESK_DATABASE_URL", value_name = "URL")]
     database: Option<String>,
-}
-
-/// `postdesk [OPTIONS] ingest [ARGS]` alone. clap builds every subcommand of [`Cli`] on
-/// each parse, about a quarter of a millisecond, and `ingest` runs once per delivered
-/// message. What this parser does not accept (help, version, errors, other commands) is
-/// parsed again by [`Cli`], which prints the real help and error messages.
-#[derive(Debug, Parser)]
-#[command(name = "postdesk")]
-struct IngestCli {
-    #[command(flatten)]
-    globals: Globals,
-
-    #[command(subcommand)]
-    command: IngestOnly,
-}
-
-#[derive(Debug, Subcommand)]
-enum IngestOnly {
-    Ingest(IngestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -278,46 +247,11 @@ macro_rules! outln {
     };
 }
 
-/// The process entry point (see the module documentation for why it is not std's).
-#[cfg(all(unix, not(test)))]
-#[unsafe(no_mangle)]
-extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
-    use std::os::unix::ffi::OsStrExt as _;
-    // SAFETY: called once, before any other thread exists; SIG_IGN is a valid disposition.
-    // The C runtime passes `argc` NUL-terminated strings in `argv`, alive until exit.
-    #[allow(unsafe_code)]
-    let args: Vec<std::ffi::OsString> = unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        (0..usize::try_from(argc).unwrap_or(0))
-            .map(|i| {
-                std::ffi::OsStr::from_bytes(std::ffi::CStr::from_ptr(*argv.add(i)).to_bytes())
-                    .to_owned()
-            })
-            .collect()
-    };
-    // A panic that nothing caught: what std's start-up does (its hook printed the message).
-    let code = catch_unwind(|| postdesk_main(args)).unwrap_or(101);
-    let _ = std::io::stdout().flush();
-    code.into()
-}
-
-/// The entry point where std's start-up stays (not Unix).
-#[cfg(all(not(unix), not(test)))]
 fn main() -> std::process::ExitCode {
     std::process::ExitCode::from(postdesk_main(std::env::args_os().collect()))
 }
 
-#[cfg_attr(test, allow(dead_code))]
 fn postdesk_main(args: Vec<std::ffi::OsString>) -> u8 {
-    if args.iter().any(|a| a == "ingest")
-        && let Ok(IngestCli {
-            globals,
-            command: IngestOnly::Ingest(ingest),
-        }) = IngestCli::try_parse_from(&args)
-    {
-        init_tracing();
-        return ingest_main(&globals, &ingest);
-    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -406,8 +340,7 @@ fn ingest_main(globals: &Globals, args: &IngestArgs) -> u8 {
         };
         let (raw, total) =
             source::read_capped(std::io::stdin().lock(), config.limits.quarantine_raw_cap)?;
-        // Debug builds only: lets the tests check that a panic is caught (and unwinds with
-        // the unwinder build.rs links in).
+        // Debug builds only: lets the tests check that a panic is caught.
         #[cfg(debug_assertions)]
         if std::env::var_os("POSTDESK_DEBUG_PANIC").is_some() {
             panic!("POSTDESK_DEBUG_PANIC is set");

@@ -204,7 +204,11 @@ async fn find_duplicate(db: &mut Conn, keys: &[String]) -> Result<Option<Duplica
     Ok(None)
 }
 
-async fn hit(db: &mut Conn, ticket_id: i64, sender: Option<&str>) -> Result<Option<TicketHit>, StoreError> {
+async fn hit(
+    db: &mut Conn,
+    ticket_id: i64,
+    sender: Option<&str>,
+) -> Result<Option<TicketHit>, StoreError> {
     let row: Option<(String, String, bool)> = sqlx::query_as(
         "SELECT subject, status,
                 EXISTS (SELECT 1 FROM participants WHERE ticket_id = $1 AND address = $2)
@@ -354,7 +358,11 @@ async fn write(db: &mut Conn, w: &Write) -> Result<Written, StoreError> {
     })
 }
 
-async fn insert_participants(db: &mut Conn, ticket_id: i64, addresses: &[String]) -> Result<(), StoreError> {
+async fn insert_participants(
+    db: &mut Conn,
+    ticket_id: i64,
+    addresses: &[String],
+) -> Result<(), StoreError> {
     for a in addresses {
         sqlx::query(
             "INSERT INTO participants (ticket_id, address) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -535,7 +543,10 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .db()?;
-        rows.iter().map(ticket_summary).collect::<Result<_, _>>().db()
+        rows.iter()
+            .map(ticket_summary)
+            .collect::<Result<_, _>>()
+            .db()
     }
 
     async fn ticket(&self, id: i64) -> Result<Option<TicketDetail>, StoreError> {

@@ -520,7 +520,12 @@ fn write(db: &Connection, w: &Write) -> Res<Written> {
                      created_at = excluded.created_at",
             )?;
             for a in addresses {
-                upsert.execute(params![a.trim().to_lowercase(), status, reason, received_at])?;
+                upsert.execute(params![
+                    a.trim().to_lowercase(),
+                    status,
+                    reason,
+                    received_at
+                ])?;
             }
             Written::Suppressed
         }

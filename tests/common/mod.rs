@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 /// The binary under test: this build's, or another build of the same source named by
-/// `POSTDESK_TEST_BIN` (`scripts/test` runs these tests again on `scripts/build-static`'s).
+/// `POSTDESK_TEST_BIN` (to run the tests on an older or a release build).
 pub fn bin() -> PathBuf {
     std::env::var_os("POSTDESK_TEST_BIN")
         .map(PathBuf::from)
