@@ -298,18 +298,13 @@ fn postdesk_main(args: Vec<std::ffi::OsString>) -> u8 {
 }
 
 fn init_tracing() {
-    if std::env::var_os("POSTDESK_LOG").is_none() {
-        // Warnings and errors only; skip the filter machinery on the per-message path.
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_writer(std::io::stderr)
-            .try_init();
-        return;
-    }
+    // Warnings and errors by default (libraries' warnings about their own settings only
+    // when they are errors: an MTA puts whatever `ingest` prints into its bounce text).
     let filter = tracing_subscriber::EnvFilter::try_from_env("POSTDESK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -16,15 +16,40 @@ pub fn bin() -> PathBuf {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_postdesk").into())
 }
 
+/// A scratch directory and a database for one test: a SQLite file in the directory, or,
+/// when `POSTDESK_TEST_BACKEND=postgres`, a fresh database on the PostgreSQL server of
+/// `POSTDESK_TEST_POSTGRES_URL`.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    postgres: Option<String>,
 }
 
 impl Env {
     pub fn new() -> Env {
+        let postgres = (std::env::var("POSTDESK_TEST_BACKEND").as_deref() == Ok("postgres"))
+            .then(|| fresh_postgres().expect("POSTDESK_TEST_POSTGRES_URL names the server"));
         Env {
             dir: tempfile::tempdir().unwrap(),
+            postgres,
         }
+    }
+
+    /// An environment on a fresh PostgreSQL database, whatever `POSTDESK_TEST_BACKEND`
+    /// says; `None` (skip) without a server, see [`fresh_postgres`].
+    pub fn postgres() -> Option<Env> {
+        Some(Env {
+            dir: tempfile::tempdir().unwrap(),
+            postgres: Some(fresh_postgres()?),
+        })
+    }
+
+    /// True (and a note on stderr) when the test runs on PostgreSQL: for checks of the
+    /// SQLite file itself.
+    pub fn not_sqlite(&self) -> bool {
+        if self.postgres.is_some() {
+            eprintln!("skipped: this test checks the SQLite database file");
+        }
+        self.postgres.is_some()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -32,7 +57,10 @@ impl Env {
     }
 
     pub fn db_url(&self) -> String {
-        format!("sqlite://{}", self.path("tickets.db").display())
+        match &self.postgres {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.path("tickets.db").display()),
+        }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
@@ -143,4 +171,53 @@ pub fn first(env: &Env) -> Value {
         "",
         "It is on fire.",
     ))
+}
+
+/// The URL of a new, empty database on the PostgreSQL server that
+/// `POSTDESK_TEST_POSTGRES_URL` names. `None` when no server is named, unless
+/// `POSTDESK_REQUIRE_SERVERS=1` (as in `scripts/test`): then a missing server fails.
+pub fn fresh_postgres() -> Option<String> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let Ok(url) = std::env::var("POSTDESK_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("POSTDESK_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "POSTDESK_REQUIRE_SERVERS=1 but POSTDESK_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!("skipped: no PostgreSQL (set POSTDESK_TEST_POSTGRES_URL)");
+        return None;
+    };
+    let name = format!(
+        "pd_test_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    pg_execute(&url, &format!("CREATE DATABASE {name}"));
+    let (base, _) = url.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}
+
+/// Run one SQL statement on the PostgreSQL database at `url`, on a thread of its own (so
+/// async tests can call it too).
+pub fn pg_execute(url: &str, sql: &str) {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::{Connection, Executor};
+            let mut c = sqlx::PgConnection::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
+            c.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+        });
+    })
+    .join()
+    .unwrap();
 }
