@@ -13,7 +13,9 @@
 //! - [`classify`]: human, autoreply, bulk, loop, bounce, spam, with the evidence.
 //! - [`thread`]: which ticket a message belongs to, decided from what the store finds.
 //! - [`trim`]: the new text of a reply, quoted history and signatures cut away.
-//! - [`store`]: the [`Store`](store::Store) trait and the embedded SQLite store.
+//! - [`store`]: the [`Store`](store::Store) trait, SQLite (embedded) and PostgreSQL (shared),
+//!   opened by URL with [`store::open`].
+//! - [`address`]: RFC 5322 address lists; [`term`]: text from mail made safe for a terminal.
 //! - [`process`]: the [`Processor`] that runs it all in one transaction per message.
 //! - [`source`]: reading mbox files, Maildir folders and `.eml` files for import.
 //! - [`exit`]: the sysexits contract with MTAs.

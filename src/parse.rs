@@ -627,6 +627,19 @@ fn check_structure(input: &[u8], limits: &ParseLimits) -> Result<(), Parsed> {
         }
         at = end;
     }
+    // An attached message (`message/rfc822`) is a part of its own, and mail-parser nests
+    // them as deep as they come (freeing a deep nest recurses once per level): a part
+    // count above the limit is refused before parsing.
+    let attached = attached_message_types(input);
+    if attached > limits.max_mime_parts {
+        return Err(Parsed::Rejected {
+            reason: RejectReason::TooManyParts,
+            detail: format!(
+                "message has {attached} attached messages, more than limits.max_mime_parts ({}) allows",
+                limits.max_mime_parts
+            ),
+        });
+    }
     // Every MIME part starts at a delimiter line (`--` and a boundary the message
     // declares). Many more such lines than allowed parts: quarantine without parsing.
     let dash_lines = memchr::memmem::find_iter(input, b"\n--").count();
@@ -643,6 +656,22 @@ fn check_structure(input: &[u8], limits: &ParseLimits) -> Result<(), Parsed> {
         }
     }
     Ok(())
+}
+
+/// How many `Content-Type: message/…` fields `input` has, in any part.
+fn attached_message_types(input: &[u8]) -> usize {
+    const FIELD: &[u8] = b"content-type:";
+    input
+        .split(|&b| b == b'\n')
+        .filter(|line| {
+            line.len() > FIELD.len()
+                && line[..FIELD.len()].eq_ignore_ascii_case(FIELD)
+                && line[FIELD.len()..]
+                    .trim_ascii_start()
+                    .get(..8)
+                    .is_some_and(|t| t.eq_ignore_ascii_case(b"message/"))
+        })
+        .count()
 }
 
 /// How many lines of `input` are MIME delimiter lines of a boundary declared in it.
@@ -921,20 +950,23 @@ fn return_path(headers: &[RawHeader]) -> Option<String> {
     Some(inner.to_string())
 }
 
-/// How deep the MIME parts of `msg` nest (a single-part message is 1 deep).
+/// How deep the MIME parts of `msg` nest (a single-part message is 1 deep), counting the
+/// parts of attached messages (`message/rfc822`) as one level deeper.
 fn mime_depth(msg: &mail_parser::Message<'_>) -> usize {
     let mut deepest = 0;
-    let mut stack = vec![(0u32, 1usize)];
-    while let Some((id, depth)) = stack.pop() {
+    let mut stack = vec![(msg, 0u32, 1usize)];
+    while let Some((m, id, depth)) = stack.pop() {
         deepest = deepest.max(depth);
-        if let Some(PartType::Multipart(children)) = msg.parts.get(id as usize).map(|p| &p.body) {
+        match m.parts.get(id as usize).map(|p| &p.body) {
             // A child id is always larger than its parent's: a malformed tree cannot loop.
-            stack.extend(
+            Some(PartType::Multipart(children)) => stack.extend(
                 children
                     .iter()
                     .filter(|&&c| c > id)
-                    .map(|&c| (c, depth + 1)),
-            );
+                    .map(|&c| (m, c, depth + 1)),
+            ),
+            Some(PartType::Message(inner)) => stack.push((inner, 0, depth + 1)),
+            _ => {}
         }
     }
     deepest

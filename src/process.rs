@@ -1005,7 +1005,13 @@ fn parallel_map<T: Send, R: Send>(
     std::thread::scope(|scope| {
         let handles: Vec<_> = parts
             .into_iter()
-            .map(|part| scope.spawn(move || part.into_iter().map(f).collect::<Vec<_>>()))
+            .map(|part| {
+                // Room for the parser's nested parts (bounded by the MIME limits).
+                std::thread::Builder::new()
+                    .stack_size(16 << 20)
+                    .spawn_scoped(scope, move || part.into_iter().map(f).collect::<Vec<_>>())
+                    .expect("a thread for parsing")
+            })
             .collect();
         let mut out = Vec::new();
         for h in handles {

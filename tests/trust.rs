@@ -540,3 +540,26 @@ fn no_command_prints_control_characters_from_mail_to_a_terminal() {
             .contains("\u{1b}]0;pwned\u{7}")
     );
 }
+
+/// 100,000 attached messages nested in each other (6 MB): the parser built them, and
+/// freeing the nest recursed once per level until the stack overflowed (an abort, which
+/// an MTA would retry forever). Now refused before parsing.
+#[test]
+fn deeply_nested_attached_messages_are_quarantined_not_a_crash() {
+    let env = Env::new();
+    let mut raw = String::new();
+    for i in 0..100_000 {
+        raw.push_str(&format!(
+            "From: a@example.org\r\nSubject: level {i}\r\nContent-Type: message/rfc822\r\n\r\n"
+        ));
+    }
+    raw.push_str("From: a@example.org\r\nSubject: inner\r\n\r\nbody\r\n");
+    let o = env.ingest(&raw);
+    assert_eq!(o["action"], "quarantined", "{o}");
+    assert!(
+        o["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("limits.max_mime_parts")
+    );
+}
