@@ -449,10 +449,12 @@ impl Parser<'_> {
         let Some(address) = self.addr_spec(start, end) else {
             return false;
         };
+        // Comments are in token order: a binary search keeps a long list linear.
+        let first = self.comments.partition_point(|(at, _)| *at < end);
         let name = self
             .comments
-            .iter()
-            .find(|(at, _)| *at == end)
+            .get(first)
+            .filter(|(at, _)| *at == end)
             .map(|(_, text)| decode_words(text.trim()).into_owned())
             .filter(|n| !n.is_empty());
         self.out.push(Mailbox { name, address });
@@ -886,6 +888,8 @@ mod tests {
             ":".repeat(200_000),
             "@".repeat(200_000),
             "a@x ".repeat(100_000),
+            // a name from a comment is looked up among all the comments of the value
+            "a@x (c), ".repeat(100_000),
         ] {
             let t = std::time::Instant::now();
             let _ = mailboxes(&v);
