@@ -38,6 +38,9 @@ pub struct Config {
     /// Bulk import settings.
     #[serde(default)]
     pub import: ImportConfig,
+    /// PostgreSQL connection settings (used when the database URL is `postgres://…`).
+    #[serde(default)]
+    pub postgres: PostgresConfig,
     /// Which threading methods are on, and related policy.
     #[serde(default)]
     pub threading: ThreadingConfig,
@@ -365,6 +368,55 @@ impl LimitsConfig {
             max_attachment_bytes: self.max_attachment_bytes,
             max_references: self.max_references,
             max_recipients: self.max_recipients,
+        }
+    }
+}
+
+/// `[postgres]`: connection settings for a `postgres://…` database. TLS and the rest of
+/// libpq's parameters go in the URL (`?sslmode=verify-full`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Connections per process (default 4; `ingest` uses one).
+    #[serde(default = "d_pool")]
+    pub pool_size: u32,
+    /// How long to wait for a connection (seconds; default 10).
+    #[serde(default = "d_connect")]
+    pub connect_timeout_secs: u64,
+    /// The longest a statement may run (seconds; default 30).
+    #[serde(default = "d_statement")]
+    pub statement_timeout_secs: u64,
+}
+
+fn d_pool() -> u32 {
+    4
+}
+fn d_connect() -> u64 {
+    10
+}
+fn d_statement() -> u64 {
+    30
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            pool_size: d_pool(),
+            connect_timeout_secs: d_connect(),
+            statement_timeout_secs: d_statement(),
+        }
+    }
+}
+
+impl Config {
+    /// How to open the store, from `[limits]` and `[postgres]`.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            busy_timeout: std::time::Duration::from_secs(self.limits.busy_timeout_secs),
+            max_connections: self.postgres.pool_size.max(1),
+            connect_timeout: std::time::Duration::from_secs(self.postgres.connect_timeout_secs),
+            statement_timeout: std::time::Duration::from_secs(self.postgres.statement_timeout_secs),
+            ..crate::store::StoreOptions::default()
         }
     }
 }

@@ -22,8 +22,8 @@ use crate::store::{
     StoredContent, Write, Written,
 };
 use crate::thread::{
-    IdCollision, Signer, SubjectTag, ThreadDecision, ThreadKeys, ThreadMethod, ThreadOptions,
-    decide, normalize_subject,
+    IdCollision, Signer, SubjectTag, ThreadDecision, ThreadKeys, ThreadLookup, ThreadMethod,
+    ThreadOptions, decide, normalize_subject,
 };
 use crate::trim;
 
@@ -354,9 +354,7 @@ impl<S: Store> Processor<S> {
             let mut prepared = [self.prepare(raw, delivery)?];
             self.verify(&mut prepared).await?;
             self.spam_check(&mut prepared).await;
-            let mut tx = self.store.begin().await?;
-            let mut outcomes = self.apply(&mut tx, &prepared).await?;
-            tx.commit().await?;
+            let mut outcomes = self.write_batch(&prepared).await?;
             Ok(outcomes.remove(0))
         };
         tokio::time::timeout(Duration::from_secs(secs), work)
@@ -383,10 +381,33 @@ impl<S: Store> Processor<S> {
     pub async fn store_batch(&self, mut prepared: Vec<Prepared>) -> Result<Vec<Outcome>, Error> {
         self.verify(&mut prepared).await?;
         self.spam_check(&mut prepared).await;
-        let mut tx = self.store.begin().await?;
-        let outcomes = self.apply(&mut tx, &prepared).await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        self.write_batch(&prepared).await
+    }
+
+    /// One transaction for `prepared`, tried again (up to three times in all, after a
+    /// short pause) when a concurrent writer stored the same record first: the next try
+    /// finds it as a duplicate. Other errors (busy past the timeout, a lost connection)
+    /// are the caller's to retry later.
+    async fn write_batch(&self, prepared: &[Prepared]) -> Result<Vec<Outcome>, Error> {
+        let mut pause = Duration::from_millis(20);
+        for attempt in 1.. {
+            let result = async {
+                let mut tx = self.store.begin().await?;
+                let outcomes = self.apply(&mut tx, prepared).await?;
+                tx.commit().await?;
+                Ok::<_, Error>(outcomes)
+            }
+            .await;
+            match result {
+                Err(Error::Store(e @ StoreError::Duplicate(_))) if attempt < 3 => {
+                    tracing::debug!("retrying after: {e}");
+                    tokio::time::sleep(pause).await;
+                    pause *= 4;
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the loop returns")
     }
 
     /// Release held record `id` into normal processing, as mail from a person: it becomes
@@ -660,46 +681,70 @@ impl<S: Store> Processor<S> {
         Ok(outcomes)
     }
 
-    /// Decide and write one prepared message inside `tx`.
+    /// Decide and write one prepared message inside `tx`: lock its thread keys, check for
+    /// a duplicate, look up its thread, [`Processor::plan`], write.
     async fn apply_one<T: StoreTx>(
         &self,
         tx: &mut T,
         p: &Prepared,
         now: &str,
     ) -> Result<Outcome, Error> {
-        let (verdict, reasons, message_id) = match &p.body {
-            PreparedBody::Message { msg, class, .. } => {
-                (class.verdict, class.reasons.clone(), msg.message_id.clone())
-            }
-            PreparedBody::Rejected {
-                reason,
-                detail,
-                head,
-            } => (
+        tx.lock(&p.lock_keys()).await?;
+        if let Some(d) = tx.find_duplicate(&p.dedup_keys()).await? {
+            return Ok(Outcome {
+                action: Action::Duplicate,
+                ticket_id: d.ticket_id,
+                ticket_ref: d.ticket_id.map(|t| self.tag.reference(t)),
+                held_id: d.held_id,
+                thread: Some(format!("already stored under {}", d.key)),
+                ..self.outcome(p)
+            });
+        }
+        let lookup = match &p.body {
+            PreparedBody::Message { keys, .. } => tx.lookup(keys).await?,
+            PreparedBody::Rejected { .. } => ThreadLookup::default(),
+        };
+        let plan = self.plan(p, &lookup, now);
+        let written = tx.write(plan.writes).await?;
+        let ticket_id = match written.first() {
+            Some(Written::Ticket(id)) => Some(*id),
+            _ => None,
+        };
+        Ok(Outcome {
+            action: plan.action,
+            ticket_id,
+            ticket_ref: ticket_id.map(|t| self.tag.reference(t)),
+            held_id: held_id(&written),
+            thread: plan.thread_reason,
+            ..self.outcome(p)
+        })
+    }
+
+    /// The outcome fields that do not depend on the store.
+    fn outcome(&self, p: &Prepared) -> Outcome {
+        let (verdict, reasons) = match &p.body {
+            PreparedBody::Message { class, .. } => (class.verdict, class.reasons.clone()),
+            PreparedBody::Rejected { reason, detail, .. } => (
                 Verdict::Invalid,
                 vec![format!("{}: {detail}", reason.as_str())],
-                head.as_ref().and_then(|h| h.message_id.clone()),
             ),
         };
-        let mut outcome = Outcome {
+        Outcome {
             action: Action::Duplicate,
             ticket_id: None,
             ticket_ref: None,
             held_id: None,
-            message_id,
+            message_id: p.message_id().map(str::to_string),
             verdict,
             reasons,
             thread: None,
             queue: p.queue.clone(),
-        };
-        tx.lock(&p.lock_keys()).await?;
-        if let Some(d) = tx.find_duplicate(&p.dedup_keys()).await? {
-            outcome.ticket_id = d.ticket_id;
-            outcome.held_id = d.held_id;
-            outcome.ticket_ref = d.ticket_id.map(|t| self.tag.reference(t));
-            outcome.thread = Some(format!("already stored under {}", d.key));
-            return Ok(outcome);
         }
+    }
+
+    /// What to write for a message that is not a duplicate, given what the store knows
+    /// of its thread: the threading decision and the policy, turned into records. Pure.
+    fn plan(&self, p: &Prepared, lookup: &ThreadLookup, now: &str) -> Plan {
         let (reason, detail) = hold_texts(&p.body);
         let (msg, class, keys, reply_text, elided, bounce) = match &p.body {
             PreparedBody::Message {
@@ -720,15 +765,14 @@ impl<S: Store> Processor<S> {
                     Verdict::Invalid,
                     now,
                 );
-                let written = tx.write(vec![Write::Hold(Box::new(held))]).await?;
-                outcome.action = Action::Quarantined;
-                outcome.held_id = held_id(&written);
-                return Ok(outcome);
+                return Plan {
+                    action: Action::Quarantined,
+                    thread_reason: None,
+                    writes: vec![Write::Hold(Box::new(held))],
+                };
             }
         };
-
-        let lookup = tx.lookup(keys).await?;
-        let decision = decide(keys, &lookup, &self.tag, &self.options);
+        let decision = decide(keys, lookup, &self.tag, &self.options);
         let mut thread_reason = match &decision {
             ThreadDecision::New { reason, .. } => format!("new ticket: {reason}"),
             ThreadDecision::Existing { reason, .. } => reason.clone(),
@@ -822,16 +866,11 @@ impl<S: Store> Processor<S> {
                 received_at: now.to_string(),
             });
         }
-        let written = tx.write(writes).await?;
-        outcome.action = step.action();
-        outcome.ticket_id = match written.first() {
-            Some(Written::Ticket(id)) => Some(*id),
-            _ => None,
-        };
-        outcome.held_id = held_id(&written);
-        outcome.ticket_ref = outcome.ticket_id.map(|t| self.tag.reference(t));
-        outcome.thread = Some(thread_reason);
-        Ok(outcome)
+        Plan {
+            action: step.action(),
+            thread_reason: Some(thread_reason),
+            writes,
+        }
     }
 
     /// What a message with a reused Message-ID is told: where that Message-ID is stored.
@@ -876,6 +915,13 @@ impl<S: Store> Processor<S> {
             headers: parse::header_block(&p.raw, MAX_HEADER_BLOCK).to_vec(),
         }
     }
+}
+
+/// What [`Processor::plan`] decided for one message.
+struct Plan {
+    action: Action,
+    thread_reason: Option<String>,
+    writes: Vec<Write>,
 }
 
 /// The held record's machine reason and explanation for a message.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write as _};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -426,18 +426,22 @@ async fn open_store(
     usage: StoreUse,
 ) -> Result<AnyStore, Error> {
     let url = database_url(globals, config);
+    let configured = config.store_options();
     let opts = StoreOptions {
         create_if_missing: matches!(usage, StoreUse::Import | StoreUse::Deliver),
-        busy_timeout: Duration::from_secs(config.limits.busy_timeout_secs),
         // One delivery needs one connection.
-        max_connections: if usage == StoreUse::Deliver { 1 } else { 4 },
+        max_connections: if usage == StoreUse::Deliver {
+            1
+        } else {
+            configured.max_connections
+        },
         // A batch (500 messages: several MB of pages) stays in memory until its commit.
         cache_size_kib: if usage == StoreUse::Import {
             64 * 1024
         } else {
-            StoreOptions::default().cache_size_kib
+            configured.cache_size_kib
         },
-        ..StoreOptions::default()
+        ..configured
     };
     Ok(if usage == StoreUse::Preview {
         store::open_or_empty(url, &opts).await?
