@@ -1,0 +1,226 @@
+//! The command line: every command, argument and option (clap definitions only).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Turn inbound email into support tickets.
+///
+/// Quick start: `postdesk ingest < message.eml` stores a message in ./postdesk.db;
+/// `postdesk tickets list` shows the tickets.
+#[derive(Debug, Parser)]
+#[command(
+    name = "postdesk",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) globals: Globals,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The options every subcommand takes.
+#[derive(Debug, Args)]
+pub(crate) struct Globals {
+    /// TOML configuration file (optional; every setting has a default).
+    #[arg(long, global = true, env = "POSTDESK_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Database URL [default: the config's `database`, else sqlite://postdesk.db].
+    #[arg(long, global = true, env = "POSTDESK_DATABASE_URL", value_name = "URL")]
+    pub(crate) database: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Store one message read from standard input (for Postfix pipe / /etc/aliases).
+    ///
+    /// Exit status: 0 when the message is stored, quarantined or dropped by policy;
+    /// 75 (EX_TEMPFAIL) for anything that may work later (database locked or unreachable,
+    /// disk full, configuration error, deadline, internal error), so the MTA keeps the
+    /// message and retries. No other status is ever used.
+    ///
+    /// Postfix master.cf example:
+    ///   postdesk unix - n n - - pipe flags=Rq user=postdesk
+    ///     argv=/usr/local/bin/postdesk ingest --recipient ${recipient}
+    Ingest(IngestArgs),
+    /// Classify and thread-preview messages without storing them.
+    Explain {
+        /// One JSON object per line and per file, in order.
+        #[arg(long)]
+        json: bool,
+        /// Message files (.eml).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Import mbox files, Maildir folders, folders of .eml files or single messages.
+    ///
+    /// Messages go through the same pipeline as `ingest`, in order, in batched
+    /// transactions. Re-running an import is safe: messages already stored count as
+    /// duplicates.
+    Import(ImportArgs),
+    /// Look at tickets.
+    #[command(subcommand)]
+    Tickets(TicketsCommand),
+    /// Look at quarantined and dropped messages.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+    /// Addresses whose mail bounced permanently (never acknowledged).
+    #[command(subcommand)]
+    Suppressions(SuppressionsCommand),
+    /// Work with the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IngestArgs {
+    /// Print the outcome as one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Envelope recipient (Postfix `${recipient}`): selects the queue.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) recipient: Option<String>,
+    /// Queue to file the message in (must be configured); overrides --recipient.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) queue: Option<String>,
+    /// Envelope sender (Postfix `${sender}`).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) sender: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Messages per transaction [default: the config's import.batch_size, 500].
+    #[arg(long, value_name = "N")]
+    pub(crate) batch_size: Option<usize>,
+    /// Never show a progress bar (it is shown only on a terminal anyway).
+    #[arg(long)]
+    pub(crate) no_progress: bool,
+    /// Ask the configured spamd about every message too (off by default for imports).
+    #[arg(long)]
+    pub(crate) spam_check: bool,
+    /// Files and folders to import, in order.
+    #[arg(required = true, value_name = "PATH")]
+    pub(crate) paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TicketsCommand {
+    /// List tickets, newest first.
+    List {
+        /// JSON array output.
+        #[arg(long)]
+        json: bool,
+        /// Only tickets with this status (open, closed).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only tickets in this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one ticket with its messages.
+    Show {
+        /// Ticket reference, e.g. PD-42 (or just 42).
+        reference: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close a ticket (a later follow-up reopens it, by default).
+    Close {
+        /// Ticket reference, e.g. PD-42.
+        reference: String,
+    },
+    /// Reopen a ticket.
+    Reopen {
+        /// Ticket reference, e.g. PD-42.
+        reference: String,
+    },
+    /// Print the signed references of a ticket for outgoing mail: a reply address, a
+    /// subject tag and a fresh Message-ID. Replies carrying any of them thread onto the
+    /// ticket from any sender; forgeries do not.
+    Sign {
+        /// Ticket reference, e.g. PD-42.
+        reference: String,
+        /// The support address to derive the reply address from.
+        #[arg(long, value_name = "ADDR", default_value = "support@example.com")]
+        address: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an attachment's decoded content to a file or to standard output (ids are
+    /// listed by `tickets show`).
+    Attachment {
+        /// The attachment's id.
+        id: i64,
+        /// Write here instead of to standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QuarantineCommand {
+    /// List held messages, newest first.
+    List {
+        /// JSON array output.
+        #[arg(long)]
+        json: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one held message: why it was held, and its headers.
+    Show {
+        /// The record's id (from `quarantine list`).
+        id: i64,
+        /// JSON output (without the message bytes).
+        #[arg(long)]
+        json: bool,
+        /// Print the whole stored message instead of its headers.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Release a held message into normal processing, as mail from a person.
+    Release {
+        /// The record's id (from `quarantine list`).
+        id: i64,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SuppressionsCommand {
+    /// List suppressed addresses, newest first.
+    List {
+        /// JSON array output.
+        #[arg(long)]
+        json: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Validate a configuration file; every error is reported with line and field.
+    Check {
+        /// The file [default: --config / POSTDESK_CONFIG].
+        file: Option<PathBuf>,
+    },
+}

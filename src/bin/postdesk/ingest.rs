@@ -1,0 +1,92 @@
+//! `postdesk ingest`: one message on stdin, as an MTA delivers it. Exit 0 when it is
+//! stored (or held), 75 for anything that may work later; nothing else.
+
+use std::io::Write as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use postdesk::process::Delivery;
+use postdesk::source;
+
+use postdesk::term::line;
+use postdesk::{Error, Processor, exit};
+
+use crate::cli::{Globals, IngestArgs};
+use crate::{StoreUse, load_config, open_store, runtime};
+
+/// `ingest`: 0 or 75, nothing else, whatever happens (panics included).
+pub(crate) fn ingest(globals: &Globals, args: &IngestArgs) -> u8 {
+    let IngestArgs {
+        json,
+        recipient,
+        queue,
+        sender,
+    } = args;
+    let result = catch_unwind(AssertUnwindSafe(|| -> Result<postdesk::Outcome, Error> {
+        let config = match load_config(globals) {
+            Ok(c) => c,
+            Err(e) => {
+                // Still read the message to the end: the MTA keeps it (exit 75), and a
+                // command that stops reading half-way is a failure of its own kind.
+                let _ = source::read_capped(std::io::stdin().lock(), 0);
+                return Err(e);
+            }
+        };
+        let (raw, total) =
+            source::read_capped(std::io::stdin().lock(), config.limits.quarantine_raw_cap)?;
+        // Debug builds only: lets the tests check that a panic is caught.
+        #[cfg(debug_assertions)]
+        if std::env::var_os("POSTDESK_DEBUG_PANIC").is_some() {
+            panic!("POSTDESK_DEBUG_PANIC is set");
+        }
+        let delivery = Delivery {
+            recipient: recipient.clone(),
+            queue: queue.clone(),
+            sender: sender.clone(),
+            total_size: (total > raw.len() as u64).then_some(total),
+        };
+        let rt = runtime()?;
+        let outcome = rt.block_on(async {
+            let store = open_store(globals, &config, StoreUse::Deliver).await?;
+            let processor = Processor::new(config, store);
+            let outcome = processor.process_with(&raw, &delivery).await;
+            processor.store().close().await;
+            outcome
+        });
+        // The process ends right after this: tearing the runtime down would only cost time.
+        std::mem::forget(rt);
+        outcome
+    }))
+    .unwrap_or_else(|panic| {
+        let msg = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(Error::Panic(msg))
+    });
+    match result {
+        Ok(outcome) => {
+            let line = if *json {
+                serde_json::to_string(&outcome).unwrap_or_default()
+            } else {
+                let what = outcome
+                    .ticket_ref
+                    .clone()
+                    .or(outcome.held_id.map(|h| format!("held #{h}")))
+                    .unwrap_or_default();
+                format!("{} {what}", outcome.action.as_str())
+            };
+            let _ = writeln!(std::io::stdout(), "{line}");
+            exit::OK
+        }
+        Err(e) => {
+            let code = exit::for_ingest_error(&e);
+            eprintln!(
+                "{} postdesk: {}",
+                exit::ingest_status_text(code),
+                line(&e.to_string())
+            );
+            code
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The `postdesk` command: parses arguments, opens the store, calls the library, prints
+//! results and maps them to exit codes. All decisions live in the library; these files are
+//! wiring and output, one module per command group (`cli` holds the argument definitions).
+
+use std::io::{IsTerminal, Write as _};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+use postdesk::config::{Config, DEFAULT_DATABASE};
+use postdesk::source;
+use postdesk::store::{self, AnyStore, StoreOptions};
+use postdesk::term::{block, line};
+use postdesk::{Error, Processor, exit};
+
+/// `println!` that returns an error instead of panicking (e.g. on a closed pipe).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
+mod cli;
+mod held;
+mod ingest;
+mod mail;
+mod tickets;
+
+use cli::{Cli, Command, ConfigCommand, Globals};
+
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(postdesk_main(std::env::args_os().collect()))
+}
+
+fn postdesk_main(args: Vec<std::ffi::OsString>) -> u8 {
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // A broken master.cf line must not bounce customers' mail: ingest tempfails.
+            let ingest = args
+                .get(1..)
+                .unwrap_or_default()
+                .iter()
+                .any(|a| a == "ingest");
+            if ingest && e.use_stderr() {
+                let _ = source::read_capped(std::io::stdin().lock(), 0);
+                eprintln!(
+                    "4.3.0 postdesk: invalid arguments: {}",
+                    e.to_string().trim()
+                );
+                return exit::TEMPFAIL;
+            }
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    init_tracing();
+    match cli.command {
+        Command::Ingest(ref args) => ingest::ingest(&cli.globals, args),
+        _ => match run(&cli) {
+            Ok(code) => code,
+            // `postdesk tickets list | head`: a closed stdout is not an error.
+            Err(e)
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+            {
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("postdesk: {}", line(&format!("{e:#}")));
+                exit::FAILURE
+            }
+        },
+    }
+}
+
+fn init_tracing() {
+    // Warnings and errors by default (libraries' warnings about their own settings only
+    // when they are errors: an MTA puts whatever `ingest` prints into its bounce text).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POSTDESK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// `ingest`: 0 or 75, nothing else, whatever happens (panics included).
+pub(crate) fn load_config(globals: &Globals) -> Result<Config, Error> {
+    match &globals.config {
+        Some(path) => Ok(Config::load(path)?),
+        None => Ok(Config::default()),
+    }
+}
+
+pub(crate) fn database_url<'a>(globals: &'a Globals, config: &'a Config) -> &'a str {
+    globals
+        .database
+        .as_deref()
+        .or(config.database.as_deref())
+        .unwrap_or(DEFAULT_DATABASE)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreUse {
+    /// One delivery in a short-lived process: one connection, no checkpoint on close.
+    Deliver,
+    /// Bulk import: create the database if needed; a large page cache.
+    Import,
+    /// Use the database if it exists, else an empty in-memory one (never create a file).
+    Preview,
+    /// The database must exist.
+    Read,
+}
+
+pub(crate) async fn open_store(
+    globals: &Globals,
+    config: &Config,
+    usage: StoreUse,
+) -> Result<AnyStore, Error> {
+    let url = database_url(globals, config);
+    let configured = config.store_options();
+    let opts = StoreOptions {
+        create_if_missing: matches!(usage, StoreUse::Import | StoreUse::Deliver),
+        // One delivery needs one connection.
+        max_connections: if usage == StoreUse::Deliver {
+            1
+        } else {
+            configured.max_connections
+        },
+        // A batch (500 messages: several MB of pages) stays in memory until its commit.
+        cache_size_kib: if usage == StoreUse::Import {
+            64 * 1024
+        } else {
+            configured.cache_size_kib
+        },
+        ..configured
+    };
+    Ok(if usage == StoreUse::Preview {
+        store::open_or_empty(url, &opts).await?
+    } else {
+        store::open(url, &opts).await?
+    })
+}
+
+fn run(cli: &Cli) -> anyhow::Result<u8> {
+    if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
+        return mail::config_check(file.as_deref().or(cli.globals.config.as_deref()));
+    }
+    let config = match load_config(&cli.globals) {
+        Ok(c) => c,
+        Err(Error::Config(errors)) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            bail!("invalid configuration");
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        match &cli.command {
+            Command::Explain { json, files } => {
+                let store = open_store(&cli.globals, &config, StoreUse::Preview).await?;
+                mail::explain(Processor::new(config, store), files, *json).await
+            }
+            Command::Import(args) => {
+                let store = open_store(&cli.globals, &config, StoreUse::Import).await?;
+                let mut processor = Processor::new(config, store);
+                processor.set_spam_check(args.spam_check);
+                mail::import(processor, args).await
+            }
+            Command::Tickets(cmd) => {
+                let store = open_store(&cli.globals, &config, StoreUse::Read)
+                    .await
+                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                tickets::tickets(Processor::new(config, store), cmd).await
+            }
+            Command::Quarantine(cmd) => {
+                let store = open_store(&cli.globals, &config, StoreUse::Read)
+                    .await
+                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                held::quarantine(Processor::new(config, store), cmd).await
+            }
+            Command::Suppressions(cmd) => {
+                let store = open_store(&cli.globals, &config, StoreUse::Read)
+                    .await
+                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                held::suppressions(&store, cmd).await
+            }
+            Command::Ingest { .. } | Command::Config(_) => unreachable!("handled before"),
+        }
+    })
+}
+
+/// Bytes from mail, exactly as stored, when standard output is a file or a pipe; escaped
+/// for the terminal (see [`postdesk::term`]) when it is a terminal.
+pub(crate) fn write_bytes(bytes: &[u8]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if out.is_terminal() {
+        write!(out, "{}", block(&String::from_utf8_lossy(bytes)))?;
+    } else {
+        out.write_all(bytes)?;
+    }
+    out.flush()
+}
+
+pub(crate) fn clip(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
