@@ -327,7 +327,7 @@ pub(crate) fn find_lowercase<'a>(
 
 /// SHA-256 of the raw bytes, lower-case hex: the identity of a message without a Message-ID.
 pub fn content_hash(raw: &[u8]) -> String {
-    hex(&Sha256::digest(raw))
+    data_encoding::HEXLOWER.encode(&Sha256::digest(raw))
 }
 
 /// Header fields that mail servers, filters and mailbox stores add to a message in
@@ -437,16 +437,7 @@ pub fn fingerprint(raw: &[u8]) -> String {
         hash.update(line);
         hash.update(b"\n");
     }
-    hex(&hash.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-        out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
-    }
-    out
+    data_encoding::HEXLOWER.encode(&hash.finalize())
 }
 
 /// The `Date:` of the message that `raw` begins with (its header block is enough), as

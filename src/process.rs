@@ -1026,50 +1026,23 @@ fn ticket_subject(subject: &str, tag: &SubjectTag) -> String {
     }
 }
 
-/// `items.map(f)` in order, spread over the machine's cores (at most 8) in contiguous
-/// chunks; small inputs stay on the calling thread.
+/// `items.map(f)` in order, spread over the machine's cores, stopping at the first error.
+/// The pool's threads have room for the parser's nested parts (bounded by the MIME limits).
 fn parallel_map<T: Send, R: Send>(
     items: Vec<T>,
-    f: impl Fn(T) -> Result<R, Error> + Sync,
+    f: impl Fn(T) -> Result<R, Error> + Sync + Send,
 ) -> Result<Vec<R>, Error> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if threads < 2 || items.len() < 32 {
-        return items.into_iter().map(f).collect();
+    use rayon::prelude::*;
+    static POOL: std::sync::LazyLock<Option<rayon::ThreadPool>> = std::sync::LazyLock::new(|| {
+        rayon::ThreadPoolBuilder::new()
+            .stack_size(16 << 20)
+            .build()
+            .ok()
+    });
+    match POOL.as_ref() {
+        Some(pool) if items.len() > 1 => pool.install(|| items.into_par_iter().map(f).collect()),
+        _ => items.into_iter().map(f).collect(),
     }
-    let chunk = items.len().div_ceil(threads);
-    let mut parts = Vec::with_capacity(threads);
-    let mut rest = items;
-    while rest.len() > chunk {
-        let tail = rest.split_off(chunk);
-        parts.push(rest);
-        rest = tail;
-    }
-    parts.push(rest);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|part| {
-                // Room for the parser's nested parts (bounded by the MIME limits).
-                std::thread::Builder::new()
-                    .stack_size(16 << 20)
-                    .spawn_scoped(scope, move || part.into_iter().map(f).collect::<Vec<_>>())
-                    .expect("a thread for parsing")
-            })
-            .collect();
-        let mut out = Vec::new();
-        for h in handles {
-            let part = h
-                .join()
-                .map_err(|_| Error::Panic("a parsing thread panicked".into()))?;
-            for r in part {
-                out.push(r?);
-            }
-        }
-        Ok(out)
-    })
 }
 
 #[cfg(test)]

@@ -540,22 +540,24 @@ impl Signer {
         Signer { key: key.to_vec() }
     }
 
-    fn mac(&self, data: &str) -> String {
+    fn hmac(&self, data: &str) -> Hmac<Sha256> {
         let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
             .expect("HMAC accepts keys of any length");
         m.update(data.as_bytes());
-        base32(&m.finalize().into_bytes()[..16])
+        m
     }
 
-    /// Whether `mac` is the MAC of `data` (constant time).
+    /// The MAC of `data`: HMAC-SHA256 truncated to 128 bits, in lower-case base32.
+    fn mac(&self, data: &str) -> String {
+        BASE32_LOWER.encode(&self.hmac(data).finalize().into_bytes()[..16])
+    }
+
+    /// Whether `mac` is the MAC of `data` (compared in constant time).
     pub fn verify(&self, data: &str, mac: &str) -> bool {
-        let expected = self.mac(data);
-        expected.len() == mac.len()
-            && expected
-                .bytes()
-                .zip(mac.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        match BASE32_LOWER.decode(mac.as_bytes()) {
+            Ok(tag) if tag.len() == 16 => self.hmac(data).verify_truncated_left(&tag).is_ok(),
+            _ => false,
+        }
     }
 
     /// The reply address for ticket `id` on `support_address`: `support+pd-42-<mac>@...`.
@@ -590,23 +592,12 @@ impl Signer {
     }
 }
 
-fn base32(bytes: &[u8]) -> String {
-    const A: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
-    let (mut buf, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        buf = (buf << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            out.push(A[((buf >> (bits - 5)) & 31) as usize] as char);
-            bits -= 5;
-        }
-    }
-    if bits > 0 {
-        out.push(A[((buf << (5 - bits)) & 31) as usize] as char);
-    }
-    out
-}
+/// RFC 4648 base32 in lower case, without padding: MACs in addresses and Message-IDs.
+static BASE32_LOWER: LazyLock<data_encoding::Encoding> = LazyLock::new(|| {
+    let mut spec = data_encoding::Specification::new();
+    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
+    spec.encoding().expect("a valid base32 alphabet")
+});
 
 /// A ticket as the threading decision needs to see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
