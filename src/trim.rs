@@ -68,11 +68,15 @@ pub fn trim_reply(text: &str, html: Option<&str>) -> Trimmed {
     };
     if let Some(html) = html
         && (text.trim().is_empty() || same_ignoring_whitespace(&html_to_text(html), &text))
-        && let Some(t) = trim_html(html)
     {
-        return t;
+        return trim_html(html);
     }
-    trim_text(&text).unwrap_or_else(|| Trimmed {
+    trim_whole(&text)
+}
+
+/// [`trim_text`], or the whole text when nothing would be left.
+fn trim_whole(text: &str) -> Trimmed {
+    trim_text(text).unwrap_or_else(|| Trimmed {
         new_text: text.trim().to_string(),
         elided: String::new(),
     })
@@ -85,21 +89,119 @@ fn same_ignoring_whitespace(a: &str, b: &str) -> bool {
         .eq(b.chars().filter(|c| !c.is_whitespace()))
 }
 
-/// Cut the HTML at its first quote container; `None` when it has none or nothing is
-/// left above it.
-fn trim_html(html: &str) -> Option<Trimmed> {
-    let cut = html_quote_start(html)?;
-    let head = html_to_text(&html[..cut]);
-    let mut t = trim_text(&head)?;
-    let tail = html_to_text(&html[cut..]);
-    let tail = tail.trim();
-    if !tail.is_empty() {
-        if !t.elided.is_empty() {
-            t.elided.push('\n');
+/// Trim an HTML-only message: cut at its first quote container when it has one and text
+/// is left above it, then trim the text of what is left by the same rules as plain text.
+fn trim_html(html: &str) -> Trimmed {
+    if let Some(cut) = html_quote_start(html)
+        && let Some(mut t) = trim_text(&html_text(&html[..cut]))
+    {
+        let tail = html_text(&html[cut..]);
+        let tail = tail.trim();
+        if !tail.is_empty() {
+            if !t.elided.is_empty() {
+                t.elided.push('\n');
+            }
+            t.elided.push_str(tail);
         }
-        t.elided.push_str(tail);
+        return t;
     }
-    Some(t)
+    trim_whole(&html_text(html))
+}
+
+/// Lines are rendered this wide: wide enough that paragraphs are not wrapped.
+const HTML_TEXT_WIDTH: usize = 4000;
+
+/// The text of an HTML body for trimming, by `html2text` (an HTML5 parser): every block
+/// (`<p>`, `<div>`, `<br>`, list items, table cells) on lines of its own, so that
+/// "Thanks,</div><div>Alex" stays two lines; `<blockquote>` content as `> ` lines; links,
+/// emphasis and headings as their bare text, images dropped; a horizontal rule as a `-----`
+/// delimiter line.
+fn html_text(html: &str) -> String {
+    let rendered = html2text::config::with_decorator(BareText)
+        .raw_mode(true)
+        .allow_width_overflow()
+        .string_from_read(html.as_bytes(), HTML_TEXT_WIDTH);
+    let Ok(text) = rendered else {
+        return html_to_text(html);
+    };
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let bare = line.trim_end();
+        if !bare.is_empty() && bare.chars().all(|c| c == '─') {
+            out.push_str("-----");
+        } else {
+            out.push_str(bare);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// An `html2text` decorator that adds nothing but the `> ` of quoted blocks.
+struct BareText;
+
+impl html2text::render::TextDecorator for BareText {
+    type Annotation = ();
+
+    fn decorate_link_start(&mut self, _url: &str) -> (String, ()) {
+        (String::new(), ())
+    }
+    fn decorate_link_end(&mut self) -> String {
+        String::new()
+    }
+    fn decorate_em_start(&self) -> (String, ()) {
+        (String::new(), ())
+    }
+    fn decorate_em_end(&self) -> String {
+        String::new()
+    }
+    fn decorate_strong_start(&self) -> (String, ()) {
+        (String::new(), ())
+    }
+    fn decorate_strong_end(&self) -> String {
+        String::new()
+    }
+    fn decorate_strikeout_start(&self) -> (String, ()) {
+        (String::new(), ())
+    }
+    fn decorate_strikeout_end(&self) -> String {
+        String::new()
+    }
+    fn decorate_code_start(&self) -> (String, ()) {
+        (String::new(), ())
+    }
+    fn decorate_code_end(&self) -> String {
+        String::new()
+    }
+    fn decorate_preformat_first(&self) {}
+    fn decorate_preformat_cont(&self) {}
+    fn decorate_image(&mut self, _src: &str, _title: &str) -> (String, ()) {
+        (String::new(), ())
+    }
+    fn header_prefix(&self, _level: usize) -> String {
+        String::new()
+    }
+    fn quote_prefix(&self) -> String {
+        "> ".to_string()
+    }
+    fn unordered_item_prefix(&self) -> String {
+        String::new()
+    }
+    fn ordered_item_prefix(&self, _i: i64) -> String {
+        String::new()
+    }
+    fn decorate_superscript_start(&self) -> (String, ()) {
+        (String::new(), ())
+    }
+    fn decorate_superscript_end(&self) -> String {
+        String::new()
+    }
+    fn make_subblock_decorator(&self) -> Self {
+        BareText
+    }
+    fn finalise(&mut self, _urls: Vec<String>) -> Vec<html2text::render::TaggedLine<()>> {
+        Vec::new()
+    }
 }
 
 /// How far back from a class or id the start of its tag is looked for.
@@ -295,9 +397,115 @@ fn classify(lines: &[&str]) -> Vec<Kind> {
             },
         )
         .collect();
+    mark_wrapped_quotes(lines, &mut kinds);
     mark_quote_headers(lines, &mut kinds);
     mark_header_blocks(lines, &mut kinds);
+    mark_notes_headers(lines, &mut kinds);
     kinds
+}
+
+/// A quoted line at least this long (in characters) may have been wrapped by a mail client
+/// after it was quoted.
+const WRAPPED_QUOTE_CHARS: usize = 50;
+
+/// Mark as quoted the lines a mail client wrapped out of a quote: a line that starts with
+/// a lower-case letter or punctuation right after a long quoted line, with another quoted
+/// line or nothing more after it ("> … Nullam pharetra d" / "ignissim odio?" / ">"). It
+/// continues the quote; it is not an answer between quotes.
+fn mark_wrapped_quotes(lines: &[&str], kinds: &mut [Kind]) {
+    let n = lines.len();
+    let last_content = (0..n).rev().find(|&i| kinds[i] != Kind::Empty);
+    for i in 1..n {
+        if kinds[i] != Kind::Text || kinds[i - 1] != Kind::Quote {
+            continue;
+        }
+        let starts_lower = lines[i]
+            .trim_start()
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_lowercase() || (c.is_ascii_punctuation() && c != '>'));
+        let long_quote = lines[i - 1].trim_end().chars().count() >= WRAPPED_QUOTE_CHARS;
+        let quote_goes_on = kinds.get(i + 1) == Some(&Kind::Quote) || last_content == Some(i);
+        if starts_lower && long_quote && quote_goes_on {
+            kinds[i] = Kind::Quote;
+        }
+    }
+}
+
+/// The field names Lotus Notes writes on lines of their own in the header of a quoted
+/// message ("To", then the addressee on the next line), lower case: the addressee field.
+const BARE_TO_FIELDS: &[&str] = &[
+    "to", "an", "à", "a", "para", "aan", "till", "til", "do", "кому",
+];
+/// …and the subject field.
+const BARE_SUBJECT_FIELDS: &[&str] = &[
+    "subject",
+    "betreff",
+    "thema",
+    "objet",
+    "asunto",
+    "oggetto",
+    "assunto",
+    "onderwerp",
+    "ämne",
+    "emne",
+    "temat",
+    "тема",
+];
+/// How many lines a Lotus Notes header spans from its "To" line to its "Subject" line.
+const NOTES_HEADER_LINES: usize = 8;
+
+/// Mark Lotus Notes quote headers: the sender (name and address) and a date on lines of
+/// their own, then bare "To", "cc", "Subject" lines, each followed by its value:
+/// "Ann Example <ann@example.org>" / "04.03.2026 09:12" / "To" / "desk@example.com" /
+/// "cc" / "Subject" / "Re: Printer".
+fn mark_notes_headers(lines: &[&str], kinds: &mut [Kind]) {
+    let bare = |kinds: &[Kind], i: usize, names: &[&str]| {
+        kinds[i] == Kind::Text && names.contains(&fold_lower(lines[i].trim()).as_str())
+    };
+    let n = lines.len();
+    let mut i = 0;
+    while i < n {
+        if !bare(kinds, i, BARE_TO_FIELDS) {
+            i += 1;
+            continue;
+        }
+        let to = i;
+        let Some(subject) =
+            (to + 2..n.min(to + NOTES_HEADER_LINES)).find(|&k| bare(kinds, k, BARE_SUBJECT_FIELDS))
+        else {
+            i += 1;
+            continue;
+        };
+        // The date is one of the (at most three) lines with text just above "To"; the
+        // sender, when it has an address, the line with text above the date.
+        let above: Vec<usize> = (0..to)
+            .rev()
+            .filter(|&k| kinds[k] != Kind::Empty)
+            .take(3)
+            .collect();
+        let Some(pos) = above.iter().position(|&k| {
+            kinds[k] == Kind::Text && lines[k].len() <= MAX_PATTERN_LINE && date_or_time(lines[k])
+        }) else {
+            i += 1;
+            continue;
+        };
+        let date = above[pos];
+        let start = match above.get(pos + 1) {
+            Some(&k) if kinds[k] == Kind::Text && lines[k].contains('@') => k,
+            _ => date,
+        };
+        let value = (subject + 1..n).find(|&k| kinds[k] != Kind::Empty);
+        let end = match value {
+            Some(v) if v == subject + 1 && kinds[v] == Kind::Text => v,
+            _ => subject,
+        };
+        kinds[start..=end]
+            .iter_mut()
+            .filter(|k| **k != Kind::Empty)
+            .for_each(|k| *k = Kind::Header);
+        i = end + 1;
+    }
 }
 
 /// Which lines belong to a fenced code block (a ``` line up to the next one, both
@@ -414,6 +622,7 @@ const SEPARATOR_WORDS: &[&str] = &[
     "meddelande",
     "melding",
     "meddelelse",
+    "besked",
     "wiadomość",
     "сообщени",
     "邮件",
@@ -441,14 +650,25 @@ fn maybe_verb(s: &str) -> bool {
     has_any(s, VERB_WORDS)
 }
 
-/// Every `NUMERIC_DATE_HEADER` starts with a year (four digits) and `-`, `/`, `.` or `年`.
-/// (`char::is_numeric` holds for every `\d`.)
-fn maybe_numeric_date(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.by_ref().take(4).filter(|c| c.is_numeric()).count() == 4
-        && chars
-            .next()
-            .is_some_and(|c| matches!(c, '-' | '/' | '.' | '年'))
+/// Every `DATE_FIRST_HEADER` starts with a digit, or with one word of letters (a weekday,
+/// perhaps with `.` and `,`) and then a word that starts with a digit. (`char::is_numeric`
+/// holds for every `\d`, `char::is_alphabetic` for every `\p{L}`, and `split_whitespace`
+/// splits at what `\s` matches.)
+fn maybe_date_first(s: &str) -> bool {
+    let starts_with_digit = |t: &str| t.chars().next().is_some_and(char::is_numeric);
+    if starts_with_digit(s) {
+        return true;
+    }
+    let mut words = s.split_whitespace();
+    let (Some(first), Some(second)) = (words.next(), words.next()) else {
+        return false;
+    };
+    s.starts_with(first)
+        && first
+            .trim_end_matches([',', '.'])
+            .chars()
+            .all(char::is_alphabetic)
+        && starts_with_digit(second)
 }
 
 /// A quoted line: `^\s*(?:[A-Z][A-Za-z]{0,9})?>` ("> text", "  > text", "AB> text"), by
@@ -635,13 +855,19 @@ static VERB_THEN_COLON: LazyLock<Regex> = LazyLock::new(|| {
     ))
 });
 
-/// Gmail's numeric quote headers: "2025-03-03 10:00 GMT+01:00 Ann <a@example.org>:",
-/// "2025/3/3 Ann <a@example.org>", "2025年3月3日(月) 10:00 Ann <a@example.org>:".
-static NUMERIC_DATE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+/// Quote headers that start with the date and have no verb: Gmail's numeric ones
+/// ("2025-03-03 10:00 GMT+01:00 Ann <a@example.org>:", "2025/3/3 Ann <a@example.org>",
+/// "2025年3月3日(月) 10:00 Ann <a@example.org>:"), and those of Russian webmail and many
+/// mobile clients, a day, time or weekday first and the address and a colon last
+/// ("30.09.2017, 18:30, "Ann" <a@example.org>:", "ср, 30 апр. 2025 г. в 15:19, Ann
+/// <a@example.org>:", "Среда, 17 ноября 2021, 15:32 +03:00 от Ann <a@example.org>:").
+/// [`is_quote_header`] also wants a date or a time in them.
+static DATE_FIRST_HEADER: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?x)^(?:
         \d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b.{0,100}<\s*[^<>\s]+@[^<>\s]+?\s*>+\s*[:：]?
       | \d{4}-\d{1,2}-\d{1,2}\s+\d{1,2}:\d{2}\s+GMT[+-]\d{1,2}:?\d{2}\s+[^<>@:]{1,60}
       | \d{4}年\d{1,2}月\d{1,2}日.{0,100}[:：]
+      | (?:\p{L}{1,12}\.?,?\s+)?\d{1,2}[./:\s-].{0,120}?(?:<\s*[^<>\s]+@[^<>\s]+\s*>|[^<>\s]+@[^<>\s]+)\s*[:：]
     )$")
 });
 
@@ -664,6 +890,7 @@ const SEPARATOR_PHRASES: &[&str] = &[
     "ursprungligt meddelande",
     "opprinnelig melding",
     "oprindelig meddelelse",
+    "oprindelig besked",
     "wiadomość oryginalna",
     "oryginalna wiadomość",
     "исходное сообщение",
@@ -694,6 +921,7 @@ const SEPARATOR_PHRASES: &[&str] = &[
     "vidarebefordrat meddelande",
     "videresendt melding",
     "videresendt meddelelse",
+    "videresendt besked",
     "wiadomość przekazana",
     "przekazana wiadomość",
     "пересылаемое сообщение",
@@ -731,8 +959,18 @@ fn strip_decoration(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_whitespace() || "-_=*~".contains(c))
 }
 
-/// Whether a line can be the first line of a quote header.
-fn can_start_quote_header(line: &str) -> bool {
+/// Whether a (trimmed) line has a rule of at least two dashes or equals signs on both
+/// sides of some text: "---- Ann Example wrote ----".
+fn is_decorated(line: &str) -> bool {
+    let rule = |s: &str| s.chars().take_while(|&c| c == '-' || c == '=').count() >= 2;
+    let reversed: String = line.chars().rev().take(8).collect();
+    rule(line) && rule(&reversed) && !strip_decoration(line).is_empty()
+}
+
+/// Whether a line can be the first line of a quote header: it has a date, a time or an
+/// address, or a digit when an address follows on the next lines of the header ("On Wed,
+/// Dec 9, Ann Example" / "<ann@example.org>" / "wrote:").
+fn can_start_quote_header(line: &str, address_follows: bool) -> bool {
     let t = strip_decoration(line);
     if t.len() > MAX_PATTERN_LINE
         || t.starts_with(['<', '(', '[', '>'])
@@ -745,7 +983,7 @@ fn can_start_quote_header(line: &str) -> bool {
     // An '@' is the pattern's first alternative: most headers need no compiled pattern.
     !first_word.contains('@')
         && t.contains(|c: char| c == '@' || c.is_numeric())
-        && date_or_address(t)
+        && (address_follows || date_or_address(t))
 }
 
 /// Whether `s` ends with a quote header's verb ([`VERB_AT_END`]). The usual endings ("…
@@ -800,11 +1038,14 @@ fn ascii_verb_at_end(s: &str) -> bool {
 /// Nearly every quote header reaches this test, and compiling the pattern took about
 /// 0.5 ms.
 fn date_or_address(t: &str) -> bool {
-    if t.contains('@') {
-        return true;
-    }
+    t.contains('@') || date_or_time(t)
+}
+
+/// [`date_or_address`] without its '@': a time, a year of 19xx or 20xx standing alone, or
+/// a date.
+fn date_or_time(t: &str) -> bool {
     if t.chars().any(|c| !c.is_ascii() && c.is_numeric()) {
-        return DATE_OR_ADDRESS.is_match(t);
+        return DATE_OR_ADDRESS.is_match(&t.replace('@', " "));
     }
     let b = t.as_bytes();
     let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
@@ -849,7 +1090,7 @@ fn ends_sentence(line: &str) -> bool {
 
 /// Whether `s` (one or more lines joined by spaces, decoration removed) is a quote header.
 fn is_quote_header(s: &str) -> bool {
-    if maybe_numeric_date(s) && NUMERIC_DATE_HEADER.is_match(s) {
+    if maybe_date_first(s) && date_or_time(s) && DATE_FIRST_HEADER.is_match(s) {
         return true;
     }
     if !s.contains(|c: char| c == '@' || c.is_ascii_digit()) || !maybe_verb(s) {
@@ -924,14 +1165,26 @@ fn mark_quote_headers(lines: &[&str], kinds: &mut [Kind]) {
         }
         // A quote header ends with ':', '>' (an address), its verb or a Gmail date line.
         let tail = strip_decoration(end);
+        // Android's "---- Ann Example wrote ----": decoration on both sides, no date.
+        if kinds[j] == Kind::Text
+            && is_decorated(end)
+            && tail.chars().count() <= 100
+            && maybe_verb(tail)
+            && verb_at_end(tail)
+        {
+            kinds[j] = Kind::Marker;
+            min_start = j + 1;
+            continue;
+        }
         let may_end_header = tail.ends_with([':', '：', '>'])
             || (maybe_verb(tail) && verb_at_end(tail))
-            || (maybe_numeric_date(tail) && NUMERIC_DATE_HEADER.is_match(tail));
+            || (maybe_date_first(tail) && DATE_FIRST_HEADER.is_match(tail));
         if !may_end_header {
             continue;
         }
         let lowest = min_start.max((j + 1).saturating_sub(MAX_HEADER_LINES));
         let mut joined_len = 0;
+        let mut address_below = false;
         for i in (lowest..=j).rev() {
             if i < j && (!matches!(kinds[i], Kind::Text | Kind::Empty) || ends_sentence(lines[i])) {
                 break;
@@ -940,7 +1193,9 @@ fn mark_quote_headers(lines: &[&str], kinds: &mut [Kind]) {
             if joined_len > MAX_HEADER_BYTES {
                 break;
             }
-            if kinds[i] != Kind::Text || !can_start_quote_header(lines[i]) {
+            let address_follows = address_below;
+            address_below |= lines[i].contains('@');
+            if kinds[i] != Kind::Text || !can_start_quote_header(lines[i], address_follows) {
                 continue;
             }
             let joined = lines[i..=j]
@@ -998,6 +1253,7 @@ fn header_field(line: &str) -> Option<Field> {
         | "date"
         | "gesendet"
         | "datum"
+        | "dato"
         | "envoyé"
         | "enviado"
         | "enviada"
@@ -1563,13 +1819,15 @@ mod hand_matchers {
                 "date: {l:?}"
             );
             assert!(
-                maybe_numeric_date(l) || !NUMERIC_DATE_HEADER.is_match(l),
-                "numeric date header: {l:?}"
+                maybe_date_first(l) || !DATE_FIRST_HEADER.is_match(l),
+                "date-first header: {l:?}"
             );
         }
+        // Every listed phrase is one, in any case and with a colon (the table has grown
+        // since the pattern was replaced: the lines above compare the two).
         for p in SEPARATOR_PHRASES {
             for l in [p.to_string(), p.to_uppercase(), format!("{p}:")] {
-                assert!(is_separator_phrase(&l) && separator.is_match(&l), "{l:?}");
+                assert!(is_separator_phrase(&l), "{l:?}");
             }
         }
         // The common headers and signatures need no pattern.
