@@ -110,6 +110,41 @@ fn trim_html(html: &str) -> Trimmed {
 
 /// Lines are rendered this wide: wide enough that paragraphs are not wrapped.
 const HTML_TEXT_WIDTH: usize = 4000;
+/// HTML above this size, or nested deeper than [`HTML_TEXT_MAX_DEPTH`], is converted by
+/// mail-parser's linear `html_to_text` instead: an HTML5 document tree costs about 200
+/// bytes a node, and `html2text` takes time (and, for nested quotes, output) growing with
+/// the square of the nesting depth (10,000 nested `<div>`s took a second, 5,000
+/// `<blockquote>`s half a minute).
+const HTML_TEXT_MAX_BYTES: usize = 512 * 1024;
+/// See [`HTML_TEXT_MAX_BYTES`]: long mail threads nest a few dozen quotes.
+const HTML_TEXT_MAX_DEPTH: usize = 100;
+
+/// An upper bound of the element nesting depth of `html`, from its tags alone, in one
+/// pass: a start tag opens an element, an end tag closes one. Void elements (`<br>`,
+/// `<img>`, ...) and those a parser closes by itself when the next one starts (`<p>`,
+/// `<li>`, `<td>`, ...) open none.
+fn nesting_depth(html: &str) -> usize {
+    const NOT_NESTING: &[&str] = &[
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+        "source", "track", "wbr", "p", "li", "dt", "dd", "tr", "td", "th", "option",
+    ];
+    let b = html.as_bytes();
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for at in memchr::memchr_iter(b'<', b) {
+        let rest = &b[at + 1..];
+        if rest.first() == Some(&b'/') {
+            depth = depth.saturating_sub(1);
+            continue;
+        }
+        let name = &rest[..rest.iter().take_while(|c| c.is_ascii_alphanumeric()).count()];
+        if name.is_empty() || NOT_NESTING.iter().any(|v| v.as_bytes().eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        depth += 1;
+        deepest = deepest.max(depth);
+    }
+    deepest
+}
 
 /// The text of an HTML body for trimming, by `html2text` (an HTML5 parser): every block
 /// (`<p>`, `<div>`, `<br>`, list items, table cells) on lines of its own, so that
@@ -117,6 +152,9 @@ const HTML_TEXT_WIDTH: usize = 4000;
 /// emphasis and headings as their bare text, images dropped; a horizontal rule as a `-----`
 /// delimiter line.
 fn html_text(html: &str) -> String {
+    if html.len() > HTML_TEXT_MAX_BYTES || nesting_depth(html) > HTML_TEXT_MAX_DEPTH {
+        return html_to_text(html);
+    }
     let rendered = html2text::config::with_decorator(BareText)
         .raw_mode(true)
         .allow_width_overflow()
@@ -860,14 +898,17 @@ static VERB_THEN_COLON: LazyLock<Regex> = LazyLock::new(|| {
 /// "2025年3月3日(月) 10:00 Ann <a@example.org>:"), and those of Russian webmail and many
 /// mobile clients, a day, time or weekday first and the address and a colon last
 /// ("30.09.2017, 18:30, "Ann" <a@example.org>:", "ср, 30 апр. 2025 г. в 15:19, Ann
-/// <a@example.org>:", "Среда, 17 ноября 2021, 15:32 +03:00 от Ann <a@example.org>:").
+/// <a@example.org>:", "Среда, 17 ноября 2021, 15:32 +03:00 от Ann <a@example.org>:"):
+/// a date ("30.09", "17 ноября 2021") or a time ("11:00") right at the start.
 /// [`is_quote_header`] also wants a date or a time in them.
 static DATE_FIRST_HEADER: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?x)^(?:
         \d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b.{0,100}<\s*[^<>\s]+@[^<>\s]+?\s*>+\s*[:：]?
       | \d{4}-\d{1,2}-\d{1,2}\s+\d{1,2}:\d{2}\s+GMT[+-]\d{1,2}:?\d{2}\s+[^<>@:]{1,60}
       | \d{4}年\d{1,2}月\d{1,2}日.{0,100}[:：]
-      | (?:\p{L}{1,12}\.?,?\s+)?\d{1,2}[./:\s-].{0,120}?(?:<\s*[^<>\s]+@[^<>\s]+\s*>|[^<>\s]+@[^<>\s]+)\s*[:：]
+      | (?:\p{L}{1,12}\.?,?\s+)?
+        (?:\d{1,2}[./:]\d{1,2} | \d{1,2}\.?\s+\p{L}{3,12}\.?,?\s+\d{4})
+        .{0,120}?(?:<\s*[^<>\s]+@[^<>\s]+\s*>|[^<>\s]+@[^<>\s]+)\s*[:：]
     )$")
 });
 
@@ -1434,6 +1475,12 @@ mod tests {
             "在 2025年3月4日，上午9:12，Desk <desk@example.com> 写道：",
             "Desk <desk@example.com> schrieb am Di., 4. März 2025\num 09:12 Uhr:",
             "2025-03-04 9:12 GMT+01:00 Desk <\ndesk@example.com>:",
+            "04.03.2025, 09:12, \"Desk Team\" <desk@example.com>:",
+            "вт, 4 мар. 2025\u{202f}г. в 09:12, Desk Team <\ndesk@example.com>:",
+            "Tuesday, 4 March 2025, 9:12 +03:00 from Desk <desk@example.com>:",
+            "9:12 AM, March 4, 2025, \"Desk Team\" <desk@example.com>:",
+            "On Tue, Mar 4, Desk Team\n<desk@example.com>\nwrote:",
+            "---- Desk Team wrote ----",
         ] {
             let body = format!("Fixed, thanks.\n\n{header}\n\n> Please try again.\n> Desk\n");
             let t = trim_reply(&body, None);
@@ -1672,6 +1719,14 @@ mod hand_matchers {
         "２０２５年3月3日 10:00 Ann:",
         "1. Restart the printer",
         "2025 was a good year",
+        "30.09.2017, 18:30, \"Ann\" <a@example.org>:",
+        "ср, 30 апр. 2025\u{202f}г. в 15:19, Ann <a@example.org>:",
+        "Среда, 17 ноября 2021, 15:32 +03:00 от Ann <a@example.org>:",
+        "11:00 AM, November 17, 2021, \"Ann\" <a@example.org>:",
+        "Mi., 4. März 2025 um 09:12, a@example.org:",
+        "3 printers fail since 2025, ask Bob <bob@example.com>:",
+        " 30.09.2017, 18:30, Ann <a@example.org>:",
+        "٣٠.٠٩.٢٠١٧, Ann <a@example.org>:",
         "Am 04.11.2026 um 09:12 schrieb Support <support@example.com>:",
         "Am 4. November 2026 schrieb Ann Example:",
         "Ann <ann@example.org> schrieb am 3. März 2025:",
