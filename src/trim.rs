@@ -9,10 +9,12 @@
 //! 1. Every line gets a kind: empty, text, quote (`>`, also `Name>`), delimiter (a line of
 //!    only `-_=+~#*` and the like: `-- `, Outlook's `_____`), mobile signature ("Sent from
 //!    my iPhone", "Get Outlook for iOS", "Von meinem iPhone gesendet", …), quote header
-//!    ("On … wrote:" and its translations, also wrapped over up to six lines; "-----Original
-//!    Message-----", "Begin forwarded message:", …) or mail header block (three or more
-//!    `From:`/`Sent:`/`To:`/`Subject:` lines, localised). Lines inside a fenced code block
-//!    are text.
+//!    ("On … wrote:" and its translations, also wrapped over up to six lines; date-first
+//!    attributions without a verb, "30.09.2017, 18:30, "Ann" <ann@example.org>:";
+//!    "---- Ann wrote ----"; "-----Original Message-----", "Begin forwarded message:", …) or
+//!    mail header block (three or more `From:`/`Sent:`/`To:`/`Subject:` lines, localised;
+//!    Lotus Notes' sender, date and bare "To"/"cc"/"Subject" lines). Lines inside a fenced
+//!    code block are text; a line a mail client wrapped out of a long quoted line is quoted.
 //! 2. Everything from the first delimiter after some content is cut (signature, footer,
 //!    Outlook separator). Mobile signature lines are removed wherever they are.
 //! 3. A quote header or header block after some text starts the history, and everything
@@ -28,8 +30,10 @@
 //! HTML is used only when the text body is empty or was derived from the HTML (an
 //! HTML-only message): then the HTML is cut at the first quote container (Gmail
 //! `gmail_quote`, Outlook `divRplyFwdMsg`/`appendonsend`, `<blockquote type="cite">`,
-//! Thunderbird `moz-cite-prefix`, Yahoo `yahoo_quoted`) and the rest is converted to
-//! text and trimmed by the same rules.
+//! Thunderbird `moz-cite-prefix`, Yahoo `yahoo_quoted`), and what is left is converted to
+//! text by `html2text` (every block on lines of its own, `<blockquote>` as `> ` lines) and
+//! trimmed by the same rules: a plain `<blockquote>` under a webmail attribution ("04.03.2025,
+//! 09:12, "Ann" <ann@example.org>:") goes like any quote.
 
 use std::sync::LazyLock;
 
@@ -136,8 +140,15 @@ fn nesting_depth(html: &str) -> usize {
             depth = depth.saturating_sub(1);
             continue;
         }
-        let name = &rest[..rest.iter().take_while(|c| c.is_ascii_alphanumeric()).count()];
-        if name.is_empty() || NOT_NESTING.iter().any(|v| v.as_bytes().eq_ignore_ascii_case(name)) {
+        let name = &rest[..rest
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .count()];
+        if name.is_empty()
+            || NOT_NESTING
+                .iter()
+                .any(|v| v.as_bytes().eq_ignore_ascii_case(name))
+        {
             continue;
         }
         depth += 1;
@@ -515,12 +526,13 @@ fn mark_notes_headers(lines: &[&str], kinds: &mut [Kind]) {
             i += 1;
             continue;
         };
-        // The date is one of the (at most three) lines with text just above "To"; the
-        // sender, when it has an address, the line with text above the date.
+        // The date is one of the (at most four) lines with text just above "To" (a
+        // "Please respond to" and its address may come between); the sender, when it has
+        // an address or a Notes name ("Ann Example/ACME"), the line with text above it.
         let above: Vec<usize> = (0..to)
             .rev()
             .filter(|&k| kinds[k] != Kind::Empty)
-            .take(3)
+            .take(4)
             .collect();
         let Some(pos) = above.iter().position(|&k| {
             kinds[k] == Kind::Text && lines[k].len() <= MAX_PATTERN_LINE && date_or_time(lines[k])
@@ -530,7 +542,13 @@ fn mark_notes_headers(lines: &[&str], kinds: &mut [Kind]) {
         };
         let date = above[pos];
         let start = match above.get(pos + 1) {
-            Some(&k) if kinds[k] == Kind::Text && lines[k].contains('@') => k,
+            Some(&k)
+                if kinds[k] == Kind::Text
+                    && lines[k].len() <= MAX_PATTERN_LINE
+                    && lines[k].contains(['@', '/']) =>
+            {
+                k
+            }
             _ => date,
         };
         let value = (subject + 1..n).find(|&k| kinds[k] != Kind::Empty);
