@@ -706,11 +706,25 @@ fn maybe_verb(s: &str) -> bool {
     has_any(s, VERB_WORDS)
 }
 
-/// Every `DATE_FIRST_HEADER` starts with a digit, or with one word of letters (a weekday,
-/// perhaps with `.` and `,`) and then a word that starts with a digit. (`char::is_numeric`
-/// holds for every `\d`, `char::is_alphabetic` for every `\p{L}`, and `split_whitespace`
-/// splits at what `\s` matches.)
+/// Whether `s` may be a `DATE_FIRST_HEADER`: every one starts with a year (four digits)
+/// and `-`, `/`, `.` or `年` (Gmail's), or has an '@', ends with a colon and starts with a
+/// digit, or with one word of letters (a weekday, perhaps with `.` and `,`) and then a word
+/// that starts with a digit. A line of ordinary text ("2 printers jam", "Version 3 fails")
+/// fails this, so that the pattern is compiled only for what looks like a header.
+/// (`char::is_numeric` holds for every `\d`, `char::is_alphabetic` for every `\p{L}`,
+/// and `split_whitespace` splits at what `\s` matches.)
 fn maybe_date_first(s: &str) -> bool {
+    let mut chars = s.chars();
+    let year_first = chars.by_ref().take(4).filter(|c| c.is_numeric()).count() == 4
+        && chars
+            .next()
+            .is_some_and(|c| matches!(c, '-' | '/' | '.' | '年'));
+    if year_first {
+        return true;
+    }
+    if !s.ends_with([':', '：']) || !s.contains('@') {
+        return false;
+    }
     let starts_with_digit = |t: &str| t.chars().next().is_some_and(char::is_numeric);
     if starts_with_digit(s) {
         return true;
@@ -1149,17 +1163,18 @@ fn ends_sentence(line: &str) -> bool {
 
 /// Whether `s` (one or more lines joined by spaces, decoration removed) is a quote header.
 fn is_quote_header(s: &str) -> bool {
-    if maybe_date_first(s) && date_or_time(s) && DATE_FIRST_HEADER.is_match(s) {
+    // The verb tests first, their fast paths before either pattern: "Am 04.03.2025 um
+    // 09:12 schrieb Ann <a@example.org>:" starts with a date too, and is common.
+    let verb = s.contains(|c: char| c == '@' || c.is_ascii_digit()) && maybe_verb(s);
+    if verb
+        && (ascii_verb_at_end(s)
+            || ascii_verb_then_colon(s)
+            || VERB_AT_END.is_match(s)
+            || pattern_verb_then_colon(s))
+    {
         return true;
     }
-    if !s.contains(|c: char| c == '@' || c.is_ascii_digit()) || !maybe_verb(s) {
-        return false;
-    }
-    // The fast paths of both tests before either pattern.
-    ascii_verb_at_end(s)
-        || ascii_verb_then_colon(s)
-        || VERB_AT_END.is_match(s)
-        || pattern_verb_then_colon(s)
+    maybe_date_first(s) && date_or_time(s) && DATE_FIRST_HEADER.is_match(s)
 }
 
 /// Whether `s` is a quote header with its verb inside ([`VERB_THEN_COLON`]) and an '@' or a
