@@ -14,7 +14,7 @@
 
 use std::sync::LazyLock;
 
-use crate::parse::{ParsedMessage, has_any, strip_prefix_fold};
+use crate::parse::{Attachment, ParsedMessage, has_any, strip_prefix_fold};
 
 /// At most this much of a text is scanned for bounce evidence and details.
 const SCAN_LIMIT: usize = 256 * 1024;
@@ -199,6 +199,20 @@ fn detect(msg: &ParsedMessage) -> Vec<String> {
         ));
         return why;
     }
+    // A virus scanner or content filter returning the original to the one who sent it:
+    // a bounce subject, and the attached original was sent by this message's addressee.
+    // Not when a person forwards or answers a bounce.
+    if !is_reply_or_forward(&msg.subject)
+        && !has_person_markers(msg)
+        && let Some(o) = original_from_addressee(msg)
+        && let Some(s) = subject()
+    {
+        why.push(format!(
+            "subject says `{s}` and returns the addressee's own message as {}",
+            o.content_type
+        ));
+        return why;
+    }
     // No telling sender (or it was rewritten): a bounce subject and an MTA's wording
     // together, but not when a person forwards or answers a bounce.
     if !is_reply_or_forward(&msg.subject)
@@ -209,6 +223,38 @@ fn detect(msg: &ParsedMessage) -> Vec<String> {
         why.push(format!("subject says `{s}` and body says `{p}`"));
     }
     why
+}
+
+/// The attached original (`message/rfc822` or its headers) whose `From` is an addressee of
+/// `msg`: what a mail system returns to the one who sent it. (A person attaching their own
+/// mail, or a bounce they received, attaches mail from themselves or from a mail system.)
+fn original_from_addressee(msg: &ParsedMessage) -> Option<&Attachment> {
+    msg.attachments
+        .iter()
+        .filter(|a| is_original_type(&a.content_type))
+        .find(|a| {
+            let text = lossy(&a.content[..a.content.len().min(16 * 1024)]);
+            header_field(&text, "from:").is_some_and(|from| {
+                find_addresses(&from).any(|(_, sender)| {
+                    msg.to
+                        .iter()
+                        .any(|to| to.address.trim().eq_ignore_ascii_case(sender))
+                })
+            })
+        })
+}
+
+/// The unfolded value of the first `name` field (lower case, with its colon) of the header
+/// block that starts `text`.
+fn header_field(text: &str, name: &str) -> Option<String> {
+    let mut lines = text.lines().take_while(|l| !l.trim().is_empty());
+    let first = lines.find_map(|l| strip_prefix_fold(l, name))?;
+    let mut value = first.trim().to_string();
+    for more in lines.take_while(|l| l.starts_with([' ', '\t'])) {
+        value.push(' ');
+        value.push_str(more.trim());
+    }
+    Some(value)
 }
 
 /// Who sent it, when that is a mail system: null return path, `MAILER-DAEMON`, `postmaster`.
@@ -278,22 +324,30 @@ fn report_body(msg: &ParsedMessage) -> std::borrow::Cow<'_, str> {
 }
 
 /// Local parts mail systems send bounces from.
+const MAIL_SYSTEM_LOCAL_PARTS: &[&str] = &[
+    "mailer-daemon",
+    "mailer_daemon",
+    "mailerdaemon",
+    "mail-daemon",
+    "postmaster",
+    "post_master",
+    "post-master",
+    "mail.delivery.system",
+    "mail-delivery-system",
+    "maildelivery",
+    "mail-delivery",
+    // MDaemon's own notices.
+    "mdaemon",
+];
+
+/// Whether `local` is a local part mail systems send bounces from: one of
+/// [`MAIL_SYSTEM_LOCAL_PARTS`], or Exchange's system mailbox (`MicrosoftExchange` and 32
+/// hexadecimal digits, "Microsoft Outlook" in the From of its NDRs).
 pub(crate) fn is_mail_system_local_part(local: &str) -> bool {
     let l = local.to_ascii_lowercase();
-    matches!(
-        l.as_str(),
-        "mailer-daemon"
-            | "mailer_daemon"
-            | "mailerdaemon"
-            | "mail-daemon"
-            | "postmaster"
-            | "post_master"
-            | "post-master"
-            | "mail.delivery.system"
-            | "mail-delivery-system"
-            | "maildelivery"
-            | "mail-delivery"
-    )
+    MAIL_SYSTEM_LOCAL_PARTS.contains(&l.as_str())
+        || l.strip_prefix("microsoftexchange")
+            .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The local part of an address (everything before the last `@`), without brackets.
@@ -305,14 +359,21 @@ pub(crate) fn local_part(address: &str) -> &str {
 /// Bounce wording in a subject, in lower case, verbose syntax (`(?x)`).
 const BOUNCE_SUBJECT_PATTERN: &str = r"
         undeliver(?:able|ed) | non[-\ ]?deliver | not\ delivered | could\ not\ be\ delivered
-        | returned\ mail | returning\ message | mail\ delivery\ fail | delivery\ fail
+        | returned\ mail | returning\ message | mail\ delivery\ fail | delivery[_\ ]fail
         | failure\ notice | failure\ delivery | delivery\ status\ notification
         | delivery\ notification | delivery\ problem | mail\ system\ error | mail\ failure
         | delayed\ mail | message\ delayed | delivery\ delay | warning:\ message\ .*\ delayed
-        | unzustellbar | nicht\ zustellbar | non\ remis | non\ distribu | no\ se\ puede\ entregar
-        | non\ recapitabile | onbestelbaar | kan\ niet\ worden\ bezorgd | não\ entregue
+        | delivery\ warning | could\ not\ send\ message | failed\ delivery | unable\ to\ deliver
+        | error\ delivering
+        | unzustellbar | nicht\ zustellbar | nicht\ zugestellt | zustellung\ fehlgeschlagen
+        | non\ remis | non\ distribu | échec\ de\ (?:la\ )?remise | non\ délivré
+        | no\ se\ puede\ entregar | no\ entregado | no\ se\ pudo\ entregar
+        | non\ recapitabile | mancato\ recapito | impossibile\ recapitare
+        | onbestelbaar | kan\ niet\ worden\ bezorgd | não\ entregue
         | não\ é\ possível\ entregar | nie\ można\ dostarczyć | olevererbar | kunde\ inte\ levereras
-        | недоставлен | не\ доставлен | не\ удается\ доставить | не\ удалось\ доставить";
+        | kan\ ikke\ leveres | kunne\ ikke\ leveres | nedoručiteln | kézbesíthetetlen | teslim\ edilemedi
+        | недоставлен | не\ доставлен | не\ удается\ доставить | не\ удалось\ доставить
+        | 无法投递 | 投递失败 | 退信 | 配信不能 | 配信エラー";
 
 /// [`BOUNCE_SUBJECT_PATTERN`] for lower-case text: a `regex_lite` pattern (see
 /// `parse::find_lowercase`), which compiles in a fraction of `regex`'s time.
@@ -328,19 +389,35 @@ fn bounce_subject(subject: &str) -> Option<String> {
         "failure",
         "mail system",
         "delay",
+        "could not send",
         "zustellbar",
+        "zugestellt",
+        "zustellung fehlgeschlagen",
         "remis",
         "distribu",
+        "délivré",
         "entregar",
+        "entregado",
         "recapitabile",
+        "mancato recapito",
+        "recapitare",
         "onbestelbaar",
         "bezorgd",
         "entregue",
         "dostarczyć",
         "olevererbar",
         "levereras",
+        "leveres",
+        "nedoručiteln",
+        "kézbesíthetetlen",
+        "teslim edilemedi",
         "доставлен",
         "доставить",
+        "无法投递",
+        "投递失败",
+        "退信",
+        "配信不能",
+        "配信エラー",
     ];
     let subject = prefix(subject, 1000);
     let lower = crate::parse::fold_lower(subject);
@@ -370,6 +447,42 @@ const MTA_PHRASES: &[&str] = &[
     "did not reach the following recipient",
     "there was an error delivering your mail",
     "notification about a delay in the delivery",
+    // Older Postfix, Courier, qmail translations.
+    "this is the postfix program at host",
+    "running the courier mail server",
+    "qmail-send program",
+    "il programma qmail-send",
+    // sendmail warnings, smail, usa.net-style and other postmaster notices.
+    "this is a warning message only",
+    "you do not need to resend your message",
+    "here is your list of failed recipients",
+    "failed addresses follow",
+    "returned mail follows",
+    // MDaemon, Novell GroupWise, Lotus Domino.
+    "the following addresses did not reach their destination",
+    "had permanent fatal delivery errors",
+    "the message that you sent was undeliverable",
+    "not listed in domino directory",
+    "not listed in public name & address book",
+    // Exchange, IIS SMTP, Gmail, Yahoo and other providers.
+    "diagnostic information for administrators",
+    "this is an advisory-only email",
+    "the email below could not be delivered to the following user",
+    "unable to deliver message to the following address",
+    "unable to deliver message to the following recipient",
+    "a message that you sent could not be delivered",
+    "we were unable to deliver your message",
+    "sorry, unable to deliver your message to",
+    "there was a problem delivering your message",
+    "your message has encountered delivery problems",
+    "invalid final delivery userid",
+    "this is the machine generated message from mail service",
+    "the following recipient(s) could not be reached",
+    "message from interscan e-mail viruswall",
+    // Delay warnings.
+    "delivery attempts will continue to be made",
+    "will continue to try to deliver",
+    "this is just a warning, you do not need to take any action",
 ];
 
 /// Wording of mail systems that people hardly write themselves (weaker than
@@ -406,6 +519,47 @@ const BOUNCE_PHRASES: &[&str] = &[
     "no such recipient",
     "no such mailbox",
     "undeliverable",
+    "could not be delivered",
+    "couldn't be delivered",
+    "wasn't delivered",
+    "delivery failed",
+    "delivery has failed",
+    "failed recipients",
+    "failed addresses",
+    "original message follows",
+    "message text follows",
+    "was rejected",
+    "has been rejected",
+    "not accepted for delivery",
+    "host unknown",
+    "relay access denied",
+    "relaying denied",
+    // A full mailbox.
+    "mailbox quota",
+    "over quota",
+    "quota exceeded",
+    "exceeded its quota",
+    "mailbox is full",
+    "mailbox full",
+    "exceeded storage allocation",
+    // Delays and retries.
+    "will continue to try",
+    "will keep trying",
+    "will be retried",
+    "still trying to deliver",
+    "has been delayed",
+    "unsuccessful delivery attempts",
+    "has been removed from the mail queue",
+    "no action is required on your part",
+    // Virus scanners and content filters.
+    "message has been blocked",
+    "message was blocked",
+    "has been quarantined",
+    "content checker found",
+    "virus was found",
+    "virus detected",
+    "contains a virus",
+    "infected with a virus",
 ];
 
 /// The leftmost phrase of the first of `lists` (lowercase ASCII) that has one in `text`,
@@ -436,13 +590,44 @@ fn mta_phrase(body: &str) -> Option<&str> {
     find_phrase(body, &[MTA_PHRASES])
 }
 
+/// How people's mail clients begin the subject of a reply or a forward, lower case.
+const REPLY_FORWARD_PREFIXES: &[&str] = &[
+    "re:",
+    "re ",
+    "fw:",
+    "fwd:",
+    "fwd ",
+    "aw:",
+    "wg:",
+    "tr:",
+    "sv:",
+    "vs:",
+    "antw:",
+    "odp:",
+    "ynt:",
+    "res:",
+    "rif:",
+    "r:",
+    "rv:",
+    "enc:",
+    "doorst:",
+    "vb:",
+    "vl:",
+    "отв:",
+    "ответ:",
+    "пересл:",
+    "回复",
+    "回覆",
+    "答复",
+    "转发",
+    "轉寄",
+    "返信",
+    "転送",
+];
+
 fn is_reply_or_forward(subject: &str) -> bool {
     let s = subject.trim_start().to_lowercase();
-    [
-        "re:", "re ", "fw:", "fwd:", "aw:", "wg:", "tr:", "sv:", "vs:",
-    ]
-    .iter()
-    .any(|p| s.starts_with(p))
+    REPLY_FORWARD_PREFIXES.iter().any(|p| s.starts_with(p))
 }
 
 /// A mail user agent wrote this (an MTA does not set `User-Agent`/`X-Mailer` on bounces
@@ -1389,6 +1574,28 @@ mod tests {
             "Не удалось доставить сообщение",
             "Nie można dostarczyć: faktura",
             "Returned mail: see transcript for details",
+            "DELIVERY_FAILURE: User x not listed in Domino Directory",
+            "Warning: could not send message for past 4 hours",
+            "Mail delivery warning",
+            "Notice of failed delivery",
+            "Unable to deliver your message",
+            "Error delivering mail",
+            "Nicht zugestellt: Rechnung",
+            "Zustellung fehlgeschlagen",
+            "Échec de la remise : facture",
+            "Message non délivré",
+            "No entregado: factura",
+            "Mancato recapito: fattura",
+            "Impossibile recapitare il messaggio",
+            "Kunne ikke leveres: faktura",
+            "Nedoručitelné: faktura",
+            "Kézbesíthetetlen: számla",
+            "Teslim edilemedi: fatura",
+            "无法投递: 发票",
+            "配信不能: 請求書",
+            "Login failed again",
+            "Entrega de pedido",
+            "Zustellung meines Pakets",
             "Re: the delivery of the printer",
             "Printer",
             "",

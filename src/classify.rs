@@ -8,8 +8,12 @@
 //! (loop > spam > bounce > autoreply > bulk > human) and all findings are reported,
 //! strongest first. Generic "automatic" evidence (RFC 3834 `auto-generated`, `X-Loop`,
 //! null or role senders) counts as an autoreply unless list evidence makes it bulk.
-//! Subject wording ("Automatic reply:", "Автоответ:") is only supporting evidence: it never
-//! turns a message automatic on its own.
+//! Subject wording is weighed by how it sits there: a subject that begins with what a server
+//! or mail client puts on its automatic replies ("Automatic reply:", "Автоответ:", "AUTO:";
+//! the tables in `src/rules/`) is an autoreply unless the body asks a question; any other
+//! out-of-office wording ("Vacation:", "… is out of the office") counts only together with
+//! automatic headers, In-Reply-To/References or a body that says what it is ("This is an
+//! automatic reply", "I am out of the office until …").
 
 use std::sync::LazyLock;
 
@@ -386,6 +390,8 @@ fn vendor_headers(msg: &ParsedMessage, f: &mut Findings) {
         "X-Autoresponder",
         "X-Autoresponse",
         "X-AutoReply-From",
+        "X-Auto-Reply",
+        "X-Auto-Reply-From",
         "X-Mail-Autoreply",
         "X-Vacation",
     ] {
@@ -534,96 +540,200 @@ fn senders(msg: &ParsedMessage, f: &mut Findings) {
 // ---------------------------------------------------------------------------------------
 // Subjects
 
-/// Out-of-office and auto-reply wording at the start of a subject, followed by a colon or
-/// dash or ending the subject; or "is out of the office" anywhere (Lotus Notes). Matched
-/// against the lowercased subject.
-///
-/// A `regex_lite` pattern: `ingest` compiles it once per automatic-looking message, and
-/// `regex` spent about 0.8 ms of a 4 ms delivery building its automata (2.3 M
-/// instructions to compile, 0.6 M more for a lazy DFA's first search); `regex_lite`
-/// compiles it in a small fraction of that and searches a subject in microseconds. Its
-/// `\s` is ASCII only, so every `\s` below becomes [`UNICODE_SPACE`]; its `\b` is ASCII
-/// only, which differs from `regex` only for a non-ASCII letter glued to "is" or "office".
-static AUTO_SUBJECT: LazyLock<regex_lite::Regex> = LazyLock::new(|| {
-    let pattern = r"(?x)
-        ^\s*(?:
-            automatic\ reply | auto(?:matic)?[-\ ]?reply | auto[-\ ]?respon(?:se|der) | autosvar
-            | out\ of\ (?:the\ )?office(?:\ auto[-\ ]?reply|\ reply|\ notice)? | ooo | vacation(?:\ reply|\ response|\ notice)?
-            | abwesenheitsnotiz | abwesenheit | automatische\ antwort | abwesend
-            | r[ée]ponse\ automatique | absence(?:\ du\ bureau)? | message\ d'absence
-            | respuesta\ autom[áa]tica | fuera\ de\ la\ oficina | ausente
-            | risposta\ automatica | fuori\ sede | assente
-            | automatisch\ antwoord | afwezig(?:heidsmelding)? | niet\ aanwezig
-            | resposta\ autom[áa]tica | fora\ do\ escrit[óo]rio
-            | odpowied[źz]\ automatyczna | autoodpowied[źz] | nieobecno[śs][ćc]
-            | automatiskt\ svar | fr[åa]nvaro | autom[aa]attinen\ vastaus | poissa
-            | автоответ(?:чик)? | автоматический\ ответ | нет\ на\ месте | не\ в\ офисе | в\ отпуске | отсутствую
-            | 自動返信 | 自动回复 | 자동\ 응답
-        )\s*(?:[:：\-–—]|$)
-        | \bis\ out\ of\ (?:the\ )?office\b
-        | ^\s*(?:automatic\ reply|auto(?:matic)?[-\ ]?reply|autoreply|out\ of\ office)\b";
-    regex_lite::Regex::new(&pattern.replace(r"\s", UNICODE_SPACE)).expect("static pattern")
-});
+/// The phrases of a data file in `src/rules/`: one a line, blank lines and `#` comment
+/// lines skipped.
+fn rule_lines(data: &'static str) -> Vec<&'static str> {
+    data.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
 
-/// What `\s` matches in `regex` (Unicode `White_Space`), as a `regex_lite` class.
-const UNICODE_SPACE: &str = r"[\t\n\x0B\x0C\r\x20\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}]";
+/// What servers and mail clients put at the start of an automatic reply's subject
+/// ("Automatic reply:", "Abwesenheitsnotiz:", "Автоответ:", "AUTO:", ...): strong evidence.
+static AUTOREPLY_SUBJECT_PREFIXES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| rule_lines(include_str!("rules/autoreply-subject-prefixes.txt")));
+
+/// Words about being away a subject may begin with ("Vacation:", "Abwesend:"); a `*`
+/// phrase counts anywhere ("… is out of the office"): weak evidence.
+static AUTOREPLY_SUBJECT_WORDS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| rule_lines(include_str!("rules/autoreply-subject-words.txt")));
+
+/// What an automatic reply's body says about itself ("This is an automatic reply", "I am
+/// out of the office until …"): confirms a subject.
+static AUTOREPLY_BODY_PHRASES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| rule_lines(include_str!("rules/autoreply-body-phrases.txt")));
+
+/// Text as the phrase tables are compared with it: lower-cased as `parse::fold_lower` does
+/// (unless `keep_case`), runs of white space made one space and dropped at both ends, a
+/// typographic apostrophe made `'`; with, for every byte, the offset in the original text
+/// it came from (and one more entry: where the last character kept ends).
+struct Folded {
+    text: String,
+    from: Vec<usize>,
+}
+
+impl Folded {
+    fn new(original: &str, keep_case: bool) -> Folded {
+        let mut text = String::with_capacity(original.len());
+        let mut from = Vec::with_capacity(original.len() + 1);
+        let mut space_at: Option<usize> = None;
+        let mut end = 0;
+        for (i, c) in original.char_indices() {
+            if c.is_whitespace() {
+                space_at.get_or_insert(i);
+                continue;
+            }
+            if let Some(at) = space_at.take()
+                && !text.is_empty()
+            {
+                text.push(' ');
+                from.push(at);
+            }
+            let mut push = |c: char| {
+                text.push(c);
+                from.extend(std::iter::repeat_n(i, c.len_utf8()));
+            };
+            match c {
+                '\u{2019}' => push('\''),
+                _ if keep_case => push(c),
+                '\u{17f}' => push('s'),
+                _ => c.to_lowercase().for_each(&mut push),
+            }
+            end = i + c.len_utf8();
+        }
+        from.push(end);
+        Folded { text, from }
+    }
+
+    /// The original text of the folded bytes `range`.
+    fn original<'a>(&self, original: &'a str, range: std::ops::Range<usize>) -> &'a str {
+        original
+            .get(self.from[range.start]..self.from[range.end])
+            .unwrap_or("")
+    }
+}
+
+/// How an out-of-office phrase sits in a subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SubjectForm {
+    /// A prefix of [`AUTOREPLY_SUBJECT_PREFIXES`] followed by a colon or dash, or the whole
+    /// subject: what a server writes.
+    Prefix,
+    /// Weaker: a strong prefix followed by more words, a word of
+    /// [`AUTOREPLY_SUBJECT_WORDS`], or one of its phrases anywhere.
+    Phrase,
+}
+
+/// Separators between an auto-reply prefix and the original subject.
+const PREFIX_SEPARATORS: &[char] = &[':', '：', '-', '–', '—'];
+
+/// Where `phrase` ends in `folded` when `folded` starts with it: the end of the separator
+/// that follows it (or of the subject) and `true`, or the end of the phrase and `false`
+/// when another word follows it; `None` when it does not start `folded` or runs on into a
+/// longer word.
+fn prefix_end(folded: &str, phrase: &str) -> Option<(usize, bool)> {
+    let rest = folded.strip_prefix(phrase)?;
+    let at = phrase.len();
+    if rest.is_empty() || phrase.ends_with([':', '：']) {
+        return Some((at, true));
+    }
+    let spaced = rest.strip_prefix(' ').unwrap_or(rest);
+    if let Some(sep) = spaced
+        .chars()
+        .next()
+        .filter(|c| PREFIX_SEPARATORS.contains(c))
+    {
+        return Some((folded.len() - spaced.len() + sep.len_utf8(), true));
+    }
+    let next = rest.chars().next()?;
+    (!next.is_alphanumeric()).then_some((at, false))
+}
+
+/// The out-of-office phrase of a subject, as written, and how it sits there.
+fn auto_subject(subject: &str) -> Option<(&str, SubjectForm)> {
+    let lower = Folded::new(subject, false);
+    let mut cased: Option<Folded> = None;
+    for phrase in AUTOREPLY_SUBJECT_PREFIXES.iter() {
+        // A phrase written with capitals is matched as written.
+        let f = if phrase.chars().any(char::is_uppercase) {
+            cased.get_or_insert_with(|| Folded::new(subject, true))
+        } else {
+            &lower
+        };
+        if let Some((end, separated)) = prefix_end(&f.text, phrase) {
+            let form = if separated {
+                SubjectForm::Prefix
+            } else {
+                SubjectForm::Phrase
+            };
+            return Some((f.original(subject, 0..end), form));
+        }
+    }
+    for phrase in AUTOREPLY_SUBJECT_WORDS.iter() {
+        let found = match phrase.strip_prefix('*') {
+            Some(anywhere) => find_words(&lower.text, anywhere).map(|at| at..at + anywhere.len()),
+            None => match prefix_end(&lower.text, phrase) {
+                Some((end, true)) => Some(0..end),
+                _ => None,
+            },
+        };
+        if let Some(range) = found {
+            return Some((lower.original(subject, range), SubjectForm::Phrase));
+        }
+    }
+    None
+}
+
+/// The first place `phrase` stands in `text` as whole words (no letter or digit glued to
+/// either end).
+fn find_words(text: &str, phrase: &str) -> Option<usize> {
+    text.match_indices(phrase).map(|(at, _)| at).find(|&at| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + phrase.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
+/// How much of the body is read for what it says about itself.
+const BODY_SCAN: usize = 4096;
+
+/// The start of `text`, at most `max` bytes, cut at a character boundary.
+fn head(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The phrase of [`AUTOREPLY_BODY_PHRASES`] the start of the body says, as written.
+fn body_confirmation(msg: &ParsedMessage) -> Option<&str> {
+    let body = head(&msg.text_body, BODY_SCAN);
+    let folded = Folded::new(body, false);
+    AUTOREPLY_BODY_PHRASES.iter().find_map(|phrase| {
+        find_words(&folded.text, phrase).map(|at| folded.original(body, at..at + phrase.len()))
+    })
+}
+
+/// Whether the start of the body (quoted lines aside) asks something: a person writing
+/// about auto-replies ("Respuesta automática: no funciona … ¿Pueden ayudar?").
+fn body_asks(msg: &ParsedMessage) -> bool {
+    head(&msg.text_body, 1000)
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('>'))
+        .any(|l| l.contains(['?', '¿', '？']))
+}
 
 fn subject(msg: &ParsedMessage, f: &mut Findings) {
     let s = &msg.subject;
     if s.len() > 2000 {
         return;
     }
-    // Every alternative of AUTO_SUBJECT contains one of these stems; checking them first
-    // spares the (costly to compile) pattern for ordinary subjects.
-    const STEMS: &[&str] = &[
-        "auto",
-        "reply",
-        "respon",
-        "svar",
-        "office",
-        "ooo",
-        "vacation",
-        "abwesen",
-        "antwort",
-        "réponse",
-        "reponse",
-        "absence",
-        "respuesta",
-        "oficina",
-        "ausente",
-        "risposta",
-        "fuori",
-        "assente",
-        "antwoord",
-        "afwezig",
-        "aanwezig",
-        "resposta",
-        "escrit",
-        "odpowied",
-        "nieobecno",
-        "frånvaro",
-        "franvaro",
-        "vastaus",
-        "poissa",
-        "автоответ",
-        "автоматический",
-        "на месте",
-        "в офисе",
-        "в отпуске",
-        "отсутствую",
-        "自動返信",
-        "自动回复",
-        "자동",
-    ];
-    let lower = s.to_lowercase();
-    if !STEMS.iter().any(|stem| lower.contains(stem)) {
-        return;
-    }
-    let Some(phrase) = auto_subject(s, &lower) else {
+    let Some((phrase, form)) = auto_subject(s) else {
         return;
     };
-    // Supporting evidence only: together with anything that says "sent by a program" or
-    // "answering a message", it is an autoreply; alone it says nothing.
+    // Anything that says "sent by a program" or "answering a message" confirms the subject.
     let automatic =
         f.0.iter()
             .any(|(k, _)| matches!(k, Kind::Auto | Kind::Reply | Kind::Hint | Kind::Bulk));
@@ -640,18 +750,22 @@ fn subject(msg: &ParsedMessage, f: &mut Findings) {
                 }
             ),
         );
+    } else if let Some(said) = body_confirmation(msg) {
+        f.add(
+            Kind::Reply,
+            format!("subject `{phrase}` and the body says `{said}`"),
+        );
+    } else if form == SubjectForm::Prefix && !body_asks(msg) {
+        f.add(
+            Kind::Reply,
+            format!("subject begins with the auto-reply prefix `{phrase}`"),
+        );
     } else {
         f.add(
             Kind::Info,
             format!("subject `{phrase}` looks automatic, but nothing else says so"),
         );
     }
-}
-
-/// The out-of-office phrase of `subject` ([`AUTO_SUBJECT`] on `lower`, its lowercase), as
-/// written in the subject where lowercasing kept every byte offset, else lowercased.
-fn auto_subject<'a>(subject: &'a str, lower: &'a str) -> Option<&'a str> {
-    crate::parse::find_lowercase(&AUTO_SUBJECT, subject, lower).map(str::trim)
 }
 
 /// Ticket references other helpdesks put in subjects: `[#12345]`, `[Ticket#2024...]`,
@@ -804,12 +918,77 @@ mod tests {
         assert_eq!(c.reasons.len(), 2);
     }
 
+    fn classified_body(headers: &str, subject: &str, body: &str) -> Classification {
+        let raw = format!("From: a@example.org\r\nSubject: {subject}\r\n{headers}\r\n{body}\r\n");
+        match parse(raw.as_bytes(), None, &ParseLimits::default()) {
+            Parsed::Message(m) => classify(&m),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn subjects_only_support() {
+    fn subject_prefixes_servers_write_are_strong() {
+        for subject in [
+            "Automatic reply: Printer",
+            "Automatische Antwort: Drucker",
+            "Réponse automatique : Imprimante",
+            "Samodejni odgovor: tiskalnik",
+            "自动答复: 打印机",
+            "AUTO: Ann Example is out of the office (returning 10.03.2026)",
+            "Out of Office",
+            "Abwesenheitsnotiz",
+            "This is an automated response",
+        ] {
+            assert_eq!(
+                classified("", subject).verdict,
+                Verdict::Autoreply,
+                "{subject}"
+            );
+        }
+        // A person asking about their auto-reply, and "Auto" (a car) in German.
+        let c = classified_body(
+            "",
+            "Respuesta automática: no funciona",
+            "Configuré una respuesta automática y no funciona. ¿Pueden ayudar?",
+        );
+        assert_eq!(c.verdict, Verdict::Human, "{c:?}");
         assert_eq!(
-            classified("", "Automatic reply: Printer").verdict,
+            classified("", "Auto: Termin zur Inspektion").verdict,
             Verdict::Human
         );
+        assert_eq!(
+            classified("", "Re: Automatic reply: Printer").verdict,
+            Verdict::Human
+        );
+    }
+
+    #[test]
+    fn weak_subject_phrases_need_support() {
+        assert_eq!(
+            classified("", "Out of office next week: who covers?").verdict,
+            Verdict::Human
+        );
+        assert_eq!(classified("", "Vacation: Bali").verdict, Verdict::Human);
+        let c = classified_body(
+            "",
+            "Vacation",
+            "I am out of the office until 12 March with limited access to email.",
+        );
+        assert_eq!(c.verdict, Verdict::Autoreply, "{c:?}");
+        assert!(c.reasons[0].contains("out of the office until"), "{c:?}");
+        let c = classified_body(
+            "",
+            "Ann Example is out of the office",
+            "This is an automatic reply.",
+        );
+        assert_eq!(c.verdict, Verdict::Autoreply, "{c:?}");
+        // The past tense or a plan is no out-of-office reply.
+        let c = classified_body(
+            "",
+            "Out of office next week",
+            "I was out of the office last week and I will be out of the office next week.",
+        );
+        assert_eq!(c.verdict, Verdict::Human, "{c:?}");
         assert_eq!(
             classified(
                 "In-Reply-To: <x@example.org>\r\n",
@@ -830,26 +1009,65 @@ mod tests {
             .verdict,
             Verdict::Human
         );
-        let auto = |s: &str| auto_subject(s, &s.to_lowercase()).map(str::to_string);
-        assert_eq!(auto("Out of Office").as_deref(), Some("Out of Office"));
-        assert_eq!(
-            auto("Réponse automatique : absent").as_deref(),
-            Some("Réponse automatique :")
-        );
-        assert_eq!(auto("АВТООТВЕТ: отпуск").as_deref(), Some("АВТООТВЕТ:"));
-        assert!(auto("Ann Example is out of the office.").is_some());
-        assert!(auto("Re: Out of Office").is_none());
-        assert!(auto("Oooh, printer").is_none());
-        // Lowercasing changes the length (İ): the phrase is reported lowercased.
-        assert_eq!(auto("OUT OF OFFICE İ").as_deref(), Some("out of office"));
     }
 
-    /// Regression for moving `AUTO_SUBJECT` to `regex_lite`, whose `\s` is ASCII only:
-    /// the spaces Unicode calls white space still count (an ideographic space before a
-    /// full-width colon, a no-break space after the phrase).
+    #[test]
+    fn auto_subject_phrases_as_written() {
+        let auto = |s: &str| auto_subject(s).map(|(p, f)| (p.to_string(), f));
+        assert_eq!(
+            auto("Out of Office"),
+            Some(("Out of Office".into(), SubjectForm::Prefix))
+        );
+        assert_eq!(
+            auto("Réponse automatique : absent"),
+            Some(("Réponse automatique :".into(), SubjectForm::Prefix))
+        );
+        assert_eq!(
+            auto("АВТООТВЕТ: отпуск"),
+            Some(("АВТООТВЕТ:".into(), SubjectForm::Prefix))
+        );
+        assert_eq!(
+            auto("Automatic reply from Ann"),
+            Some(("Automatic reply".into(), SubjectForm::Phrase))
+        );
+        assert_eq!(
+            auto("Ann Example is out of the office."),
+            Some(("is out of the office".into(), SubjectForm::Phrase))
+        );
+        assert_eq!(
+            auto("Vacation: Bali"),
+            Some(("Vacation:".into(), SubjectForm::Phrase))
+        );
+        assert_eq!(auto("Re: Out of Office"), None);
+        assert_eq!(auto("Oooh, printer"), None);
+        assert_eq!(auto("Vacation rental"), None);
+        assert_eq!(auto("Autoreplying fails"), None);
+        assert_eq!(auto("auto: lower case is a car"), None);
+        // Lowercasing changes the length (İ): the phrase is still reported as written.
+        assert_eq!(
+            auto("OUT OF OFFICE İ"),
+            Some(("OUT OF OFFICE".into(), SubjectForm::Phrase))
+        );
+        // Every phrase of the tables is lower case but "AUTO:", and none is empty.
+        for p in AUTOREPLY_SUBJECT_PREFIXES
+            .iter()
+            .chain(AUTOREPLY_SUBJECT_WORDS.iter())
+            .chain(AUTOREPLY_BODY_PHRASES.iter())
+        {
+            let bare = p.trim_start_matches('*');
+            assert!(!bare.is_empty());
+            assert!(
+                *p == "AUTO:" || Folded::new(bare, false).text == bare,
+                "{p:?}"
+            );
+        }
+    }
+
+    /// The spaces Unicode calls white space count as spaces (an ideographic space before
+    /// a full-width colon, a no-break space after the phrase); a zero-width space does not.
     #[test]
     fn auto_subject_spaces_are_unicode_white_space() {
-        let auto = |s: &str| auto_subject(s, &s.to_lowercase()).map(str::to_string);
+        let auto = |s: &str| auto_subject(s).map(|(p, _)| p.to_string());
         assert_eq!(
             auto("自動返信\u{3000}：休暇中").as_deref(),
             Some("自動返信\u{3000}：")
@@ -857,6 +1075,10 @@ mod tests {
         assert_eq!(
             auto("\u{a0}Automatic reply\u{a0}- printer").as_deref(),
             Some("Automatic reply\u{a0}-")
+        );
+        assert_eq!(
+            auto("Automatic\u{2003} reply: printer").as_deref(),
+            Some("Automatic\u{2003} reply:")
         );
         assert_eq!(auto("Vacation\u{2003}").as_deref(), Some("Vacation"));
         assert!(
