@@ -16,9 +16,15 @@
 //!    names; matched by `content_hash`, the SHA-256 of the raw bytes the store keeps (the
 //!    set has no two equal messages, so `duplicate` is never a valid reason to store
 //!    nothing);
-//! 4. **empty ticket**: a message that opened a ticket (`created`) must not have an empty
-//!    requester and an empty subject and an empty body (text and HTML) all at once
-//!    (issue 12 point 9: never an empty ticket).
+//! 4. **empty ticket**: a message stored in a ticket (`created` or `appended`) must not
+//!    have an empty requester, an empty subject, an empty body (text and HTML) and no
+//!    attachment all at once (issue 12 point 9: "never an empty ticket");
+//! 5. **garbled**: an ordinary message made hostile only by its framing (bare CR line
+//!    endings, a leading blank line or byte-order mark: the cases with an `expect`) that
+//!    is stored in a ticket must keep the subject and sender address it was written with.
+//!    Quarantining it passes this check. (Needed beside 4: a bare-CR message is read as one
+//!    long `From` field, and its "requester" is whatever address comes last in it, such as
+//!    the Message-ID, so the ticket is empty but its requester is not.)
 //!
 //! It prints a table per family (count, exits, actions, sizes, time, peak RSS) and, when a
 //! check fails, which families fail which check, with the worst cases and their figures.
@@ -76,6 +82,7 @@ struct Record {
     variant: String,
     size: usize,
     hash: String,
+    expect: Option<messages::Expect>,
     run: Run,
 }
 
@@ -178,6 +185,7 @@ fn every_hostile_message_exits_0_or_75_within_its_memory_bound_and_nothing_is_lo
                         variant: case.variant.clone(),
                         size: raw.len(),
                         hash: sha256_hex(&raw),
+                        expect: case.expect,
                         run,
                     };
                     drop(raw);
@@ -219,9 +227,10 @@ struct Store {
     /// held id → content_hash.
     held: HashMap<i64, String>,
     held_hashes: HashSet<String>,
-    /// content_hash of every message whose ticket has an empty requester and subject and
-    /// whose own text and HTML bodies are empty (white space counts as empty).
-    empty: HashSet<String>,
+    /// content_hash → (requester, subject, sender address, empty) for every ticket
+    /// message; `empty`: its ticket's requester, its subject, text and HTML bodies are
+    /// empty (white space counts as empty) and it has no attachment.
+    ticket_messages: HashMap<String, (String, String, String, bool)>,
 }
 
 impl Store {
@@ -257,13 +266,20 @@ impl Store {
         let ws = "' ' || char(9, 10, 13)";
         let mut st = c
             .prepare(&format!(
-                "SELECT m.content_hash FROM messages m JOIN tickets t ON t.id = m.ticket_id
-                 WHERE trim(t.requester, {ws}) = '' AND trim(t.subject, {ws}) = ''
-                   AND trim(m.text_body, {ws}) = '' AND trim(coalesce(m.html_body, ''), {ws}) = ''"
+                "SELECT m.content_hash, t.requester, m.subject, coalesce(m.from_address, ''),
+                   trim(t.requester, {ws}) = '' AND trim(m.subject, {ws}) = ''
+                   AND trim(m.text_body, {ws}) = '' AND trim(coalesce(m.html_body, ''), {ws}) = ''
+                   AND NOT EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = m.id)
+                 FROM messages m JOIN tickets t ON t.id = m.ticket_id"
             ))
             .unwrap();
-        let empty = st
-            .query_map([], |r| r.get::<_, String>(0))
+        let ticket_messages = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    (r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, bool>(4)?),
+                ))
+            })
             .unwrap()
             .map(Result::unwrap)
             .collect();
@@ -271,7 +287,7 @@ impl Store {
             messages,
             held,
             held_hashes,
-            empty,
+            ticket_messages,
         }
     }
 }
@@ -282,6 +298,7 @@ enum Check {
     Memory,
     Lost,
     EmptyTicket,
+    Garbled,
 }
 
 impl Check {
@@ -291,6 +308,7 @@ impl Check {
             Check::Memory => "memory bound",
             Check::Lost => "nothing lost",
             Check::EmptyTicket => "empty ticket",
+            Check::Garbled => "garbled",
         }
     }
 }
@@ -362,13 +380,30 @@ fn check(i: usize, r: &Record, store: &Store) -> Vec<Failure> {
                 ),
             );
         }
-        if action == "created" && store.empty.contains(&r.hash) {
+        let stored = store.ticket_messages.get(&r.hash);
+        let ticket = || o.map(|o| o["ticket_ref"].to_string()).unwrap_or_default();
+        if let Some((_, _, _, true)) = stored
+            && matches!(action, "created" | "appended")
+        {
             fail(
                 Check::EmptyTicket,
                 format!(
-                    "created {} with empty requester, subject and body (verdict {})",
-                    o.map(|o| o["ticket_ref"].to_string()).unwrap_or_default(),
+                    "{action} {} with empty requester, subject and body, no attachment, verdict {}",
+                    ticket(),
                     o.map(|o| o["verdict"].to_string()).unwrap_or_default()
+                ),
+            );
+        }
+        if let (Some(want), Some((requester, subject, from, _))) = (r.expect, stored)
+            && (subject != want.subject || from != want.from)
+        {
+            fail(
+                Check::Garbled,
+                format!(
+                    "{action} {} with subject {subject:?} (written: {:?}), sender {from:?} (written: {:?}), requester {requester:?}",
+                    ticket(),
+                    want.subject,
+                    want.from
                 ),
             );
         }

@@ -143,9 +143,20 @@ pub struct Case {
     /// Roughly how many bytes the builder produces (exact size: `bytes().len()`), known
     /// without building it, so runners can schedule and subset without building everything.
     pub approx_size: usize,
+    /// For an ordinary message made hostile only by its framing (bare CR, a leading BOM):
+    /// what its subject and sender are. If it is stored in a ticket, these must be what the
+    /// store has (issue 12 point 9: not an empty or garbled ticket).
+    pub expect: Option<Expect>,
     seed: u64,
     id: String,
     build: Build,
+}
+
+/// The subject and sender address of an ordinary message (see [`Case::expect`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Expect {
+    pub subject: &'static str,
+    pub from: &'static str,
 }
 
 impl Case {
@@ -178,6 +189,17 @@ impl Set {
         approx_size: usize,
         build: impl Fn(&mut Ctx) -> Vec<u8> + Send + Sync + 'static,
     ) {
+        self.add_expecting(family, variant, approx_size, None, build);
+    }
+
+    fn add_expecting(
+        &mut self,
+        family: &'static str,
+        variant: impl Into<String>,
+        approx_size: usize,
+        expect: Option<Expect>,
+        build: impl Fn(&mut Ctx) -> Vec<u8> + Send + Sync + 'static,
+    ) {
         let index = self.cases.len();
         let mut mix = Rng::new(self.seed ^ (index as u64).wrapping_mul(0xA24B_AED4_963E_E407));
         let seed = mix.next_u64();
@@ -185,6 +207,7 @@ impl Set {
             family,
             variant: variant.into(),
             approx_size,
+            expect,
             seed,
             id: format!("{family}.{index}.{:08x}@hostile.example", seed as u32),
             build: Box::new(build),
@@ -1319,10 +1342,11 @@ fn bare_cr(set: &mut Set) {
     for (e, &ending) in ENDINGS.iter().enumerate() {
         for (s, &shape) in SHAPES.iter().enumerate() {
             for i in 0..3 {
-                set.add(
+                set.add_expecting(
                     "bare-cr",
                     format!("{ending} endings, {shape} (#{i})"),
                     6000,
+                    Some(shaped_expect(s)),
                     move |cx| {
                         let m = shaped(cx, s);
                         let header_end = m.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(m.len()) + 2;
@@ -1350,26 +1374,35 @@ fn bare_cr(set: &mut Set) {
     }
 }
 
+/// What [`shaped`] writes as subject and sender.
+fn shaped_expect(shape: usize) -> Expect {
+    Expect {
+        subject: ["Printer on fire", "Re: Printer on fire", "With a file", "HTML only"][shape],
+        from: "sender@hostile.example",
+    }
+}
+
 /// An ordinary message of one of four shapes, CRLF endings.
 fn shaped(cx: &mut Ctx, shape: usize) -> Vec<u8> {
     let text = cx.rng.text(400).replace('\n', "\r\n");
+    let subject = shaped_expect(shape).subject;
     match shape {
-        0 => message(&cx.id, "Printer on fire", b"Content-Type: text/plain; charset=utf-8\r\n", text.as_bytes()),
+        0 => message(&cx.id, subject, b"Content-Type: text/plain; charset=utf-8\r\n", text.as_bytes()),
         1 => message(
             &cx.id,
-            "Re: Printer on fire",
+            subject,
             b"In-Reply-To: <original@hostile.example>\r\n",
             format!("{text}\r\n\r\nOn Mon, 2 Nov 2026, Support wrote:\r\n> Have you tried\r\n> turning it off?\r\n").as_bytes(),
         ),
         2 => multipart(
             &cx.id,
-            "With a file",
+            subject,
             &[text_part(&text), attachment_part("a.pdf", "application/pdf", "base64", &cx.rng.bytes(300))],
             true,
         ),
         _ => message(
             &cx.id,
-            "HTML only",
+            subject,
             b"Content-Type: text/html; charset=utf-8\r\n",
             format!("<html><body><p>{text}</p></body></html>\r\n").as_bytes(),
         ),
@@ -1498,10 +1531,11 @@ fn leading_junk(set: &mut Set) {
     for &(what, prefix) in PREFIXES {
         for (s, shape) in ["plain", "multipart"].iter().enumerate() {
             for lf in [false, true] {
-                set.add(
+                set.add_expecting(
                     "leading-junk",
                     format!("{what} before a {shape} message{}", if lf { ", LF endings" } else { "" }),
                     3000,
+                    Some(shaped_expect(s * 2)),
                     move |cx| {
                         let m = shaped(cx, s * 2);
                         let m = if lf { with_eol(&m, b"\n") } else { m };
