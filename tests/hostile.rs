@@ -8,25 +8,25 @@
 //! 1. **exit**: 0 with an `action` of created / appended / duplicate / quarantined /
 //!    dropped, or 75; nothing else, never a signal (the ARCHITECTURE invariant "`ingest`
 //!    exits 0 or 75");
-//! 1b. **deadline**: it ends by itself within 60 s, `ingest`'s default deadline
+//! 2. **deadline**: it ends by itself within 60 s, `ingest`'s default deadline
 //!    (`limits.deadline_secs`, after which it should exit 75), plus 5 s; a run still going
 //!    then is terminated and fails this check (`POSTDESK_HOSTILE_TIME_LIMIT=SECONDS`
 //!    changes the limit);
-//! 2. **memory**: the process's peak RSS stays under 4 × the message size + 32 MiB (issue
+//! 3. **memory**: the process's peak RSS stays under 4 × the message size + 32 MiB (issue
 //!    12's bound; measured exactly with `wait4`'s `ru_maxrss` through `/usr/bin/time`,
 //!    see `tests/hostile/runner.rs`);
-//! 3. **lost**: every message that exited 0 is in the database afterwards, as a ticket
+//! 4. **lost**: every message that exited 0 is in the database afterwards, as a ticket
 //!    message (under the ticket its outcome names) or as the held record its outcome
 //!    names; matched by `content_hash`, the SHA-256 of the raw bytes the store keeps (the
 //!    set has no two equal messages, so `duplicate` is never a valid reason to store
 //!    nothing);
-//! 4. **empty ticket**: a message stored in a ticket (`created` or `appended`) must not
+//! 5. **empty ticket**: a message stored in a ticket (`created` or `appended`) must not
 //!    have an empty requester, an empty subject, an empty body (text and HTML) and no
 //!    attachment all at once (issue 12 point 9: "never an empty ticket");
-//! 5. **garbled**: an ordinary message made hostile only by its framing (bare CR line
+//! 6. **garbled**: an ordinary message made hostile only by its framing (bare CR line
 //!    endings, a leading blank line or byte-order mark: the cases with an `expect`) that
 //!    is stored in a ticket must keep the subject and sender address it was written with.
-//!    Quarantining it passes this check. (Needed beside 4: a bare-CR message is read as one
+//!    Quarantining it passes this check. (Needed beside 5: a bare-CR message is read as one
 //!    long `From` field, and its "requester" is whatever address comes last in it, such as
 //!    the Message-ID, so the ticket is empty but its requester is not.)
 //!
@@ -502,7 +502,7 @@ fn report(records: &[Record], failures: &[Failure], run_time: Duration) -> Strin
     }
     row(&mut out, "all", &all, records, failures);
     let mut slow: Vec<&Record> = records.iter().collect();
-    slow.sort_by(|a, b| b.run.wall.cmp(&a.run.wall));
+    slow.sort_by_key(|r| std::cmp::Reverse(r.run.wall));
     let _ = writeln!(out, "slowest:");
     for r in slow.iter().take(8) {
         let _ = writeln!(

@@ -1409,7 +1409,7 @@ fn nul_in(cx: &mut Ctx, place: usize, nuls: &[u8]) -> Vec<u8> {
             let half = text.len() / 2;
             base(
                 b"",
-                &[text[..half].as_bytes(), nuls, text[half..].as_bytes()].concat(),
+                &[&text.as_bytes()[..half], nuls, &text.as_bytes()[half..]].concat(),
             )
         }
         8 => {
