@@ -1,5 +1,5 @@
 //! `cargo bench --bench hostile`: the figures of the hostile set (issue 12) on the release
-//! build of `postdesk`: every message of `tests/hostile/messages.rs` (all 1,041, giants
+//! build of `postdesk`: every message of `tests/hostile/messages.rs` (all 1,045, giants
 //! included) delivered with `postdesk ingest --json` on stdin into one scratch SQLite
 //! database, one process at a time (so that the times are not disturbed by a second run),
 //! and per family and overall:
@@ -69,6 +69,13 @@ fn main() {
     let started = Instant::now();
     let mut records = Vec::with_capacity(cases.len());
     for (i, case) in cases.iter().enumerate() {
+        if i == 0 || cases[i - 1].family != case.family {
+            eprintln!(
+                "[{:>5.0} s] {} ...",
+                started.elapsed().as_secs_f64(),
+                case.family
+            );
+        }
         let raw = case.bytes();
         let run = runner.ingest(i, &raw);
         records.push(Record {
