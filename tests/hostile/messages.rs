@@ -449,7 +449,7 @@ fn mime_deep(set: &mut Set) {
         for depth in [2usize, 8, 32, 100, 256, 1000, 5000, 20_000, 50_000, 100_000] {
             for closed in [true, false] {
                 // A message/rfc822 chain has no boundaries to leave open; 100,000 levels
-                // (7.5 to 12.7 MB) only closed, to keep the giants few.
+                // (7.6 to 15 MB) only closed, to keep the giants few.
                 if matches!(kind, Kind::Rfc822) && !closed || depth == 100_000 && !closed {
                     continue;
                 }
