@@ -450,7 +450,7 @@ fn mime_deep(set: &mut Set) {
             for closed in [true, false] {
                 // A message/rfc822 chain has no boundaries to leave open; 100,000 levels
                 // (7.6 to 15 MB) only closed, to keep the giants few.
-                if matches!(kind, Kind::Rfc822) && !closed || depth == 100_000 && !closed {
+                if !closed && (matches!(kind, Kind::Rfc822) || depth == 100_000) {
                     continue;
                 }
                 let per_level = if matches!(kind, Kind::Rfc822) {
