@@ -17,9 +17,12 @@
 //!    see `tests/hostile/runner.rs`);
 //! 4. **lost**: every message that exited 0 is in the database afterwards, as a ticket
 //!    message (under the ticket its outcome names) or as the held record its outcome
-//!    names; matched by `content_hash`, the SHA-256 of the raw bytes the store keeps (the
-//!    set has no two equal messages, so `duplicate` is never a valid reason to store
-//!    nothing);
+//!    names; matched by `content_hash`, the SHA-256 of the raw bytes the store keeps. A
+//!    `duplicate` must name (`thread`: "already stored under KEY") a dedup key that a
+//!    stored message or held record has: no two messages of the set are equal byte for
+//!    byte, and all but a few (white space only, `Received` only: see
+//!    `tests/hostile/messages.rs`) differ in content, so a `duplicate` anywhere else is a
+//!    message thrown away (the table counts them per family);
 //! 5. **empty ticket**: a message stored in a ticket (`created` or `appended`) must not
 //!    have an empty requester, an empty subject, an empty body (text and HTML) and no
 //!    attachment all at once (issue 12 point 9: "never an empty ticket");
@@ -41,7 +44,9 @@
 //! **`POSTDESK_HOSTILE_FULL=1` runs every case.** `POSTDESK_HOSTILE_FAMILY=NAME[,NAME]`
 //! runs only those families (with the same subset rule unless FULL is set);
 //! `POSTDESK_HOSTILE_CSV=FILE` writes one line per message (family, variant, size, exit,
-//! action, peak RSS, bound, seconds). `POSTDESK_TEST_BIN` runs another build of the binary, as in
+//! action, peak RSS, bound, seconds); `POSTDESK_HOSTILE_DUMP=DIR` also writes each message
+//! it runs to `DIR/FAMILY/VARIANT.eml`, to replay one by hand
+//! (`postdesk ingest --json < FILE`). `POSTDESK_TEST_BIN` runs another build of the binary, as in
 //! `tests/cli.rs`. Figures on the release build: `cargo bench --bench hostile`.
 //!
 //! Run it alone: `cargo test --test hostile -- --nocapture` (the table is printed either
@@ -225,6 +230,16 @@ fn every_hostile_message_exits_0_or_75_within_its_memory_bound_and_nothing_is_lo
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(case) = cases.get(i) else { break };
                     let raw = case.bytes();
+                    if let Some(dir) = std::env::var_os("POSTDESK_HOSTILE_DUMP") {
+                        let dir = PathBuf::from(dir).join(case.family);
+                        std::fs::create_dir_all(&dir).unwrap();
+                        let name: String = case
+                            .variant
+                            .chars()
+                            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                            .collect();
+                        std::fs::write(dir.join(format!("{name}.eml")), &raw).unwrap();
+                    }
                     let run = runner.ingest(i, &raw);
                     let record = Record {
                         family: case.family,
@@ -270,15 +285,17 @@ fn every_hostile_message_exits_0_or_75_within_its_memory_bound_and_nothing_is_lo
 }
 
 /// What the database holds, read once after all the runs (rusqlite, read-only). Reads
-/// these columns of the SQLite schema: `messages` (content_hash, ticket_id, subject,
-/// from_address, text_body, html_body), `tickets.requester`, `held_messages` (id,
-/// content_hash), `attachments.message_id`; a schema change must follow here.
+/// these columns of the SQLite schema: `messages` (content_hash, dedup_key, ticket_id,
+/// subject, from_address, text_body, html_body), `tickets.requester`, `held_messages` (id,
+/// content_hash, dedup_key), `attachments.message_id`; a schema change must follow here.
 struct Store {
     /// content_hash → ticket ids of the messages with those bytes.
     messages: HashMap<String, Vec<i64>>,
     /// held id → content_hash.
     held: HashMap<i64, String>,
     held_hashes: HashSet<String>,
+    /// Every dedup key of a stored message or held record.
+    dedup_keys: HashSet<String>,
     /// content_hash → (requester, subject, sender address, empty) for every ticket
     /// message; `empty`: its ticket's requester, its subject, text and HTML bodies are
     /// empty (white space counts as empty) and it has no attachment.
@@ -313,6 +330,15 @@ impl Store {
             held.insert(id, h);
         }
         let held_hashes = held.values().cloned().collect();
+        let mut dedup_keys = HashSet::new();
+        for table in ["messages", "held_messages"] {
+            let mut st = c
+                .prepare(&format!("SELECT dedup_key FROM {table}"))
+                .unwrap();
+            for key in st.query_map([], |r| r.get::<_, String>(0)).unwrap() {
+                dedup_keys.insert(key.unwrap());
+            }
+        }
         let ws = "' ' || char(9, 10, 13)";
         let mut st = c
             .prepare(&format!(
@@ -337,6 +363,7 @@ impl Store {
             messages,
             held,
             held_hashes,
+            dedup_keys,
             ticket_messages,
         }
     }
@@ -430,7 +457,14 @@ fn check(i: usize, r: &Record, store: &Store) -> Vec<Failure> {
             "quarantined" | "dropped" => {
                 id("held_id").is_some_and(|h| store.held.get(&h) == Some(&r.hash))
             }
-            _ => store.messages.contains_key(&r.hash) || store.held_hashes.contains(&r.hash),
+            // A duplicate: its own bytes are stored, or the record it names is.
+            _ => {
+                store.messages.contains_key(&r.hash)
+                    || store.held_hashes.contains(&r.hash)
+                    || o.and_then(|o| o["thread"].as_str())
+                        .and_then(|t| t.strip_prefix("already stored under "))
+                        .is_some_and(|k| store.dedup_keys.contains(k))
+            }
         };
         if !found {
             fail(
