@@ -79,6 +79,8 @@ pub struct Attachment {
     pub content_type: String,
     /// Decoded content (as much as decodes, when [`Attachment::damaged`]).
     pub content: Vec<u8>,
+    /// Decoded size in bytes (the length of `content` as parsed).
+    pub size: usize,
     /// The part's transfer encoding was broken (e.g. truncated base64): `content` is what
     /// could be decoded of it.
     pub damaged: bool,
@@ -548,21 +550,41 @@ pub fn message_start(raw: &[u8]) -> usize {
     }
 }
 
-/// `raw` with every bare CR turned into CRLF, when its first line ends in a bare CR;
-/// `None` (use `raw` as it is) otherwise.
+/// `raw` with bare CRs turned into CRLF, `None` (use `raw` as it is) when it has none
+/// where they matter: everywhere when its first line ends in a bare CR (old Mac mail, some
+/// gateways), else only in the header block, where a lone CR would hide the field after
+/// it (a body keeps its bytes).
 fn bare_cr_to_crlf(raw: &[u8]) -> Option<Vec<u8>> {
     let first = raw.iter().position(|&b| b == b'\r' || b == b'\n')?;
-    if raw[first] != b'\r' || raw.get(first + 1) == Some(&b'\n') {
+    let all_cr = raw[first] == b'\r' && raw.get(first + 1) != Some(&b'\n');
+    let end = if all_cr { raw.len() } else { header_end(raw) };
+    let bare = |i: usize| raw[i] == b'\r' && raw.get(i + 1) != Some(&b'\n');
+    if !(0..end).any(bare) {
         return None;
     }
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
-    for (i, &b) in raw.iter().enumerate() {
-        out.push(b);
-        if b == b'\r' && raw.get(i + 1) != Some(&b'\n') {
+    let mut out = Vec::with_capacity(raw.len() + 64);
+    for i in 0..end {
+        out.push(raw[i]);
+        if bare(i) {
             out.push(b'\n');
         }
     }
+    out.extend_from_slice(&raw[end..]);
     Some(out)
+}
+
+/// Where the header block of `raw` ends: after its first empty line (a line ending in LF
+/// with nothing but a CR before it), or at the end.
+fn header_end(raw: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(e) = memchr::memchr(b'\n', &raw[at..]) {
+        let line = &raw[at..at + e];
+        if line.is_empty() || line == b"\r" {
+            return at + e + 1;
+        }
+        at += e + 1;
+    }
+    raw.len()
 }
 
 /// The limits checked on the bytes, before the MIME parser allocates anything per header
@@ -795,7 +817,9 @@ fn parse_inner(raw: &[u8], base: Option<usize>, limits: &ParseLimits) -> Parsed 
                 ),
             };
         }
+        let size = content.len();
         attachments.push(Attachment {
+            size,
             filename: part.attachment_name().map(str::to_string),
             content_type: part
                 .content_type()
@@ -845,7 +869,7 @@ fn parse_inner(raw: &[u8], base: Option<usize>, limits: &ParseLimits) -> Parsed 
         .take(limits.max_recipients - to.len())
         .collect();
 
-    Parsed::Message(Box::new(ParsedMessage {
+    let parsed = ParsedMessage {
         message_id: msg
             .message_id()
             .map(|m| m.trim().to_string())
@@ -867,7 +891,23 @@ fn parse_inner(raw: &[u8], base: Option<usize>, limits: &ParseLimits) -> Parsed 
         text_body,
         html_body,
         attachments,
-    }))
+    };
+    // Nothing anyone could act on: no sender, no subject, no text, no attachment.
+    if parsed.sender_address().is_none()
+        && parsed.subject.trim().is_empty()
+        && parsed.text_body.trim().is_empty()
+        && parsed
+            .html_body
+            .as_deref()
+            .is_none_or(|h| h.trim().is_empty())
+        && parsed.attachments.is_empty()
+    {
+        return Parsed::Rejected {
+            reason: RejectReason::Empty,
+            detail: "the message has no sender, subject, text or attachment".into(),
+        };
+    }
+    Parsed::Message(Box::new(parsed))
 }
 
 /// The byte range of a leaf part with header fields of its own, which

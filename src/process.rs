@@ -190,9 +190,9 @@ enum PreparedBody {
         class: Classification,
         keys: Box<ThreadKeys>,
         /// The new text of the message ([`trim::trim_reply`]).
-        reply_text: String,
+        reply_text: Arc<str>,
         /// What trimming cut away.
-        elided: String,
+        elided: Arc<str>,
         /// The delivery report, for bounces.
         bounce: Option<Box<BounceReport>>,
     },
@@ -349,9 +349,15 @@ impl<S: Store> Processor<S> {
     /// message may not be stored (every error is worth retrying later), or
     /// [`Error::Deadline`] when the configured deadline passes first.
     pub async fn process_with(&self, raw: &[u8], delivery: &Delivery) -> Result<Outcome, Error> {
+        self.process_owned(raw.to_vec(), delivery).await
+    }
+
+    /// [`Processor::process_with`] for bytes the processor may keep (no copy of them is
+    /// made: `ingest` holds a message of up to the size limit only once).
+    pub async fn process_owned(&self, raw: Vec<u8>, delivery: &Delivery) -> Result<Outcome, Error> {
         let secs = self.config.limits.deadline_secs;
         let work = async {
-            let mut prepared = [self.prepare(raw, delivery)?];
+            let mut prepared = [self.prepare_owned(raw, delivery)?];
             self.verify(&mut prepared).await?;
             self.spam_check(&mut prepared).await;
             let mut outcomes = self.write_batch(&prepared).await?;
@@ -507,7 +513,7 @@ impl<S: Store> Processor<S> {
                     message_id: msg.message_id.clone(),
                     from: msg.sender_address(),
                     subject: Some(msg.subject.clone()),
-                    reply_text: reply_text.clone(),
+                    reply_text: reply_text.to_string(),
                     bounce: bounce.as_deref().cloned(),
                     thread: Some(decision),
                     action,
@@ -566,12 +572,22 @@ impl<S: Store> Processor<S> {
             keys.in_reply_to.insert(0, id);
         }
         let trimmed = trim::trim_reply(&msg.text_body, msg.html_body.as_deref());
+        // Past the pure stages only the header fields, addresses and attachment metadata
+        // are needed; the bodies, and decoded attachments that `raw` holds anyway, are let
+        // go now, so a message as large as the size limit is not held twice more into the
+        // store's transaction.
+        let mut msg = msg;
+        msg.text_body = String::new();
+        msg.html_body = None;
+        for a in msg.attachments.iter_mut().filter(|a| a.source.is_some()) {
+            a.content = Vec::new();
+        }
         PreparedBody::Message {
             msg,
             class,
             keys: Box::new(keys),
-            reply_text: trimmed.new_text,
-            elided: trimmed.elided,
+            reply_text: trimmed.new_text.into(),
+            elided: trimmed.elided.into(),
             bounce: bounce.map(Box::new),
         }
     }
@@ -792,8 +808,6 @@ impl<S: Store> Processor<S> {
                 cc: msg.cc.iter().map(|m| m.address.clone()).collect(),
                 subject: msg.subject.clone(),
                 sent_at: msg.date.clone(),
-                text_body: msg.text_body.clone(),
-                html_body: msg.html_body.clone(),
                 references: keys.referenced_ids.clone(),
                 attachments: msg
                     .attachments
@@ -801,7 +815,7 @@ impl<S: Store> Processor<S> {
                     .map(|a| NewAttachment {
                         filename: a.filename.clone(),
                         content_type: a.content_type.clone(),
-                        size: a.content.len() as i64,
+                        size: a.size as i64,
                         content: a.source.is_none().then(|| a.content.clone()),
                         source: a.source.clone(),
                         damaged: a.damaged,

@@ -28,8 +28,6 @@ fn message(key: &str, message_id: &str, references: &[&str]) -> Box<NewMessage> 
         cc: vec![],
         subject: "Printer\0 on fire".into(),
         sent_at: None,
-        text_body: "It\0 is on fire.\n".into(),
-        html_body: None,
         references: references.iter().map(|r| r.to_string()).collect(),
         attachments: vec![
             NewAttachment {
@@ -57,7 +55,7 @@ fn message(key: &str, message_id: &str, references: &[&str]) -> Box<NewMessage> 
         reasons: vec!["no automatic-mail signals".into()],
         thread_reason: "new ticket".into(),
         reply_text: "It is on fire.".into(),
-        elided: String::new(),
+        elided: "".into(),
         received_at: "2026-12-01T10:00:00.000Z".into(),
     })
 }

@@ -563,3 +563,35 @@ fn deeply_nested_attached_messages_are_quarantined_not_a_crash() {
             .contains("limits.max_mime_parts")
     );
 }
+
+/// A lone CR between LF-terminated header lines hid the next field inside the subject.
+#[test]
+fn a_lone_cr_in_the_header_block_ends_the_field() {
+    let env = Env::new();
+    let raw = "From: ann@example.org\nSubject: Printer on fire\rDate: Thu, 5 Nov 2026 10:00:00 +0000\nMessage-ID: <lone-cr@x>\n\nLine one.\rstill line one.\n";
+    assert_eq!(env.ingest(raw)["action"], "created");
+    let t = env.json(&["tickets", "show", "PD-1", "--json"]);
+    assert_eq!(t["subject"], "Printer on fire");
+    assert_eq!(t["thread"][0]["sent_at"], "2026-11-05T10:00:00Z");
+}
+
+/// A message with no sender, subject, text or attachment (only a Date, only a Message-ID)
+/// became an empty ticket.
+#[test]
+fn a_message_with_nothing_to_act_on_is_quarantined_not_an_empty_ticket() {
+    let env = Env::new();
+    for raw in [
+        "Date: Thu, 5 Nov 2026 10:00:00 +0000\r\n\r\n",
+        "Message-ID: <only@x>\r\n\r\n   \r\n",
+        "From:\r\nSubject:\r\n\r\n",
+    ] {
+        let o = env.ingest(raw);
+        assert_eq!(o["action"], "quarantined", "{raw:?}: {o}");
+        assert!(
+            o["reasons"][0].as_str().unwrap().starts_with("empty"),
+            "{o}"
+        );
+    }
+    let list = env.json(&["tickets", "list", "--json"]);
+    assert!(list.as_array().unwrap().is_empty());
+}

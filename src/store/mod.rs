@@ -160,7 +160,9 @@ pub struct NewAttachment {
     pub damaged: bool,
 }
 
-/// A message to store as part of a ticket.
+/// A message to store as part of a ticket. Its text and HTML bodies are not stored apart
+/// from `raw` (they are derived from it, and as large as the message): the `text_body` and
+/// `html_body` columns of earlier rows keep what they had, new rows leave them empty.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     /// The key that identifies this content (see `Processor`'s deduplication).
@@ -181,10 +183,6 @@ pub struct NewMessage {
     pub subject: String,
     /// `Date` (RFC 3339).
     pub sent_at: Option<String>,
-    /// Text body.
-    pub text_body: String,
-    /// HTML body.
-    pub html_body: Option<String>,
     /// Message-IDs it references (`In-Reply-To`, then `References` newest first; at most
     /// [`MAX_REFERENCES`]).
     pub references: Vec<String>,
@@ -202,10 +200,11 @@ pub struct NewMessage {
     pub reasons: Vec<String>,
     /// Why it was threaded where it was.
     pub thread_reason: String,
-    /// The new text (quoted history removed).
-    pub reply_text: String,
+    /// The new text (quoted history removed). Shared, not copied: it can be as large as
+    /// the message.
+    pub reply_text: Arc<str>,
     /// What trimming cut away.
-    pub elided: String,
+    pub elided: Arc<str>,
     /// When postdesk received it (RFC 3339).
     pub received_at: String,
 }

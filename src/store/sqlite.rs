@@ -544,13 +544,15 @@ fn insert_participants(db: &Connection, ticket_id: i64, addresses: &[String]) ->
 
 fn insert_message(db: &Connection, ticket_id: i64, m: &NewMessage) -> Res<()> {
     let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    // The raw bytes go in through incremental blob I/O, straight into the pages: bound as a
+    // parameter, SQLite would copy them twice (the value, then the row).
     db.prepare_cached(
         "INSERT INTO messages (ticket_id, dedup_key, message_id, content_hash,
             envelope_sender, envelope_recipient, from_address, from_name, to_addresses,
             cc_addresses, subject, sent_at, received_at, text_body, html_body, reply_text,
             elided_text, verdict, reasons, thread_reason, raw)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, '', NULL, ?14, ?15,
+            ?16, ?17, ?18, zeroblob(?19))",
     )?
     .execute(params![
         ticket_id,
@@ -566,16 +568,16 @@ fn insert_message(db: &Connection, ticket_id: i64, m: &NewMessage) -> Res<()> {
         m.subject,
         m.sent_at,
         m.received_at,
-        m.text_body,
-        m.html_body,
-        m.reply_text,
-        m.elided,
+        &*m.reply_text,
+        &*m.elided,
         m.verdict.as_str(),
         json(&m.reasons),
         m.thread_reason,
-        m.raw.as_slice(),
+        m.raw.len() as i64,
     ])?;
     let id = db.last_insert_rowid();
+    db.blob_open(rusqlite::MAIN_DB, "messages", "raw", id, false)?
+        .write_all_at(&m.raw, 0)?;
     let mut reference =
         db.prepare_cached("INSERT INTO message_refs (message_id, ref) VALUES (?1, ?2)")?;
     for r in m.references.iter().take(MAX_REFERENCES) {

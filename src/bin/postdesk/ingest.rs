@@ -48,7 +48,7 @@ pub(crate) fn ingest(globals: &Globals, args: &IngestArgs) -> u8 {
         let outcome = rt.block_on(async {
             let store = open_store(globals, &config, StoreUse::Deliver).await?;
             let processor = Processor::new(config, store);
-            let outcome = processor.process_with(&raw, &delivery).await;
+            let outcome = processor.process_owned(raw, &delivery).await;
             processor.store().close().await;
             outcome
         });
