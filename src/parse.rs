@@ -563,8 +563,8 @@ fn bare_cr_to_crlf(raw: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = Vec::with_capacity(raw.len() + 64);
-    for i in 0..end {
-        out.push(raw[i]);
+    for (i, &b) in raw[..end].iter().enumerate() {
+        out.push(b);
         if bare(i) {
             out.push(b'\n');
         }
