@@ -76,12 +76,16 @@ impl std::fmt::Display for Verdict {
 }
 
 impl std::str::FromStr for Verdict {
-    type Err = String;
+    type Err = crate::error::UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Verdict::ALL
             .into_iter()
             .find(|v| v.as_str() == s)
-            .ok_or_else(|| format!("unknown verdict `{s}`"))
+            .ok_or_else(|| crate::error::UnknownName {
+                kind: "verdict",
+                name: s.to_string(),
+                expected: "human, autoreply, bulk, loop, bounce, spam, invalid",
+            })
     }
 }
 

@@ -44,3 +44,16 @@ impl From<ConfigError> for Error {
         Error::Config(vec![e])
     }
 }
+
+/// A name that is not one of a closed set (a verdict, a ticket status, a held action),
+/// read from the command line or the store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} `{name}` (one of: {expected})")]
+pub struct UnknownName {
+    /// What was being named, e.g. `verdict`.
+    pub kind: &'static str,
+    /// The name given.
+    pub name: String,
+    /// The names there are.
+    pub expected: &'static str,
+}

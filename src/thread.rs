@@ -608,8 +608,8 @@ pub struct TicketHit {
     pub sender_is_participant: bool,
     /// The ticket's subject (normalised when the ticket was created).
     pub subject: String,
-    /// `open` or `closed`.
-    pub status: String,
+    /// Open or closed.
+    pub status: crate::store::TicketStatus,
 }
 
 /// What the store found for a message's [`ThreadKeys`].
@@ -777,27 +777,29 @@ pub fn decide(
         None
     })();
     match found {
-        Some((hit, method, reason)) if hit.status == "closed" => match opts.on_closed {
-            OnClosed::Reopen => ThreadDecision::Existing {
-                ticket_id: hit.ticket_id,
-                method,
-                reason: format!("{reason}; reopens the closed ticket"),
-                reopen: true,
-            },
-            OnClosed::Append => ThreadDecision::Existing {
-                ticket_id: hit.ticket_id,
-                method,
-                reason: format!("{reason}; the ticket stays closed"),
-                reopen: false,
-            },
-            OnClosed::New => ThreadDecision::New {
-                reason: format!(
-                    "{reason}, but {} is closed: a new ticket linked to it",
-                    tag.reference(hit.ticket_id)
-                ),
-                linked_ticket_id: Some(hit.ticket_id),
-            },
-        },
+        Some((hit, method, reason)) if hit.status == crate::store::TicketStatus::Closed => {
+            match opts.on_closed {
+                OnClosed::Reopen => ThreadDecision::Existing {
+                    ticket_id: hit.ticket_id,
+                    method,
+                    reason: format!("{reason}; reopens the closed ticket"),
+                    reopen: true,
+                },
+                OnClosed::Append => ThreadDecision::Existing {
+                    ticket_id: hit.ticket_id,
+                    method,
+                    reason: format!("{reason}; the ticket stays closed"),
+                    reopen: false,
+                },
+                OnClosed::New => ThreadDecision::New {
+                    reason: format!(
+                        "{reason}, but {} is closed: a new ticket linked to it",
+                        tag.reference(hit.ticket_id)
+                    ),
+                    linked_ticket_id: Some(hit.ticket_id),
+                },
+            }
+        }
         Some((hit, method, reason)) => ThreadDecision::Existing {
             ticket_id: hit.ticket_id,
             method,
@@ -829,7 +831,7 @@ mod tests {
             ticket_id: id,
             sender_is_participant: participant,
             subject: "Printer".into(),
-            status: "open".into(),
+            status: crate::store::TicketStatus::Open,
         }
     }
 
@@ -980,7 +982,7 @@ mod tests {
             ..ThreadKeys::default()
         };
         let mut closed = hit(3, true);
-        closed.status = "closed".into();
+        closed.status = crate::store::TicketStatus::Closed;
         let lookup = ThreadLookup {
             by_header: vec![("a@x".into(), closed)],
             ..ThreadLookup::default()

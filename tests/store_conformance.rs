@@ -10,7 +10,7 @@ use std::sync::Arc;
 use postdesk::classify::Verdict;
 use postdesk::store::{
     self, AnyStore, HeldAction, HeldMessage, NewAttachment, NewMessage, Store, StoreOptions,
-    StoreTx, StoredContent, TicketFilter, Write, Written,
+    StoreTx, StoredContent, TicketFilter, TicketStatus, Write, Written,
 };
 use postdesk::thread::ThreadKeys;
 
@@ -204,7 +204,7 @@ async fn conformance(store: AnyStore) {
     assert_eq!(l.by_header.len(), 1);
     assert_eq!(l.by_header[0].1.ticket_id, t);
     assert!(l.by_header[0].1.sender_is_participant);
-    assert_eq!(l.by_header[0].1.status, "open");
+    assert_eq!(l.by_header[0].1.status, TicketStatus::Open);
     let l = store
         .lookup(&keys("a@x", &[], "eve@example.net"))
         .await
@@ -237,7 +237,7 @@ async fn conformance(store: AnyStore) {
     };
     assert_eq!(list[0].subject, format!("Printer{nul} on fire"));
     let filtered = TicketFilter {
-        status: Some("closed".into()),
+        status: Some(TicketStatus::Closed),
         ..TicketFilter::default()
     };
     assert!(store.tickets(&filtered).await.unwrap().is_empty());
@@ -258,8 +258,8 @@ async fn conformance(store: AnyStore) {
     assert!(store.attachment(9999).await.unwrap().is_none());
 
     // Status.
-    assert!(store.set_status(t, "closed").await.unwrap());
-    assert!(!store.set_status(9999, "closed").await.unwrap());
+    assert!(store.set_status(t, TicketStatus::Closed).await.unwrap());
+    assert!(!store.set_status(9999, TicketStatus::Closed).await.unwrap());
     assert_eq!(store.tickets(&filtered).await.unwrap().len(), 1);
 
     // Held records and release.

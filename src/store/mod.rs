@@ -229,6 +229,68 @@ impl HeldAction {
     }
 }
 
+impl std::str::FromStr for HeldAction {
+    type Err = crate::error::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "quarantined" => Ok(HeldAction::Quarantined),
+            "dropped" => Ok(HeldAction::Dropped),
+            _ => Err(crate::error::UnknownName {
+                kind: "held action",
+                name: s.to_string(),
+                expected: "quarantined, dropped",
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for HeldAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a ticket waits for an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketStatus {
+    /// Waiting for support (new, or a follow-up reopened it).
+    Open,
+    /// Done.
+    Closed,
+}
+
+impl TicketStatus {
+    /// Stable name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketStatus::Open => "open",
+            TicketStatus::Closed => "closed",
+        }
+    }
+}
+
+impl std::str::FromStr for TicketStatus {
+    type Err = crate::error::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(TicketStatus::Open),
+            "closed" => Ok(TicketStatus::Closed),
+            _ => Err(crate::error::UnknownName {
+                kind: "ticket status",
+                name: s.to_string(),
+                expected: "open, closed",
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for TicketStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A message that does not join a ticket.
 #[derive(Debug, Clone)]
 pub struct HeldMessage {
@@ -358,7 +420,7 @@ pub trait StoreTx: Send {
 #[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
     /// Only tickets with this status.
-    pub status: Option<String>,
+    pub status: Option<TicketStatus>,
     /// Only tickets in this queue.
     pub queue: Option<String>,
     /// At most this many, newest first.
@@ -376,8 +438,8 @@ pub struct TicketSummary {
     pub requester: String,
     /// Subject.
     pub subject: String,
-    /// `open` or `closed`.
-    pub status: String,
+    /// Open or closed.
+    pub status: TicketStatus,
     /// Number of messages.
     pub messages: i64,
     /// Created (RFC 3339).
@@ -448,7 +510,7 @@ pub struct StoredMessage {
     /// Received by postdesk (RFC 3339).
     pub received_at: String,
     /// Classifier verdict.
-    pub verdict: String,
+    pub verdict: Verdict,
     /// Why it joined this ticket.
     pub thread_reason: String,
     /// New text.
@@ -476,14 +538,14 @@ pub struct TicketDetail {
 pub struct HeldSummary {
     /// Record id.
     pub id: i64,
-    /// `quarantined` or `dropped`.
-    pub action: String,
+    /// Quarantined or dropped.
+    pub action: HeldAction,
     /// Machine reason.
     pub reason: String,
     /// Human explanation.
     pub detail: String,
     /// Verdict.
-    pub verdict: String,
+    pub verdict: Verdict,
     /// Message-ID.
     pub message_id: Option<String>,
     /// Sender.
@@ -570,11 +632,11 @@ pub trait Store: Send + Sync {
     /// in the store, so every worker sharing the store shares it.
     fn secret(&self) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
 
-    /// Set a ticket's status (`open`, `closed`); false when there is no such ticket.
+    /// Set a ticket's status; false when there is no such ticket.
     fn set_status(
         &self,
         id: i64,
-        status: &str,
+        status: TicketStatus,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// One attachment with its stored content (see [`AttachmentInfo::id`]).
@@ -704,7 +766,7 @@ impl Store for AnyStore {
         both!(self, s => s.secret().await)
     }
 
-    async fn set_status(&self, id: i64, status: &str) -> Result<bool, StoreError> {
+    async fn set_status(&self, id: i64, status: TicketStatus) -> Result<bool, StoreError> {
         both!(self, s => s.set_status(id, status).await)
     }
 
@@ -730,6 +792,14 @@ fn fresh_secret() -> Result<String, StoreError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| StoreError::Other(format!("no randomness: {e}")))?;
     Ok(data_encoding::HEXLOWER.encode(&bytes))
+}
+
+/// A stored name (`open`, `human`, …) as its type; an unknown one is corrupt data.
+fn stored<T: std::str::FromStr<Err = crate::error::UnknownName>>(
+    name: &str,
+) -> Result<T, StoreError> {
+    name.parse()
+        .map_err(|e: crate::error::UnknownName| StoreError::Corrupt(e.to_string()))
 }
 
 /// The current time as stored (RFC 3339, milliseconds, UTC).

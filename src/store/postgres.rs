@@ -23,7 +23,8 @@ use sqlx::{Postgres, Row, Transaction};
 use super::{
     AttachmentData, AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary,
     MAX_REFERENCES, NewMessage, Store, StoreError, StoreOptions, StoredContent, StoredMessage,
-    Suppression, TicketDetail, TicketFilter, TicketSummary, Write, Written, fresh_secret, now,
+    Suppression, TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write, Written,
+    fresh_secret, now, stored,
 };
 use crate::thread::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
@@ -219,12 +220,15 @@ async fn hit(
     .fetch_optional(&mut *db)
     .await
     .db()?;
-    Ok(row.map(|(subject, status, participant)| TicketHit {
-        ticket_id,
-        sender_is_participant: participant && sender.is_some(),
-        subject,
-        status,
-    }))
+    row.map(|(subject, status, participant)| {
+        Ok(TicketHit {
+            ticket_id,
+            sender_is_participant: participant && sender.is_some(),
+            subject,
+            status: stored(&status)?,
+        })
+    })
+    .transpose()
 }
 
 async fn ticket_of(db: &mut Conn, message_id: &str) -> Result<Option<i64>, StoreError> {
@@ -478,36 +482,36 @@ const TICKET_COLUMNS: &str = "t.id, t.queue, t.requester, t.subject, t.status, t
     t.updated_at, t.linked_ticket_id,
     (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS n";
 
-fn ticket_summary(r: &PgRow) -> Result<TicketSummary, sqlx::Error> {
+fn ticket_summary(r: &PgRow) -> Result<TicketSummary, StoreError> {
     Ok(TicketSummary {
-        id: r.try_get("id")?,
-        queue: r.try_get("queue")?,
-        requester: r.try_get("requester")?,
-        subject: r.try_get("subject")?,
-        status: r.try_get("status")?,
-        messages: r.try_get("n")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        linked_ticket_id: r.try_get("linked_ticket_id")?,
+        id: r.try_get("id").db()?,
+        queue: r.try_get("queue").db()?,
+        requester: r.try_get("requester").db()?,
+        subject: r.try_get("subject").db()?,
+        status: stored(&r.try_get::<String, _>("status").db()?)?,
+        messages: r.try_get("n").db()?,
+        created_at: r.try_get("created_at").db()?,
+        updated_at: r.try_get("updated_at").db()?,
+        linked_ticket_id: r.try_get("linked_ticket_id").db()?,
     })
 }
 
 const HELD_COLUMNS: &str = "id, action, reason, detail, verdict, message_id, from_address,
     subject, size, raw IS NOT NULL AS raw_kept, received_at";
 
-fn held_summary(r: &PgRow) -> Result<HeldSummary, sqlx::Error> {
+fn held_summary(r: &PgRow) -> Result<HeldSummary, StoreError> {
     Ok(HeldSummary {
-        id: r.try_get("id")?,
-        action: r.try_get("action")?,
-        reason: r.try_get("reason")?,
-        detail: r.try_get("detail")?,
-        verdict: r.try_get("verdict")?,
-        message_id: r.try_get("message_id")?,
-        from: r.try_get("from_address")?,
-        subject: r.try_get("subject")?,
-        size: r.try_get("size")?,
-        raw_kept: r.try_get("raw_kept")?,
-        received_at: r.try_get("received_at")?,
+        id: r.try_get("id").db()?,
+        action: stored(&r.try_get::<String, _>("action").db()?)?,
+        reason: r.try_get("reason").db()?,
+        detail: r.try_get("detail").db()?,
+        verdict: stored(&r.try_get::<String, _>("verdict").db()?)?,
+        message_id: r.try_get("message_id").db()?,
+        from: r.try_get("from_address").db()?,
+        subject: r.try_get("subject").db()?,
+        size: r.try_get("size").db()?,
+        raw_kept: r.try_get("raw_kept").db()?,
+        received_at: r.try_get("received_at").db()?,
     })
 }
 
@@ -537,16 +541,13 @@ impl Store for PgStore {
              ORDER BY t.id DESC LIMIT $3"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&filter.status)
+            .bind(filter.status.map(|s| s.as_str()))
             .bind(&filter.queue)
             .bind(i64::from(filter.limit.unwrap_or(u32::MAX)))
             .fetch_all(&self.pool)
             .await
             .db()?;
-        rows.iter()
-            .map(ticket_summary)
-            .collect::<Result<_, _>>()
-            .db()
+        rows.iter().map(ticket_summary).collect()
     }
 
     async fn ticket(&self, id: i64) -> Result<Option<TicketDetail>, StoreError> {
@@ -559,7 +560,7 @@ impl Store for PgStore {
         else {
             return Ok(None);
         };
-        let ticket = ticket_summary(&row).db()?;
+        let ticket = ticket_summary(&row)?;
         let participants: Vec<String> = sqlx::query_scalar(
             "SELECT address FROM participants WHERE ticket_id = $1 ORDER BY address",
         )
@@ -606,7 +607,7 @@ impl Store for PgStore {
                 subject: r.try_get("subject").db()?,
                 sent_at: r.try_get("sent_at").db()?,
                 received_at: r.try_get("received_at").db()?,
-                verdict: r.try_get("verdict").db()?,
+                verdict: stored(&r.try_get::<String, _>("verdict").db()?)?,
                 thread_reason: r.try_get("thread_reason").db()?,
                 reply_text: r.try_get("reply_text").db()?,
                 elided_text: r.try_get("elided_text").db()?,
@@ -637,10 +638,10 @@ impl Store for PgStore {
         Ok(v.into_bytes())
     }
 
-    async fn set_status(&self, id: i64, status: &str) -> Result<bool, StoreError> {
+    async fn set_status(&self, id: i64, status: TicketStatus) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE tickets SET status = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
-            .bind(status)
+            .bind(status.as_str())
             .bind(now())
             .execute(&self.pool)
             .await
@@ -699,7 +700,7 @@ impl Store for PgStore {
             return Ok(None);
         };
         Ok(Some(HeldRecord {
-            summary: held_summary(&r).db()?,
+            summary: held_summary(&r)?,
             raw: r.try_get("raw").db()?,
             headers: r.try_get("headers").db()?,
             envelope_recipient: r.try_get("envelope_recipient").db()?,
@@ -735,6 +736,6 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .db()?;
-        rows.iter().map(held_summary).collect::<Result<_, _>>().db()
+        rows.iter().map(held_summary).collect()
     }
 }

@@ -27,7 +27,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use super::{
     AttachmentData, AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary,
     MAX_REFERENCES, NewMessage, Store, StoreError, StoreOptions, StoredContent, StoredMessage,
-    Suppression, TicketDetail, TicketFilter, TicketSummary, Write, Written, fresh_secret, now,
+    Suppression, TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write, Written,
+    fresh_secret, now,
 };
 use crate::thread::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
@@ -397,7 +398,7 @@ fn lookup(db: &Connection, k: &ThreadKeys) -> Res<ThreadLookup> {
     let hit = |ticket_id: i64| -> Res<Option<TicketHit>> {
         let Some((subject, status)) = db
             .prepare_cached("SELECT subject, status FROM tickets WHERE id = ?1")?
-            .query_row([ticket_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([ticket_id], |r| Ok((r.get(0)?, named(r, 1)?)))
             .optional()?
         else {
             return Ok(None);
@@ -459,6 +460,17 @@ fn lookup(db: &Connection, k: &ThreadKeys) -> Res<ThreadLookup> {
         }
     }
     Ok(out)
+}
+
+/// A name stored as text, read back as its type (`open`, `human`, `quarantined`).
+fn named<T: std::str::FromStr<Err = crate::error::UnknownName>>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<T> {
+    let name: String = r.get(i)?;
+    name.parse().map_err(|e: crate::error::UnknownName| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 /// One write.
@@ -646,7 +658,7 @@ fn ticket_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
         queue: r.get(1)?,
         requester: r.get(2)?,
         subject: r.get(3)?,
-        status: r.get(4)?,
+        status: named(r, 4)?,
         created_at: r.get(5)?,
         updated_at: r.get(6)?,
         linked_ticket_id: r.get(7)?,
@@ -660,10 +672,10 @@ const HELD_COLUMNS: &str = "id, action, reason, detail, verdict, message_id, fro
 fn held_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<HeldSummary> {
     Ok(HeldSummary {
         id: r.get(0)?,
-        action: r.get(1)?,
+        action: named(r, 1)?,
         reason: r.get(2)?,
         detail: r.get(3)?,
-        verdict: r.get(4)?,
+        verdict: named(r, 4)?,
         message_id: r.get(5)?,
         from: r.get(6)?,
         subject: r.get(7)?,
@@ -713,7 +725,7 @@ impl Store for SqliteStore {
                 .prepare(&sql)?
                 .query_map(
                     params![
-                        filter.status,
+                        filter.status.map(|s| s.as_str()),
                         filter.queue,
                         i64::from(filter.limit.unwrap_or(u32::MAX))
                     ],
@@ -753,7 +765,7 @@ impl Store for SqliteStore {
                         subject: r.get(3)?,
                         sent_at: r.get(4)?,
                         received_at: r.get(5)?,
-                        verdict: r.get(6)?,
+                        verdict: named(r, 6)?,
                         thread_reason: r.get(7)?,
                         reply_text: r.get(8)?,
                         elided_text: r.get(9)?,
@@ -809,12 +821,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_status(&self, id: i64, status: &str) -> Result<bool, StoreError> {
-        let status = status.to_string();
+    async fn set_status(&self, id: i64, status: TicketStatus) -> Result<bool, StoreError> {
         self.call(move |db| {
             Ok(db.execute(
                 "UPDATE tickets SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, status, now()],
+                params![id, status.as_str(), now()],
             )? == 1)
         })
         .await

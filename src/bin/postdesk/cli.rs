@@ -121,7 +121,7 @@ pub(crate) enum TicketsCommand {
         json: bool,
         /// Only tickets with this status (open, closed).
         #[arg(long)]
-        status: Option<String>,
+        status: Option<postdesk::store::TicketStatus>,
         /// Only tickets in this queue.
         #[arg(long)]
         queue: Option<String>,

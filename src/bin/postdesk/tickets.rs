@@ -4,7 +4,7 @@ use std::io::Write as _;
 
 use anyhow::{Context, bail};
 
-use postdesk::store::{AnyStore, Store, TicketFilter};
+use postdesk::store::{AnyStore, Store, TicketFilter, TicketStatus};
 use postdesk::term::{block, line};
 use postdesk::{Processor, exit};
 
@@ -20,7 +20,7 @@ pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> any
             limit,
         } => {
             let filter = TicketFilter {
-                status: status.clone(),
+                status: *status,
                 queue: queue.clone(),
                 limit: Some(*limit),
             };
@@ -63,9 +63,9 @@ pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> any
         TicketsCommand::Close { reference } | TicketsCommand::Reopen { reference } => {
             let id = ticket_id(&p, reference)?;
             let status = if matches!(cmd, TicketsCommand::Close { .. }) {
-                "closed"
+                TicketStatus::Closed
             } else {
-                "open"
+                TicketStatus::Open
             };
             if !p.store().set_status(id, status).await? {
                 eprintln!("postdesk: no ticket {}", p.tag().reference(id));
