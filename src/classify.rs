@@ -96,6 +96,8 @@ pub struct Classification {
     pub verdict: Verdict,
     /// One entry per rule that fired, e.g. `"Auto-Submitted: auto-replied"`.
     pub reasons: Vec<String>,
+    /// What the delivery report says, when the verdict is `bounce` (read once, here).
+    pub bounce: Option<Box<bounce::BounceReport>>,
 }
 
 /// The name of the header postdesk puts on its own outgoing mail to detect loops.
@@ -197,11 +199,12 @@ pub fn classify_with(msg: &ParsedMessage, options: &ClassifyOptions) -> Classifi
     let mut f = Findings::default();
     own_loop(msg, &mut f);
     spam(msg, &options.spam, &mut f);
-    if let Some((_, why)) = bounce::analyse(msg) {
+    let report = bounce::analyse(msg).map(|(report, why)| {
         for w in why {
             f.add(Kind::Bounce, format!("bounce: {w}"));
         }
-    }
+        report
+    });
     auto_submitted(msg, &mut f);
     precedence(msg, &mut f);
     vendor_headers(msg, &mut f);
@@ -234,7 +237,11 @@ pub fn classify_with(msg: &ParsedMessage, options: &ClassifyOptions) -> Classifi
             reasons.push(r);
         }
     }
-    Classification { verdict, reasons }
+    Classification {
+        verdict,
+        reasons,
+        bounce: report.filter(|_| verdict == Verdict::Bounce).map(Box::new),
+    }
 }
 
 fn own_loop(msg: &ParsedMessage, f: &mut Findings) {

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 
-use crate::bounce::BounceReport;
 use crate::classify::{Classification, ClassifyOptions, Verdict, classify_with};
 use crate::config::{Config, Disposition, PolicyConfig};
 use crate::error::Error;
@@ -193,8 +192,6 @@ enum PreparedBody {
         reply_text: Arc<str>,
         /// What trimming cut away.
         elided: Arc<str>,
-        /// The delivery report, for bounces.
-        bounce: Option<Box<BounceReport>>,
     },
     Rejected {
         reason: RejectReason,
@@ -497,7 +494,6 @@ impl<S: Store> Processor<S> {
                 class,
                 keys,
                 reply_text,
-                bounce,
                 ..
             } => {
                 let lookup = self.store.lookup(keys).await?;
@@ -514,7 +510,7 @@ impl<S: Store> Processor<S> {
                     from: msg.sender_address(),
                     subject: Some(msg.subject.clone()),
                     reply_text: reply_text.to_string(),
-                    bounce: bounce.as_deref().cloned(),
+                    bounce: class.bounce.as_deref().cloned(),
                     thread: Some(decision),
                     action,
                     queue: p.queue.clone(),
@@ -560,11 +556,11 @@ impl<S: Store> Processor<S> {
             &self.options,
             delivery.recipient.as_deref(),
         );
-        let bounce = (class.verdict == Verdict::Bounce)
-            .then(|| crate::bounce::parse_bounce(&msg))
-            .flatten();
         // A bounce answers the message that bounced: thread it like an In-Reply-To.
-        if let Some(id) = bounce.as_ref().and_then(|b| b.original_message_id.clone())
+        if let Some(id) = class
+            .bounce
+            .as_ref()
+            .and_then(|b| b.original_message_id.clone())
             && msg.message_id.as_deref() != Some(id.as_str())
         {
             keys.referenced_ids.retain(|r| *r != id);
@@ -588,7 +584,6 @@ impl<S: Store> Processor<S> {
             keys: Box::new(keys),
             reply_text: trimmed.new_text.into(),
             elided: trimmed.elided.into(),
-            bounce: bounce.map(Box::new),
         }
     }
 
@@ -762,15 +757,14 @@ impl<S: Store> Processor<S> {
     /// of its thread: the threading decision and the policy, turned into records. Pure.
     fn plan(&self, p: &Prepared, lookup: &ThreadLookup, now: &str) -> Plan {
         let (reason, detail) = hold_texts(&p.body);
-        let (msg, class, keys, reply_text, elided, bounce) = match &p.body {
+        let (msg, class, keys, reply_text, elided) = match &p.body {
             PreparedBody::Message {
                 msg,
                 class,
                 keys,
                 reply_text,
                 elided,
-                bounce,
-            } => (msg, class, keys, reply_text, elided, bounce),
+            } => (msg, class, keys, reply_text, elided),
             PreparedBody::Rejected { head, .. } => {
                 let held = self.hold(
                     p,
@@ -866,7 +860,7 @@ impl<S: Store> Processor<S> {
             ))),
         }];
         // A permanent bounce puts its recipients on the suppression list.
-        if let Some(b) = bounce
+        if let Some(b) = &class.bounce
             && b.permanent == Some(true)
             && !b.recipients.is_empty()
         {
