@@ -388,9 +388,10 @@ impl<S: Store> Processor<S> {
     }
 
     /// One transaction for `prepared`, tried again (up to three times in all, after a
-    /// short pause) when a concurrent writer stored the same record first: the next try
-    /// finds it as a duplicate. Other errors (busy past the timeout, a lost connection)
-    /// are the caller's to retry later.
+    /// short pause) when it collided with a concurrent one: the same record stored first
+    /// (the next try finds it as a duplicate), or a deadlock or serialization conflict the
+    /// database broke. Other errors (busy past the timeout, a lost connection) are the
+    /// caller's to retry later.
     async fn write_batch(&self, prepared: &[Prepared]) -> Result<Vec<Outcome>, Error> {
         let mut pause = Duration::from_millis(20);
         for attempt in 1.. {
@@ -402,7 +403,9 @@ impl<S: Store> Processor<S> {
             }
             .await;
             match result {
-                Err(Error::Store(e @ StoreError::Duplicate(_))) if attempt < 3 => {
+                Err(Error::Store(e @ (StoreError::Duplicate(_) | StoreError::Conflict(_))))
+                    if attempt < 3 =>
+                {
                     tracing::debug!("retrying after: {e}");
                     tokio::time::sleep(pause).await;
                     pause *= 4;
@@ -685,6 +688,10 @@ impl<S: Store> Processor<S> {
         batch: &[Prepared],
     ) -> Result<Vec<Outcome>, Error> {
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        // Every thread key of the batch at once, before any write: taken one message at a
+        // time, two concurrent batches could each hold what the other waits for.
+        let keys: Vec<String> = batch.iter().flat_map(Prepared::lock_keys).collect();
+        tx.lock(&keys).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for p in batch {
             outcomes.push(self.apply_one(tx, p, &now).await?);
@@ -692,15 +699,14 @@ impl<S: Store> Processor<S> {
         Ok(outcomes)
     }
 
-    /// Decide and write one prepared message inside `tx`: lock its thread keys, check for
-    /// a duplicate, look up its thread, [`Processor::plan`], write.
+    /// Decide and write one prepared message inside `tx` (whose thread keys are locked):
+    /// check for a duplicate, look up its thread, [`Processor::plan`], write.
     async fn apply_one<T: StoreTx>(
         &self,
         tx: &mut T,
         p: &Prepared,
         now: &str,
     ) -> Result<Outcome, Error> {
-        tx.lock(&p.lock_keys()).await?;
         if let Some(d) = tx.find_duplicate(&p.dedup_keys()).await? {
             return Ok(Outcome {
                 action: Action::Duplicate,

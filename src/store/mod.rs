@@ -45,6 +45,10 @@ pub enum StoreError {
     /// The same message (or record) was stored by a concurrent writer.
     #[error("already stored: {0}")]
     Duplicate(String),
+    /// The database broke a deadlock or a serialization conflict with a concurrent
+    /// transaction by aborting this one; trying again at once is expected to work.
+    #[error("conflict with a concurrent writer: {0}")]
+    Conflict(String),
     /// Stored data is not what it should be, or the database is not a postdesk database.
     #[error("inconsistent stored data: {0}")]
     Corrupt(String),
@@ -62,7 +66,10 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            StoreError::Busy(_) | StoreError::Unavailable(_) | StoreError::Duplicate(_)
+            StoreError::Busy(_)
+                | StoreError::Unavailable(_)
+                | StoreError::Duplicate(_)
+                | StoreError::Conflict(_)
         )
     }
 }

@@ -42,8 +42,10 @@ fn store_error(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) => match db.code().as_deref() {
             Some("23505") => StoreError::Duplicate(text),
-            // serialization failure, deadlock, lock or statement timeout
-            Some("40001" | "40P01" | "55P03" | "57014") => StoreError::Busy(text),
+            // serialization failure, deadlock
+            Some("40001" | "40P01") => StoreError::Conflict(text),
+            // lock or statement timeout
+            Some("55P03" | "57014") => StoreError::Busy(text),
             // connection exceptions, shutdown, too many connections, disk full
             Some(c) if c.starts_with("08") || c.starts_with("57P") || c.starts_with("53") => {
                 StoreError::Unavailable(text)

@@ -90,8 +90,19 @@ fn init_tracing() {
         .try_init();
 }
 
+/// The runtime for one delivery: one thread (the store's statements go to the blocking
+/// pool; there are few of them).
 pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// The runtime for the other commands: two workers, so the store's statements run in
+/// place (`block_in_place`) instead of being handed to another thread one by one.
+pub(crate) fn runtime_multi() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
 }
@@ -168,7 +179,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
-    let rt = runtime()?;
+    let rt = runtime_multi()?;
     rt.block_on(async {
         match &cli.command {
             Command::Explain { json, files } => {
