@@ -455,8 +455,7 @@ impl Parser<'_> {
             .comments
             .get(first)
             .filter(|(at, _)| *at == end)
-            .map(|(_, text)| decode_words(text.trim()).into_owned())
-            .filter(|n| !n.is_empty());
+            .and_then(|(_, text)| display_name(text));
         self.out.push(Mailbox { name, address });
         self.pos = end;
         true
@@ -569,9 +568,16 @@ impl Parser<'_> {
                 Tok::Invalid => {}
             }
         }
-        let name = decode_words(text.trim()).trim().to_string();
-        (!name.is_empty()).then_some(name)
+        display_name(&text)
     }
+}
+
+/// A display name as shown: encoded words decoded, then trimmed (a word may decode to
+/// white space); `None` when nothing is left.
+fn display_name(text: &str) -> Option<String> {
+    let name = decode_words(text.trim());
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// A dot-atom: runs of atext separated by single dots, none at either end.
@@ -849,6 +855,25 @@ mod tests {
         }
     }
 
+    /// Found by fuzzing (`address` target): a comment name whose first encoded word
+    /// decodes to nothing or to white space came out with a leading space.
+    #[test]
+    fn comment_name_is_trimmed_after_decoding() {
+        assert_eq!(
+            got("a@x (=?utf-8?q?_?= Ann)"),
+            [(Some("Ann".to_string()), "a@x".to_string())]
+        );
+        assert_eq!(
+            got("a@x (=?utf-8?b?=?=  <b@y>)"),
+            [(Some("<b@y>".to_string()), "a@x".to_string())]
+        );
+        assert_eq!(got("a@x (=?utf-8?q?_?=)"), [(None, "a@x".to_string())]);
+        assert_eq!(
+            got("=?utf-8?q?_?= Ann <a@x>"),
+            [(Some("Ann".to_string()), "a@x".to_string())]
+        );
+    }
+
     #[test]
     fn mailbox_cap() {
         let list = vec!["a@x"; MAX_MAILBOXES + 10].join(",");
@@ -929,6 +954,14 @@ mod tests {
                 m
             );
             prop_assert_ne!(&m.address[..at], "\"\"");
+            if let Some(name) = &m.name {
+                prop_assert!(
+                    !name.is_empty() && name.trim() == name,
+                    "{:?} -> {:?}",
+                    value,
+                    m
+                );
+            }
             // An address returned parses to itself.
             let again = mailboxes(&m.address);
             prop_assert_eq!(again.len(), 1, "{:?} -> {:?}", value, m);
