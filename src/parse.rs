@@ -379,7 +379,7 @@ fn is_transit_field(name: &[u8]) -> bool {
 /// The identity of a message's content, for deduplication: SHA-256 (lower-case hex) of
 /// its header fields, except those added in transit (`Received`, `Delivered-To`,
 /// `Return-Path`, spam-filter verdicts, …), and its body, with line endings, header
-/// folding and trailing white space normalised. A redelivery of one message has the same
+/// folding and the white space at the end normalised. A redelivery of one message has the same
 /// fingerprint; a different message reusing a Message-ID has another (the Message-ID
 /// field is part of what is hashed).
 ///
@@ -396,12 +396,11 @@ pub fn fingerprint(raw: &[u8]) -> String {
     let copy = bare_cr_to_crlf(raw);
     let raw = copy.as_deref().unwrap_or(raw);
     let mut hash = Sha256::new();
-    let mut lines = raw
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let body_start = header_end(raw);
     // Header fields: each field with its continuation lines, white space runs folded.
     let mut keep = false;
-    for line in lines.by_ref() {
+    for line in raw[..body_start].split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             break;
         }
@@ -424,21 +423,16 @@ pub fn fingerprint(raw: &[u8]) -> String {
         }
     }
     hash.update(b"\n\n");
-    // The body: trailing white space of each line and trailing empty lines left out.
-    let mut blank_run = 0usize;
-    for line in lines {
-        let line = line.trim_ascii_end();
-        if line.is_empty() {
-            blank_run += 1;
-            continue;
+    // The body with CRLF read as LF, and without the white space at its end.
+    let body = raw[body_start..].trim_ascii_end();
+    let mut from = 0;
+    for cr in memchr::memchr_iter(b'\r', body) {
+        if body.get(cr + 1) == Some(&b'\n') {
+            hash.update(&body[from..cr]);
+            from = cr + 1;
         }
-        for _ in 0..blank_run {
-            hash.update(b"\n");
-        }
-        blank_run = 0;
-        hash.update(line);
-        hash.update(b"\n");
     }
+    hash.update(&body[from..]);
     data_encoding::HEXLOWER.encode(&hash.finalize())
 }
 
@@ -674,9 +668,10 @@ fn check_structure(input: &[u8], limits: &ParseLimits) -> Result<(), Parsed> {
 /// How many `Content-Type: message/…` fields `input` has, in any part.
 fn attached_message_types(input: &[u8]) -> usize {
     const FIELD: &[u8] = b"content-type:";
-    input
-        .split(|&b| b == b'\n')
-        .filter(|line| {
+    let line_starts = std::iter::once(0).chain(memchr::memchr_iter(b'\n', input).map(|i| i + 1));
+    line_starts
+        .filter(|&at| {
+            let line = &input[at..];
             line.len() > FIELD.len()
                 && line[..FIELD.len()].eq_ignore_ascii_case(FIELD)
                 && line[FIELD.len()..]

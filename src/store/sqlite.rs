@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -45,6 +46,10 @@ const MIGRATIONS: &[&str] = &[
 
 /// Page size of new databases (see the module documentation).
 const PAGE_SIZE: u32 = 8192;
+
+/// Raw messages larger than this are written with incremental blob I/O (see
+/// `insert_message`).
+const INCREMENTAL_BLOB: usize = 1 << 20;
 
 /// After a checkpoint the WAL file is cut back to this size.
 const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
@@ -564,15 +569,23 @@ fn insert_participants(db: &Connection, ticket_id: i64, addresses: &[String]) ->
 
 fn insert_message(db: &Connection, ticket_id: i64, m: &NewMessage) -> Res<()> {
     let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-    // The raw bytes go in through incremental blob I/O, straight into the pages: bound as a
-    // parameter, SQLite would copy them twice (the value, then the row).
+    // Large raw bytes go in through incremental blob I/O, straight into the pages: bound as
+    // a parameter, SQLite copies them twice (the value, then the row), which for a message
+    // near the size limit is what decides the peak memory of a delivery. Small ones are
+    // bound: opening a blob handle costs more than copying them.
+    let incremental = m.raw.len() > INCREMENTAL_BLOB;
+    let raw = if incremental {
+        ToSqlOutput::Owned(Value::Integer(m.raw.len() as i64))
+    } else {
+        ToSqlOutput::Borrowed(ValueRef::Blob(&m.raw))
+    };
     db.prepare_cached(
         "INSERT INTO messages (ticket_id, dedup_key, message_id, content_hash,
             envelope_sender, envelope_recipient, from_address, from_name, to_addresses,
             cc_addresses, subject, sent_at, received_at, text_body, html_body, reply_text,
             elided_text, verdict, reasons, thread_reason, raw)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, '', NULL, ?14, ?15,
-            ?16, ?17, ?18, zeroblob(?19))",
+            ?16, ?17, ?18, CASE WHEN typeof(?19) = 'integer' THEN zeroblob(?19) ELSE ?19 END)",
     )?
     .execute(params![
         ticket_id,
@@ -593,11 +606,13 @@ fn insert_message(db: &Connection, ticket_id: i64, m: &NewMessage) -> Res<()> {
         m.verdict.as_str(),
         json(&m.reasons),
         m.thread_reason,
-        m.raw.len() as i64,
+        raw,
     ])?;
     let id = db.last_insert_rowid();
-    db.blob_open(rusqlite::MAIN_DB, "messages", "raw", id, false)?
-        .write_all_at(&m.raw, 0)?;
+    if incremental {
+        db.blob_open(rusqlite::MAIN_DB, "messages", "raw", id, false)?
+            .write_all_at(&m.raw, 0)?;
+    }
     let mut reference =
         db.prepare_cached("INSERT INTO message_refs (message_id, ref) VALUES (?1, ?2)")?;
     for r in m.references.iter().take(MAX_REFERENCES) {
