@@ -590,44 +590,10 @@ fn mta_phrase(body: &str) -> Option<&str> {
     find_phrase(body, &[MTA_PHRASES])
 }
 
-/// How people's mail clients begin the subject of a reply or a forward, lower case.
-const REPLY_FORWARD_PREFIXES: &[&str] = &[
-    "re:",
-    "re ",
-    "fw:",
-    "fwd:",
-    "fwd ",
-    "aw:",
-    "wg:",
-    "tr:",
-    "sv:",
-    "vs:",
-    "antw:",
-    "odp:",
-    "ynt:",
-    "res:",
-    "rif:",
-    "r:",
-    "rv:",
-    "enc:",
-    "doorst:",
-    "vb:",
-    "vl:",
-    "отв:",
-    "ответ:",
-    "пересл:",
-    "回复",
-    "回覆",
-    "答复",
-    "转发",
-    "轉寄",
-    "返信",
-    "転送",
-];
-
+/// Whether a person's mail client began the subject as a reply or a forward (`Re:`,
+/// `Fwd:`, `AW:`, `Отв:`, `回复：`…: the markers [`crate::thread`] strips).
 fn is_reply_or_forward(subject: &str) -> bool {
-    let s = subject.trim_start().to_lowercase();
-    REPLY_FORWARD_PREFIXES.iter().any(|p| s.starts_with(p))
+    crate::thread::strip_reply_prefix(subject).is_some()
 }
 
 /// A mail user agent wrote this (an MTA does not set `User-Agent`/`X-Mailer` on bounces

@@ -317,7 +317,7 @@ const REPLY_WORDS: &[&str] = &[
 /// `s` without one leading reply/forward marker (`Re:`, `WG[5]:`, `Re^2:`, `Re(3):`,
 /// full-width colon too), or `None` when it has none. Hand-written rather than a regex:
 /// this runs in every delivery, and a short-lived process would pay the compilation.
-fn strip_reply_prefix(s: &str) -> Option<&str> {
+pub(crate) fn strip_reply_prefix(s: &str) -> Option<&str> {
     let t = s.trim_start();
     let word_end = t.find(|c: char| !c.is_alphabetic()).unwrap_or(t.len());
     let word = &t[..word_end];
