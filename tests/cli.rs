@@ -325,9 +325,8 @@ fn recipient_selects_the_queue() {
     assert_eq!(list.as_array().unwrap().len(), 2);
 }
 
-/// Delivers every message twice, all at the same moment; returns (created, duplicates)
+/// Start one `ingest --json` per message at the same moment; their outcomes, in order,
 /// after checking that every process exited 0.
-/// Start one `ingest --json` per message at the same moment; their outcomes, in order.
 fn deliver_all_at_once(env: &Env, messages: &[String]) -> Vec<Value> {
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(messages.len()));
     let handles: Vec<_> = messages
@@ -417,6 +416,7 @@ fn fifty_deliveries_at_once_store_each_message_once_and_thread_the_replies() {
     }
 }
 
+/// Delivers every message twice, all at the same moment; returns (created, duplicates).
 fn deliver_twice_concurrently(env: &Env, tag: &str, n: usize) -> (usize, usize) {
     let messages: Vec<String> = (0..n)
         .map(|i| {
@@ -429,45 +429,11 @@ fn deliver_twice_concurrently(env: &Env, tag: &str, n: usize) -> (usize, usize) 
             )
         })
         .collect();
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2 * n));
-    let handles: Vec<_> = messages
-        .iter()
-        .chain(messages.iter()) // every message delivered twice, at the same time
-        .cloned()
-        .map(|m| {
-            let mut cmd = env.cmd(&["ingest", "--json"]);
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                let mut child = cmd
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                barrier.wait();
-                child.stdin.take().unwrap().write_all(m.as_bytes()).unwrap();
-                child.wait_with_output().unwrap()
-            })
-        })
-        .collect();
-    let mut created = 0;
-    let mut duplicates = 0;
-    for h in handles {
-        let out = h.join().unwrap();
-        assert_eq!(
-            code(&out),
-            0,
-            "stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let o: Value = serde_json::from_slice(&out.stdout).unwrap();
-        match o["action"].as_str().unwrap() {
-            "created" => created += 1,
-            "duplicate" => duplicates += 1,
-            other => panic!("unexpected action {other}"),
-        }
-    }
-    (created, duplicates)
+    let twice: Vec<String> = messages.iter().chain(&messages).cloned().collect();
+    let outcomes = deliver_all_at_once(env, &twice);
+    let count = |a: &str| outcomes.iter().filter(|o| o["action"] == a).count();
+    assert_eq!(count("created") + count("duplicate"), 2 * n, "{outcomes:?}");
+    (count("created"), count("duplicate"))
 }
 
 #[test]

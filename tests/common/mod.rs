@@ -201,9 +201,26 @@ pub fn fresh_postgres() -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
-/// Run one SQL statement on the PostgreSQL database at `url`, on a thread of its own (so
-/// async tests can call it too).
+/// Run one SQL statement on the PostgreSQL database at `url`.
 pub fn pg_execute(url: &str, sql: &str) {
+    pg_query::<i32>(url, sql, false);
+}
+
+/// One number from the PostgreSQL database at `url`.
+pub fn pg_query_i64(url: &str, sql: &str) -> i64 {
+    pg_query::<i64>(url, sql, true).unwrap()
+}
+
+/// `sql` on a connection of its own, on a thread of its own (so async tests can call it
+/// too); its one value when `fetch`.
+fn pg_query<T>(url: &str, sql: &str, fetch: bool) -> Option<T>
+where
+    T: Send
+        + Unpin
+        + 'static
+        + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>,
+{
     let (url, sql) = (url.to_string(), sql.to_string());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -215,9 +232,19 @@ pub fn pg_execute(url: &str, sql: &str) {
             let mut c = sqlx::PgConnection::connect(&url)
                 .await
                 .unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
-            c.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
-        });
+            if fetch {
+                Some(
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .fetch_one(&mut c)
+                        .await
+                        .unwrap(),
+                )
+            } else {
+                c.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+                None
+            }
+        })
     })
     .join()
-    .unwrap();
+    .unwrap()
 }
