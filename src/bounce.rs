@@ -17,6 +17,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::parse::{Attachment, ParsedMessage, has_any, strip_prefix_fold};
+use crate::term::clip;
 
 /// At most this much of a text is scanned for bounce evidence and details.
 const SCAN_LIMIT: usize = 256 * 1024;
@@ -157,7 +158,7 @@ fn detect(msg: &ParsedMessage) -> Vec<String> {
         why.push(format!("has a {} part", a.content_type));
     }
     if let Some(v) = msg.header("x-failed-recipients") {
-        why.push(format!("X-Failed-Recipients: {}", clip(v, 80)));
+        why.push(format!("X-Failed-Recipients: {}", clip(v.trim(), 80)));
     }
     if ses_notification(msg).is_some() {
         why.push("Amazon SES delivery notification".into());
@@ -285,7 +286,7 @@ fn bounce_sender(msg: &ParsedMessage) -> Option<String> {
         .iter()
         .any(|n| lower.contains(n))
     {
-        return Some(format!("From: {}", clip(from, 80)));
+        return Some(format!("From: {}", clip(from.trim(), 80)));
     }
     if msg.header("from").is_some() && msg.from.is_none() && lower.contains("<>") {
         return Some("From: <>".into());
@@ -720,7 +721,10 @@ fn merge_dsn(report: &mut BounceReport, text: &str) {
             report.status = status.clone();
         }
         if report.diagnostic.is_none() {
-            report.diagnostic = r.diagnostic.as_deref().map(|d| clip(d, MAX_DIAGNOSTIC));
+            report.diagnostic = r
+                .diagnostic
+                .as_deref()
+                .map(|d| clip(d.trim(), MAX_DIAGNOSTIC).into_owned());
         }
         if report.permanent.is_none() {
             report.permanent =
@@ -1017,7 +1021,7 @@ fn text_diagnostic(report: &str) -> Option<String> {
                     && l.len() > 4
                     && l.bytes().take(3).all(|b| b.is_ascii_digit())
         })
-        .map(|l| clip(l, MAX_DIAGNOSTIC))
+        .map(|l| clip(l, MAX_DIAGNOSTIC).into_owned())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1139,7 +1143,7 @@ fn ses_notification(msg: &ParsedMessage) -> Option<BounceReport> {
             report.diagnostic = r
                 .get("diagnosticCode")
                 .and_then(|s| s.as_str())
-                .map(|d| clip(&typed_text(d), MAX_DIAGNOSTIC));
+                .map(|d| clip(typed_text(d).trim(), MAX_DIAGNOSTIC).into_owned());
         }
     }
     if let Some(p) = report.status.as_deref().and_then(status_permanence) {
@@ -1169,7 +1173,7 @@ fn ses_delivery(v: &serde_json::Value) -> Option<BounceReport> {
     }
     if let Some(resp) = delivery.get("smtpResponse").and_then(|s| s.as_str()) {
         report.status = find_status_code(resp);
-        report.diagnostic = Some(clip(resp, MAX_DIAGNOSTIC));
+        report.diagnostic = Some(clip(resp.trim(), MAX_DIAGNOSTIC).into_owned());
     }
     Some(report)
 }
@@ -1191,15 +1195,6 @@ fn prefix(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
-}
-
-/// `s` cut to `max` characters, with an ellipsis when cut.
-pub(crate) fn clip(s: &str, max: usize) -> String {
-    let s = s.trim();
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -19,8 +19,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::bounce::{self, clip, is_mail_system_local_part, is_noreply_local_part, local_part};
+use crate::bounce::{self, is_mail_system_local_part, is_noreply_local_part, local_part};
 use crate::parse::ParsedMessage;
+use crate::term::clip;
 
 /// What kind of message this is. The policy (what happens to each kind) lives in
 /// [`crate::process`].

@@ -150,6 +150,22 @@ fn push_escape(out: &mut String, c: char) {
     }
 }
 
+/// `s` cut to at most `max` characters, with `…` after the cut; borrowed when it fits.
+/// For text from mail in a table column or a reason line (escape it first: an escape is
+/// never cut in two that way).
+///
+/// ```
+/// use postdesk::term::clip;
+/// assert_eq!(clip("Printer on fire", 7), "Printer…");
+/// assert_eq!(clip("Printer", 7), "Printer");
+/// ```
+pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => Cow::Owned(format!("{}…", &s[..i])),
+        None => Cow::Borrowed(s),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,9 @@ use postdesk::term::{block, line};
 use postdesk::{Processor, exit};
 
 use crate::cli::{QuarantineCommand, SuppressionsCommand};
-use crate::{clip, write_bytes};
+use postdesk::term::clip;
+
+use crate::write_bytes;
 
 /// `quarantine list | show | release`.
 pub(crate) async fn quarantine(
@@ -33,9 +35,9 @@ pub(crate) async fn quarantine(
                         "{:>6}  {:<11}  {:<22}  {:<28}  {}",
                         h.id,
                         h.action,
-                        clip(&line(&h.reason), 22),
-                        clip(&line(h.from.as_deref().unwrap_or("-")), 28),
-                        clip(&line(h.subject.as_deref().unwrap_or("-")), 60)
+                        clip(&line(&h.reason), 21),
+                        clip(&line(h.from.as_deref().unwrap_or("-")), 27),
+                        clip(&line(h.subject.as_deref().unwrap_or("-")), 59)
                     );
                 }
             }
@@ -109,7 +111,7 @@ pub(crate) async fn suppressions(
                         line(&s.address),
                         line(s.status.as_deref().unwrap_or("-")),
                         s.created_at,
-                        clip(&line(&s.reason), 60)
+                        clip(&line(&s.reason), 59)
                     );
                 }
             }

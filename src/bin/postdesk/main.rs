@@ -226,13 +226,3 @@ pub(crate) fn write_bytes(bytes: &[u8]) -> std::io::Result<()> {
     }
     out.flush()
 }
-
-pub(crate) fn clip(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        s.to_string()
-    } else {
-        let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
-        out.push('…');
-        out
-    }
-}

@@ -2,14 +2,16 @@
 
 use std::io::Write as _;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use postdesk::store::{AnyStore, Store, TicketFilter, TicketStatus};
 use postdesk::term::{block, line};
 use postdesk::{Processor, exit};
 
 use crate::cli::TicketsCommand;
-use crate::{clip, write_bytes};
+use postdesk::term::clip;
+
+use crate::write_bytes;
 
 pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> anyhow::Result<u8> {
     match cmd {
@@ -37,7 +39,7 @@ pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> any
                 outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 outln!(
-                    "{:<10}  {:<6}  {:<10}  {:>4}  {:<20}  {:<28}  SUBJECT",
+                    "{:<10}  {:<6}  {:<10}  {:>4}  {:<24}  {:<28}  SUBJECT",
                     "TICKET",
                     "STATUS",
                     "QUEUE",
@@ -47,14 +49,14 @@ pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> any
                 );
                 for t in list {
                     outln!(
-                        "{:<10}  {:<6}  {:<10}  {:>4}  {:<20}  {:<28}  {}",
+                        "{:<10}  {:<6}  {:<10}  {:>4}  {:<24}  {:<28}  {}",
                         p.tag().reference(t.id),
                         t.status,
-                        clip(&t.queue, 10),
+                        clip(&t.queue, 9),
                         t.messages,
-                        clip(&t.updated_at, 19),
-                        clip(&line(&t.requester), 28),
-                        clip(&line(&t.subject), 60)
+                        t.updated_at,
+                        clip(&line(&t.requester), 27),
+                        clip(&line(&t.subject), 59)
                     );
                 }
             }
@@ -135,12 +137,7 @@ pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> any
             Ok(exit::OK)
         }
         TicketsCommand::Show { reference, json } => {
-            let Some(id) = p.tag().parse_reference(reference) else {
-                bail!(
-                    "`{reference}` is not a ticket reference (like {})",
-                    p.tag().reference(42)
-                );
-            };
+            let id = ticket_id(&p, reference)?;
             let Some(t) = p.store().ticket(id).await? else {
                 eprintln!("postdesk: no ticket {}", p.tag().reference(id));
                 return Ok(exit::FAILURE);
