@@ -1376,3 +1376,17 @@ fn attachments_are_stored_once_and_read_back_exactly() {
     let out = env.run(&["tickets", "attachment", "999"], b"");
     assert_eq!(code(&out), 1);
 }
+
+/// The columns of `tickets list` line up (a typed status once printed without its padding).
+#[test]
+fn tickets_list_columns_line_up() {
+    let env = Env::new();
+    first(&env);
+    let out = env.run(&["tickets", "list"], b"");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let (head, row) = (lines.next().unwrap(), lines.next().unwrap());
+    for (column, value) in [("QUEUE", "support"), ("REQUESTER", "ann@example.org")] {
+        assert_eq!(head.find(column), row.find(value), "{text}");
+    }
+}

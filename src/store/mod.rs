@@ -253,7 +253,7 @@ impl std::str::FromStr for HeldAction {
 
 impl std::fmt::Display for HeldAction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -294,7 +294,7 @@ impl std::str::FromStr for TicketStatus {
 
 impl std::fmt::Display for TicketStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
