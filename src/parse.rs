@@ -1105,6 +1105,20 @@ mod tests {
         assert_eq!(m.header("references"), Some("<r1@y> <r2@y>"));
     }
 
+    /// Found by fuzzing: mail-parser 0.11.9 panics ("Invalid part ID, could not find
+    /// multipart") on this message. The panic is contained: the message is quarantined.
+    #[test]
+    fn a_mail_parser_panic_is_contained() {
+        let raw = include_bytes!("../fuzz/regressions/pipeline/mail-parser-invalid-part-id");
+        assert!(matches!(
+            parse(raw, None, &ParseLimits::default()),
+            Parsed::Rejected {
+                reason: RejectReason::ParserPanic,
+                ..
+            }
+        ));
+    }
+
     #[test]
     fn content_hash_is_hex_sha256() {
         assert_eq!(
