@@ -150,23 +150,10 @@ fn main() {
     println!("total wall time: {:.1} s", elapsed.as_secs_f64());
 
     if let Some(path) = std::env::var_os("POSTDESK_HOSTILE_CSV") {
-        let mut out =
-            String::from("family,variant,size,exit,action,peak_rss,bound,seconds,cpu_seconds\n");
-        for r in &records {
-            let _ = writeln!(
-                out,
-                "{},\"{}\",{},{},{},{},{},{:.4},{:.2}",
-                r.family,
-                r.variant.replace('"', "\"\""),
-                r.size,
-                r.run.exit,
-                r.run.action(),
-                r.run.peak_rss,
-                memory_bound(r.size),
-                r.run.wall.as_secs_f64(),
-                r.run.cpu.as_secs_f64()
-            );
-        }
+        let rows = records
+            .iter()
+            .map(|r| (r.family, r.variant.as_str(), r.size, &r.run));
+        let out = runner::csv(rows);
         std::fs::write(&path, out).expect("write POSTDESK_HOSTILE_CSV");
     }
 }

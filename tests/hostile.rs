@@ -112,24 +112,10 @@ fn time_limit() -> Duration {
 }
 
 fn write_csv(path: &std::path::Path, records: &[Record]) {
-    let mut out =
-        String::from("family,variant,size,exit,action,peak_rss,bound,seconds,cpu_seconds\n");
-    for r in records {
-        let _ = writeln!(
-            out,
-            "{},\"{}\",{},{},{},{},{},{:.3},{:.2}",
-            r.family,
-            r.variant.replace('"', "\"\""),
-            r.size,
-            r.run.exit,
-            r.run.action(),
-            r.run.peak_rss,
-            memory_bound(r.size),
-            r.run.wall.as_secs_f64(),
-            r.run.cpu.as_secs_f64()
-        );
-    }
-    std::fs::write(path, out).expect("write POSTDESK_HOSTILE_CSV");
+    let rows = records
+        .iter()
+        .map(|r| (r.family, r.variant.as_str(), r.size, &r.run));
+    std::fs::write(path, runner::csv(rows)).expect("write POSTDESK_HOSTILE_CSV");
 }
 
 fn sha256_hex(raw: &[u8]) -> String {

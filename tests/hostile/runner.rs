@@ -261,3 +261,25 @@ pub fn mb(n: u64) -> String {
         format!("{n} B")
     }
 }
+
+/// One CSV line per run (`POSTDESK_HOSTILE_CSV`): family, variant, size, exit, action,
+/// peak RSS, bound, seconds, CPU seconds.
+pub fn csv<'a>(rows: impl Iterator<Item = (&'a str, &'a str, usize, &'a Run)>) -> String {
+    use std::fmt::Write as _;
+    let mut out =
+        String::from("family,variant,size,exit,action,peak_rss,bound,seconds,cpu_seconds\n");
+    for (family, variant, size, run) in rows {
+        let _ = writeln!(
+            out,
+            "{family},\"{}\",{size},{},{},{},{},{:.4},{:.2}",
+            variant.replace('"', "\"\""),
+            run.exit,
+            run.action(),
+            run.peak_rss,
+            memory_bound(size),
+            run.wall.as_secs_f64(),
+            run.cpu.as_secs_f64()
+        );
+    }
+    out
+}
