@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::bounce::{self, is_mail_system_local_part, is_noreply_local_part, local_part};
-use crate::parse::ParsedMessage;
+use crate::parse::{ParsedMessage, rule_lines};
 use crate::term::clip;
 
 /// What kind of message this is. The policy (what happens to each kind) lives in
@@ -552,15 +552,6 @@ fn senders(msg: &ParsedMessage, f: &mut Findings) {
 // ---------------------------------------------------------------------------------------
 // Subjects
 
-/// The phrases of a data file in `src/rules/`: one a line, blank lines and `#` comment
-/// lines skipped.
-fn rule_lines(data: &'static str) -> Vec<&'static str> {
-    data.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect()
-}
-
 /// What servers and mail clients put at the start of an automatic reply's subject
 /// ("Automatic reply:", "Abwesenheitsnotiz:", "Автоответ:", "AUTO:", ...): strong evidence.
 static AUTOREPLY_SUBJECT_PREFIXES: LazyLock<Vec<&'static str>> =
@@ -609,7 +600,6 @@ impl Folded {
             match c {
                 '\u{2019}' => push('\''),
                 _ if keep_case => push(c),
-                '\u{17f}' => push('s'),
                 _ => c.to_lowercase().for_each(&mut push),
             }
             end = i + c.len_utf8();

@@ -263,35 +263,28 @@ pub enum Parsed {
     },
 }
 
-/// `s` lower-cased as a `(?i)` pattern compares letters, for literal matches that replace
-/// one: a long s (U+017F) also counts as an s (Unicode simple case folding; the Kelvin
-/// sign lower-cases to k already).
+/// The phrases of a data file in `src/rules/`: one a line, blank lines and `#` comment
+/// lines skipped.
+pub(crate) fn rule_lines(data: &'static str) -> Vec<&'static str> {
+    data.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+/// `s` in lower case, for comparisons with the lower-case word lists of the rules.
 pub(crate) fn fold_lower(s: &str) -> String {
     if s.is_ascii() {
         // The same result, without decoding characters: most lines of most mail.
         return s.to_ascii_lowercase();
     }
-    s.chars()
-        .map(|c| if c == '\u{17f}' { 's' } else { c })
-        .flat_map(char::to_lowercase)
-        .collect()
+    s.to_lowercase()
 }
 
-/// `s` after `lit`, an ASCII lower-case literal, when `s` starts with it compared as a
-/// `(?i)` pattern compares (Unicode simple case folding: a letter also matches its upper
-/// case, an s the long s U+017F, a k the Kelvin sign U+212A).
+/// `s` after `lit`, an ASCII literal, when `s` starts with it in any case.
 pub(crate) fn strip_prefix_fold<'a>(s: &'a str, lit: &str) -> Option<&'a str> {
-    let mut chars = s.char_indices();
-    for l in lit.chars() {
-        let (_, c) = chars.next()?;
-        let same = c.to_ascii_lowercase() == l
-            || (l == 's' && c == '\u{17f}')
-            || (l == 'k' && c == '\u{212a}');
-        if !same {
-            return None;
-        }
-    }
-    Some(chars.as_str())
+    let head = s.get(..lit.len())?;
+    head.eq_ignore_ascii_case(lit).then(|| &s[lit.len()..])
 }
 
 /// Whether `s`, lower-cased by [`fold_lower`], contains one of `needles` (all lower-case):
@@ -308,23 +301,6 @@ pub(crate) fn has_any_of(s: &str, lists: &[&[&str]]) -> bool {
         .iter()
         .flat_map(|l| l.iter())
         .any(|n| lower.contains(n))
-}
-
-/// The match of `pattern`, a pattern for lower-case text, in `lower`, the lower case of
-/// `text`: as written in `text` where lower-casing kept every byte offset, else as in
-/// `lower`. Lower-casing first lets a `regex_lite` pattern (ASCII-only `(?i)`, a fraction
-/// of `regex`'s compile time) stand in for a case-insensitive `regex` one.
-pub(crate) fn find_lowercase<'a>(
-    pattern: &regex_lite::Regex,
-    text: &'a str,
-    lower: &'a str,
-) -> Option<&'a str> {
-    let m = pattern.find(lower)?;
-    let written = (lower.len() == text.len())
-        .then(|| text.get(m.range()))
-        .flatten()
-        .filter(|w| fold_lower(w) == m.as_str());
-    Some(written.unwrap_or(m.as_str()))
 }
 
 /// SHA-256 of the raw bytes, lower-case hex: the identity of a message without a Message-ID.
@@ -1034,16 +1010,17 @@ mod tests {
 
     /// The ASCII fast path of `fold_lower` gives what lower-casing each character gives.
     #[test]
-    fn fold_lower_is_the_same_on_ascii_and_folds_the_rest() {
+    fn fold_lower_is_the_same_on_ascii_and_lowers_the_rest() {
         let ascii: String = (0u8..128).map(char::from).collect();
         let by_char: String = ascii.chars().flat_map(char::to_lowercase).collect();
         assert_eq!(fold_lower(&ascii), by_char);
-        assert_eq!(fold_lower("Me\u{17f}\u{17f}AGE \u{212a}ÄÉ"), "message käé");
+        assert_eq!(fold_lower("MESSAGE \u{212a}ÄÉ"), "message käé");
         assert_eq!(
-            strip_prefix_fold("ME\u{17f}SAGE-ID: x", "message-id:"),
+            strip_prefix_fold("MESSAGE-ID: x", "message-id:"),
             Some(" x")
         );
         assert_eq!(strip_prefix_fold("MESSAGE", "message-id:"), None);
+        assert_eq!(strip_prefix_fold("Äb", "a"), None);
     }
 
     fn msg(raw: &str) -> ParsedMessage {
