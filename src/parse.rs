@@ -291,16 +291,8 @@ pub(crate) fn strip_prefix_fold<'a>(s: &'a str, lit: &str) -> Option<&'a str> {
 /// a cheap necessary condition before a pattern, or, for ASCII literals, what a `(?i)`
 /// alternation of them matched.
 pub(crate) fn has_any(s: &str, needles: &[&str]) -> bool {
-    has_any_of(s, &[needles])
-}
-
-/// [`has_any`] over several lists, lower-casing `s` once.
-pub(crate) fn has_any_of(s: &str, lists: &[&[&str]]) -> bool {
     let lower = fold_lower(s);
-    lists
-        .iter()
-        .flat_map(|l| l.iter())
-        .any(|n| lower.contains(n))
+    needles.iter().any(|n| lower.contains(n))
 }
 
 /// SHA-256 of the raw bytes, lower-case hex: the identity of a message without a Message-ID.
