@@ -1,6 +1,14 @@
 //! Reading messages from files for `postdesk import`: mbox files, Maildir folders, folders of
 //! `.eml` files and single messages. I/O edge; messages stream one at a time, so an mbox of
 //! any size is imported in bounded memory.
+//!
+//! mail-parser's `mailbox` readers are not used, for two reasons a test shows or the design
+//! needs. Its mbox iterator starts a message at every line that begins with `From `, even
+//! inside a paragraph of a file whose writer did not escape it (losing that line), and keeps the blank line
+//! that separates messages in the message before ([`MboxReader`] needs a blank line first,
+//! as mutt and RFC 4155's "default" format do, and drops it). Its Maildir iterator reads
+//! every message whole in directory order, while `import` lists the files, orders them by
+//! their `Date:` (replies after what they answer) and then reads each once.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -250,6 +258,29 @@ mod tests {
                 "Subject: one\n\nbody\nFrom the start\n",
                 "Subject: two\n\nFrom here on, text\n>From quoted\n"
             ]
+        );
+    }
+
+    /// Why `MboxReader` is not mail-parser's `mailbox::mbox::MessageIterator`: on the same
+    /// file that one takes the line "From Berlin by train." for a separator (the line is
+    /// lost and the rest of the message becomes a message of its own) and keeps the
+    /// separating blank line. (When it stops doing so, this test says so.)
+    #[test]
+    fn mail_parsers_mbox_iterator_splits_inside_a_paragraph() {
+        let mbox = "From a@b Mon Jan  1 00:00:00 2024\nSubject: one\n\nWe came\nFrom Berlin by train.\n\nFrom b@c Mon Jan  1 00:00:00 2024\nSubject: two\n\nbody\n";
+        assert_eq!(
+            split(mbox),
+            vec![
+                "Subject: one\n\nWe came\nFrom Berlin by train.\n",
+                "Subject: two\n\nbody\n"
+            ]
+        );
+        let theirs: Vec<String> = mail_parser::mailbox::mbox::MessageIterator::new(mbox.as_bytes())
+            .map(|m| String::from_utf8(m.unwrap().unwrap_contents()).unwrap())
+            .collect();
+        assert_eq!(
+            theirs,
+            vec!["Subject: one\n\nWe came\n", "\n", "Subject: two\n\nbody\n"]
         );
     }
 
