@@ -939,11 +939,26 @@ fn verbs_in(t: &str) -> impl Iterator<Item = (usize, bool)> + '_ {
 }
 
 /// A quote header that ends with its verb, perhaps and a colon: "On …, Ann
-/// <a@example.org> wrote:", "---- Ann Example wrote ----" (decoration removed).
+/// <a@example.org> wrote:", "---- Ann Example wrote ----" (decoration removed). Every line
+/// of text is asked, so only its end is looked at: the last 48 bytes hold the longest
+/// verb and the character before it.
 fn verb_at_end(s: &str) -> bool {
-    let t = verb_form(s);
-    let body = t.strip_suffix([':', '：']).unwrap_or(&t).trim_end();
-    verbs_in(body).any(|(end, _)| end == body.len())
+    let body = s.strip_suffix([':', '：']).unwrap_or(s).trim_end();
+    let mut start = body.len().saturating_sub(48);
+    while !body.is_char_boundary(start) {
+        start -= 1;
+    }
+    let tail = verb_form(&body[start..]);
+    let letter_before = |v: &str| {
+        tail[..tail.len() - v.len()]
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphabetic)
+    };
+    WORD_VERBS
+        .iter()
+        .any(|v| tail.ends_with(v) && !letter_before(v))
+        || CJK_VERBS.iter().any(|v| tail.ends_with(v))
 }
 
 /// A quote header with its verb inside and a colon at the end, with an '@' or a digit in
