@@ -23,72 +23,7 @@ use crate::bounce::{self, is_mail_system_local_part, is_noreply_local_part, loca
 use crate::parse::{ParsedMessage, rule_lines};
 use crate::term::clip;
 
-/// What kind of message this is. The policy (what happens to each kind) lives in
-/// [`crate::process`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// Written by a person: becomes or joins a ticket.
-    Human,
-    /// Out-of-office, vacation or auto-acknowledgement.
-    Autoreply,
-    /// Mailing lists, newsletters, notifications.
-    Bulk,
-    /// Our own mail coming back.
-    Loop,
-    /// A delivery status notification.
-    Bounce,
-    /// Spam, as judged by a trusted filter.
-    Spam,
-    /// Not a usable message at all (quarantined by the parse stage).
-    Invalid,
-}
-
-impl Verdict {
-    /// Stable lower-case name, as stored and printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Human => "human",
-            Verdict::Autoreply => "autoreply",
-            Verdict::Bulk => "bulk",
-            Verdict::Loop => "loop",
-            Verdict::Bounce => "bounce",
-            Verdict::Spam => "spam",
-            Verdict::Invalid => "invalid",
-        }
-    }
-
-    /// Every verdict, in a fixed order (for summaries).
-    pub const ALL: [Verdict; 7] = [
-        Verdict::Human,
-        Verdict::Autoreply,
-        Verdict::Bulk,
-        Verdict::Loop,
-        Verdict::Bounce,
-        Verdict::Spam,
-        Verdict::Invalid,
-    ];
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Verdict {
-    type Err = crate::error::UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Verdict::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| crate::error::UnknownName {
-                kind: "verdict",
-                name: s.to_string(),
-                expected: "human, autoreply, bulk, loop, bounce, spam, invalid",
-            })
-    }
-}
+pub use crate::model::Verdict;
 
 /// A verdict and the evidence for it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

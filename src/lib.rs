@@ -45,6 +45,7 @@ pub mod config;
 pub mod error;
 pub mod exit;
 pub mod import;
+pub mod model;
 pub mod parse;
 pub mod process;
 pub mod source;

@@ -24,6 +24,8 @@ use sha2::Sha256;
 
 use crate::parse::ParsedMessage;
 
+pub use crate::model::{Candidate, IdCollision, ThreadKeys, ThreadLookup, ThreadMethod, TicketHit};
+
 /// Which matching methods are on, and how replies to closed tickets are handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadOptions {
@@ -72,47 +74,6 @@ pub enum OnClosed {
     Append,
     /// Start a new ticket that links to the closed one.
     New,
-}
-
-/// A signed reference found in a message, not yet verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    /// Which method it would serve.
-    pub method: ThreadMethod,
-    /// The ticket it names.
-    pub ticket_id: i64,
-    /// What was signed (see [`Signer`]).
-    pub signed_data: String,
-    /// The MAC as written.
-    pub mac: String,
-    /// Where it was found, for the reasons.
-    pub evidence: String,
-}
-
-/// What a message offers for threading.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ThreadKeys {
-    /// The message's own Message-ID: stored messages that reference it (a reply that
-    /// arrived before its original) can claim it.
-    pub message_id: Option<String>,
-    /// Message-IDs in `In-Reply-To`.
-    pub in_reply_to: Vec<String>,
-    /// Referenced Message-IDs, most specific first: `In-Reply-To`, then `References`
-    /// from newest to oldest, without duplicates.
-    pub referenced_ids: Vec<String>,
-    /// Ticket numbers found as `[PREFIX-N]` in the subject, in order.
-    pub subject_refs: Vec<i64>,
-    /// Signed references (Message-IDs, reply tokens, signed tags), unverified.
-    pub candidates: Vec<Candidate>,
-    /// Signed references that passed [`ThreadKeys::verify`].
-    pub verified: Vec<Candidate>,
-    /// The subject, normalised (see [`normalize_subject`]).
-    pub subject: String,
-    /// The sender's address, lower-cased.
-    pub sender: Option<String>,
-    /// Why the sender's identity is in doubt (a failed DMARC/DKIM check reported by a
-    /// trusted authserv-id), if it is.
-    pub sender_doubt: Option<String>,
 }
 
 impl ThreadKeys {
@@ -599,63 +560,10 @@ static BASE32_LOWER: LazyLock<data_encoding::Encoding> = LazyLock::new(|| {
     spec.encoding().expect("a valid base32 alphabet")
 });
 
-/// A ticket as the threading decision needs to see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketHit {
-    /// Ticket id.
-    pub ticket_id: i64,
-    /// Whether the sender of the new message already took part in this ticket.
-    pub sender_is_participant: bool,
-    /// The ticket's subject (normalised when the ticket was created).
-    pub subject: String,
-    /// Open or closed.
-    pub status: crate::store::TicketStatus,
-}
-
-/// What the store found for a message's [`ThreadKeys`].
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ThreadLookup {
-    /// `(referenced Message-ID, ticket)` for every referenced ID the store knows, in the
-    /// order of [`ThreadKeys::referenced_ids`].
-    pub by_header: Vec<(String, TicketHit)>,
-    /// The existing tickets among [`ThreadKeys::ticket_ids`].
-    pub tickets: Vec<TicketHit>,
-    /// Tickets with a stored message that references [`ThreadKeys::message_id`] (in
-    /// `In-Reply-To` or `References`): replies that arrived before this message.
-    pub referenced_by: Vec<TicketHit>,
-    /// A different stored message (or held record) that already has this message's
-    /// Message-ID. Duplicates are found before the lookup, so this is a collision: a
-    /// reused or forged Message-ID.
-    pub id_collision: Option<IdCollision>,
-}
-
-/// Where a reused Message-ID is stored already (see [`ThreadLookup::id_collision`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdCollision {
-    /// The ticket of the stored message with that Message-ID, if it is in one.
-    pub ticket_id: Option<i64>,
-    /// The held record with that Message-ID, if it is held.
-    pub held_id: Option<i64>,
-}
-
 impl ThreadLookup {
     fn ticket(&self, id: i64) -> Option<&TicketHit> {
         self.tickets.iter().find(|t| t.ticket_id == id)
     }
-}
-
-/// How a message was matched to its ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ThreadMethod {
-    /// `In-Reply-To` or `References` named a stored message.
-    Headers,
-    /// A Message-ID postdesk signed for this ticket.
-    SignedMessageId,
-    /// A reply-address token postdesk signed for this ticket.
-    ReplyToken,
-    /// A `[PD-N]` subject tag from a participant, or a signed one.
-    SubjectTag,
 }
 
 /// The threading decision.
@@ -777,7 +685,7 @@ pub fn decide(
         None
     })();
     match found {
-        Some((hit, method, reason)) if hit.status == crate::store::TicketStatus::Closed => {
+        Some((hit, method, reason)) if hit.status == crate::model::TicketStatus::Closed => {
             match opts.on_closed {
                 OnClosed::Reopen => ThreadDecision::Existing {
                     ticket_id: hit.ticket_id,
@@ -831,7 +739,7 @@ mod tests {
             ticket_id: id,
             sender_is_participant: participant,
             subject: "Printer".into(),
-            status: crate::store::TicketStatus::Open,
+            status: crate::model::TicketStatus::Open,
         }
     }
 
@@ -982,7 +890,7 @@ mod tests {
             ..ThreadKeys::default()
         };
         let mut closed = hit(3, true);
-        closed.status = crate::store::TicketStatus::Closed;
+        closed.status = crate::model::TicketStatus::Closed;
         let lookup = ThreadLookup {
             by_header: vec![("a@x".into(), closed)],
             ..ThreadLookup::default()

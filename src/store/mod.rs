@@ -18,18 +18,15 @@ mod postgres;
 mod sqlite;
 
 use std::future::Future;
-use std::ops::Range;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-use crate::classify::Verdict;
-use crate::thread::{ThreadKeys, ThreadLookup};
-
-/// At most this many referenced Message-IDs of one message are looked up or stored.
-pub const MAX_REFERENCES: usize = 100;
+pub use crate::model::{
+    HeldAction, HeldMessage, MAX_REFERENCES, NewAttachment, NewMessage, TicketStatus,
+};
+use crate::model::{ThreadKeys, ThreadLookup, Verdict};
 
 /// What went wrong in the store. Says what happened, not which driver said it.
 #[derive(Debug, thiserror::Error)]
@@ -147,190 +144,6 @@ pub struct Duplicate {
     pub ticket_id: Option<i64>,
     /// The held (quarantined or dropped) record, when it was held.
     pub held_id: Option<i64>,
-}
-
-/// An attachment of a message to store.
-#[derive(Debug, Clone)]
-pub struct NewAttachment {
-    /// File name as the sender gave it (metadata only).
-    pub filename: Option<String>,
-    /// MIME type.
-    pub content_type: String,
-    /// Decoded size in bytes.
-    pub size: i64,
-    /// Where its MIME part lies in the raw message, when it decodes from there alone;
-    /// then no second copy is stored.
-    pub source: Option<Range<usize>>,
-    /// The decoded content, when there is no `source`.
-    pub content: Option<Vec<u8>>,
-    /// The transfer encoding was broken: the content is what could be decoded of it.
-    pub damaged: bool,
-}
-
-/// A message to store as part of a ticket. Its text and HTML bodies are not stored apart
-/// from `raw` (they are derived from it, and as large as the message): the `text_body` and
-/// `html_body` columns of earlier rows keep what they had, new rows leave them empty.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    /// The key that identifies this content (see `Processor`'s deduplication).
-    pub dedup_key: String,
-    /// SHA-256 of `raw`.
-    pub content_hash: String,
-    /// Message-ID, without angle brackets.
-    pub message_id: Option<String>,
-    /// Sender address and display name.
-    pub from_address: Option<String>,
-    /// Sender display name.
-    pub from_name: Option<String>,
-    /// `To` addresses.
-    pub to: Vec<String>,
-    /// `Cc` addresses.
-    pub cc: Vec<String>,
-    /// Subject.
-    pub subject: String,
-    /// `Date` (RFC 3339).
-    pub sent_at: Option<String>,
-    /// Message-IDs it references (`In-Reply-To`, then `References` newest first; at most
-    /// [`MAX_REFERENCES`]).
-    pub references: Vec<String>,
-    /// Attachments in order.
-    pub attachments: Vec<NewAttachment>,
-    /// The raw bytes as delivered.
-    pub raw: Arc<Vec<u8>>,
-    /// Envelope sender, when the MTA passed it.
-    pub envelope_sender: Option<String>,
-    /// Envelope recipient, when the MTA passed it.
-    pub envelope_recipient: Option<String>,
-    /// Classifier verdict.
-    pub verdict: Verdict,
-    /// Classifier evidence.
-    pub reasons: Vec<String>,
-    /// Why it was threaded where it was.
-    pub thread_reason: String,
-    /// The new text (quoted history removed). Shared, not copied: it can be as large as
-    /// the message.
-    pub reply_text: Arc<str>,
-    /// What trimming cut away.
-    pub elided: Arc<str>,
-    /// When postdesk received it (RFC 3339).
-    pub received_at: String,
-}
-
-/// Whether a held message is waiting for an operator or was dropped by policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HeldAction {
-    /// Kept for an operator to look at and release.
-    Quarantined,
-    /// Dropped by policy; the record stays.
-    Dropped,
-}
-
-impl HeldAction {
-    /// Stable name, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HeldAction::Quarantined => "quarantined",
-            HeldAction::Dropped => "dropped",
-        }
-    }
-}
-
-impl std::str::FromStr for HeldAction {
-    type Err = crate::error::UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "quarantined" => Ok(HeldAction::Quarantined),
-            "dropped" => Ok(HeldAction::Dropped),
-            _ => Err(crate::error::UnknownName {
-                kind: "held action",
-                name: s.to_string(),
-                expected: "quarantined, dropped",
-            }),
-        }
-    }
-}
-
-impl std::fmt::Display for HeldAction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-/// Whether a ticket waits for an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TicketStatus {
-    /// Waiting for support (new, or a follow-up reopened it).
-    Open,
-    /// Done.
-    Closed,
-}
-
-impl TicketStatus {
-    /// Stable name, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TicketStatus::Open => "open",
-            TicketStatus::Closed => "closed",
-        }
-    }
-}
-
-impl std::str::FromStr for TicketStatus {
-    type Err = crate::error::UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "open" => Ok(TicketStatus::Open),
-            "closed" => Ok(TicketStatus::Closed),
-            _ => Err(crate::error::UnknownName {
-                kind: "ticket status",
-                name: s.to_string(),
-                expected: "open, closed",
-            }),
-        }
-    }
-}
-
-impl std::fmt::Display for TicketStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-/// A message that does not join a ticket.
-#[derive(Debug, Clone)]
-pub struct HeldMessage {
-    /// Dedup key, as for [`NewMessage::dedup_key`].
-    pub dedup_key: String,
-    /// Quarantined or dropped.
-    pub action: HeldAction,
-    /// Machine reason, e.g. `too_large`, `verdict:bulk`, `limits.max_header_fields`.
-    pub reason: String,
-    /// Human explanation.
-    pub detail: String,
-    /// Classifier verdict (`invalid` when it could not be parsed).
-    pub verdict: Verdict,
-    /// Message-ID, if known.
-    pub message_id: Option<String>,
-    /// SHA-256 of what was received (of the stored prefix when truncated).
-    pub content_hash: String,
-    /// Sender, if known.
-    pub from_address: Option<String>,
-    /// Subject, if known.
-    pub subject: Option<String>,
-    /// Size of the whole message in bytes.
-    pub size: u64,
-    /// Envelope recipient, if passed.
-    pub envelope_recipient: Option<String>,
-    /// Queue it was addressed to.
-    pub queue: Option<String>,
-    /// When received (RFC 3339).
-    pub received_at: String,
-    /// The whole message, or `None` when it was above the hard cap.
-    pub raw: Option<Arc<Vec<u8>>>,
-    /// The header block (always kept).
-    pub headers: Vec<u8>,
 }
 
 /// One write in a transaction.

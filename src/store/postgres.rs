@@ -26,7 +26,7 @@ use super::{
     Suppression, TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write, Written,
     fresh_secret, now, stored,
 };
-use crate::thread::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
+use crate::model::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

@@ -32,7 +32,7 @@ use super::{
     Suppression, TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write, Written,
     fresh_secret, now,
 };
-use crate::thread::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
+use crate::model::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
 /// The schema, one step per version (`PRAGMA user_version` is the last step applied).
 const MIGRATIONS: &[&str] = &[

@@ -1,0 +1,357 @@
+//! The plain data the pipeline's stages and the store hand each other: verdicts, thread
+//! keys and what the store found for them, and the records of messages to store. Types
+//! only (names, parsing of names, small accessors): the stages that fill them in and the
+//! store that keeps them import this module, never each other.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use crate::error::UnknownName;
+
+/// At most this many referenced Message-IDs of one message are looked up or stored.
+pub const MAX_REFERENCES: usize = 100;
+
+/// What kind of message this is. The policy (what happens to each kind) lives in
+/// [`crate::process`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Written by a person: becomes or joins a ticket.
+    Human,
+    /// Out-of-office, vacation or auto-acknowledgement.
+    Autoreply,
+    /// Mailing lists, newsletters, notifications.
+    Bulk,
+    /// Our own mail coming back.
+    Loop,
+    /// A delivery status notification.
+    Bounce,
+    /// Spam, as judged by a trusted filter.
+    Spam,
+    /// Not a usable message at all (quarantined by the parse stage).
+    Invalid,
+}
+
+impl Verdict {
+    /// Stable lower-case name, as stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Human => "human",
+            Verdict::Autoreply => "autoreply",
+            Verdict::Bulk => "bulk",
+            Verdict::Loop => "loop",
+            Verdict::Bounce => "bounce",
+            Verdict::Spam => "spam",
+            Verdict::Invalid => "invalid",
+        }
+    }
+
+    /// Every verdict, in a fixed order (for summaries).
+    pub const ALL: [Verdict; 7] = [
+        Verdict::Human,
+        Verdict::Autoreply,
+        Verdict::Bulk,
+        Verdict::Loop,
+        Verdict::Bounce,
+        Verdict::Spam,
+        Verdict::Invalid,
+    ];
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Verdict {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Verdict::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                kind: "verdict",
+                name: s.to_string(),
+                expected: "human, autoreply, bulk, loop, bounce, spam, invalid",
+            })
+    }
+}
+
+/// How a message was matched to its ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadMethod {
+    /// `In-Reply-To` or `References` named a stored message.
+    Headers,
+    /// A Message-ID postdesk signed for this ticket.
+    SignedMessageId,
+    /// A reply-address token postdesk signed for this ticket.
+    ReplyToken,
+    /// A `[PD-N]` subject tag from a participant, or a signed one.
+    SubjectTag,
+}
+
+/// A signed reference found in a message, not yet verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Which method it would serve.
+    pub method: ThreadMethod,
+    /// The ticket it names.
+    pub ticket_id: i64,
+    /// What was signed (see [`crate::thread::Signer`]).
+    pub signed_data: String,
+    /// The MAC as written.
+    pub mac: String,
+    /// Where it was found, for the reasons.
+    pub evidence: String,
+}
+
+/// What a message offers for threading.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ThreadKeys {
+    /// The message's own Message-ID: stored messages that reference it (a reply that
+    /// arrived before its original) can claim it.
+    pub message_id: Option<String>,
+    /// Message-IDs in `In-Reply-To`.
+    pub in_reply_to: Vec<String>,
+    /// Referenced Message-IDs, most specific first: `In-Reply-To`, then `References`
+    /// from newest to oldest, without duplicates.
+    pub referenced_ids: Vec<String>,
+    /// Ticket numbers found as `[PREFIX-N]` in the subject, in order.
+    pub subject_refs: Vec<i64>,
+    /// Signed references (Message-IDs, reply tokens, signed tags), unverified.
+    pub candidates: Vec<Candidate>,
+    /// Signed references that passed [`ThreadKeys::verify`].
+    pub verified: Vec<Candidate>,
+    /// The subject, normalised (see [`crate::thread::normalize_subject`]).
+    pub subject: String,
+    /// The sender's address, lower-cased.
+    pub sender: Option<String>,
+    /// Why the sender's identity is in doubt (a failed DMARC/DKIM check reported by a
+    /// trusted authserv-id), if it is.
+    pub sender_doubt: Option<String>,
+}
+
+/// A ticket as the threading decision needs to see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketHit {
+    /// Ticket id.
+    pub ticket_id: i64,
+    /// Whether the sender of the new message already took part in this ticket.
+    pub sender_is_participant: bool,
+    /// The ticket's subject (normalised when the ticket was created).
+    pub subject: String,
+    /// Open or closed.
+    pub status: TicketStatus,
+}
+
+/// What the store found for a message's [`ThreadKeys`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ThreadLookup {
+    /// `(referenced Message-ID, ticket)` for every referenced ID the store knows, in the
+    /// order of [`ThreadKeys::referenced_ids`].
+    pub by_header: Vec<(String, TicketHit)>,
+    /// The existing tickets among [`ThreadKeys::ticket_ids`].
+    pub tickets: Vec<TicketHit>,
+    /// Tickets with a stored message that references [`ThreadKeys::message_id`] (in
+    /// `In-Reply-To` or `References`): replies that arrived before this message.
+    pub referenced_by: Vec<TicketHit>,
+    /// A different stored message (or held record) that already has this message's
+    /// Message-ID. Duplicates are found before the lookup, so this is a collision: a
+    /// reused or forged Message-ID.
+    pub id_collision: Option<IdCollision>,
+}
+
+/// Where a reused Message-ID is stored already (see [`ThreadLookup::id_collision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdCollision {
+    /// The ticket of the stored message with that Message-ID, if it is in one.
+    pub ticket_id: Option<i64>,
+    /// The held record with that Message-ID, if it is held.
+    pub held_id: Option<i64>,
+}
+
+/// An attachment of a message to store.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    /// File name as the sender gave it (metadata only).
+    pub filename: Option<String>,
+    /// MIME type.
+    pub content_type: String,
+    /// Decoded size in bytes.
+    pub size: i64,
+    /// Where its MIME part lies in the raw message, when it decodes from there alone;
+    /// then no second copy is stored.
+    pub source: Option<Range<usize>>,
+    /// The decoded content, when there is no `source`.
+    pub content: Option<Vec<u8>>,
+    /// The transfer encoding was broken: the content is what could be decoded of it.
+    pub damaged: bool,
+}
+
+/// A message to store as part of a ticket. Its text and HTML bodies are not stored apart
+/// from `raw` (they are derived from it, and as large as the message): the `text_body` and
+/// `html_body` columns of earlier rows keep what they had, new rows leave them empty.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The key that identifies this content (see `Processor`'s deduplication).
+    pub dedup_key: String,
+    /// SHA-256 of `raw`.
+    pub content_hash: String,
+    /// Message-ID, without angle brackets.
+    pub message_id: Option<String>,
+    /// Sender address and display name.
+    pub from_address: Option<String>,
+    /// Sender display name.
+    pub from_name: Option<String>,
+    /// `To` addresses.
+    pub to: Vec<String>,
+    /// `Cc` addresses.
+    pub cc: Vec<String>,
+    /// Subject.
+    pub subject: String,
+    /// `Date` (RFC 3339).
+    pub sent_at: Option<String>,
+    /// Message-IDs it references (`In-Reply-To`, then `References` newest first; at most
+    /// [`MAX_REFERENCES`]).
+    pub references: Vec<String>,
+    /// Attachments in order.
+    pub attachments: Vec<NewAttachment>,
+    /// The raw bytes as delivered.
+    pub raw: Arc<Vec<u8>>,
+    /// Envelope sender, when the MTA passed it.
+    pub envelope_sender: Option<String>,
+    /// Envelope recipient, when the MTA passed it.
+    pub envelope_recipient: Option<String>,
+    /// Classifier verdict.
+    pub verdict: Verdict,
+    /// Classifier evidence.
+    pub reasons: Vec<String>,
+    /// Why it was threaded where it was.
+    pub thread_reason: String,
+    /// The new text (quoted history removed). Shared, not copied: it can be as large as
+    /// the message.
+    pub reply_text: Arc<str>,
+    /// What trimming cut away.
+    pub elided: Arc<str>,
+    /// When postdesk received it (RFC 3339).
+    pub received_at: String,
+}
+
+/// Whether a held message is waiting for an operator or was dropped by policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeldAction {
+    /// Kept for an operator to look at and release.
+    Quarantined,
+    /// Dropped by policy; the record stays.
+    Dropped,
+}
+
+impl HeldAction {
+    /// Stable name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeldAction::Quarantined => "quarantined",
+            HeldAction::Dropped => "dropped",
+        }
+    }
+}
+
+impl std::str::FromStr for HeldAction {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "quarantined" => Ok(HeldAction::Quarantined),
+            "dropped" => Ok(HeldAction::Dropped),
+            _ => Err(UnknownName {
+                kind: "held action",
+                name: s.to_string(),
+                expected: "quarantined, dropped",
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for HeldAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Whether a ticket waits for an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketStatus {
+    /// Waiting for support (new, or a follow-up reopened it).
+    Open,
+    /// Done.
+    Closed,
+}
+
+impl TicketStatus {
+    /// Stable name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketStatus::Open => "open",
+            TicketStatus::Closed => "closed",
+        }
+    }
+}
+
+impl std::str::FromStr for TicketStatus {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(TicketStatus::Open),
+            "closed" => Ok(TicketStatus::Closed),
+            _ => Err(UnknownName {
+                kind: "ticket status",
+                name: s.to_string(),
+                expected: "open, closed",
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for TicketStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A message that does not join a ticket.
+#[derive(Debug, Clone)]
+pub struct HeldMessage {
+    /// Dedup key, as for [`NewMessage::dedup_key`].
+    pub dedup_key: String,
+    /// Quarantined or dropped.
+    pub action: HeldAction,
+    /// Machine reason, e.g. `too_large`, `verdict:bulk`, `limits.max_header_fields`.
+    pub reason: String,
+    /// Human explanation.
+    pub detail: String,
+    /// Classifier verdict (`invalid` when it could not be parsed).
+    pub verdict: Verdict,
+    /// Message-ID, if known.
+    pub message_id: Option<String>,
+    /// SHA-256 of what was received (of the stored prefix when truncated).
+    pub content_hash: String,
+    /// Sender, if known.
+    pub from_address: Option<String>,
+    /// Subject, if known.
+    pub subject: Option<String>,
+    /// Size of the whole message in bytes.
+    pub size: u64,
+    /// Envelope recipient, if passed.
+    pub envelope_recipient: Option<String>,
+    /// Queue it was addressed to.
+    pub queue: Option<String>,
+    /// When received (RFC 3339).
+    pub received_at: String,
+    /// The whole message, or `None` when it was above the hard cap.
+    pub raw: Option<Arc<Vec<u8>>>,
+    /// The header block (always kept).
+    pub headers: Vec<u8>,
+}
