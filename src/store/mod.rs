@@ -101,6 +101,53 @@ impl Default for StoreOptions {
     }
 }
 
+/// What a store is opened for: [`StoreOptions::for_use`] gives each use what it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreUse {
+    /// One delivery in a short-lived process (`ingest`): the database is created when
+    /// missing; one connection.
+    Deliver,
+    /// Bulk import: the database is created when missing; a large page cache (a batch of
+    /// 500 messages, several MB of pages, stays in memory until its commit).
+    Import,
+    /// A preview (`explain`): the database when it exists, else an empty in-memory one.
+    Preview,
+    /// An operator's reads and small changes: the database must exist.
+    Read,
+}
+
+impl StoreOptions {
+    /// These options as `usage` needs them.
+    pub fn for_use(self, usage: StoreUse) -> StoreOptions {
+        StoreOptions {
+            create_if_missing: matches!(usage, StoreUse::Import | StoreUse::Deliver),
+            max_connections: match usage {
+                StoreUse::Deliver => 1,
+                _ => self.max_connections,
+            },
+            cache_size_kib: match usage {
+                StoreUse::Import => 64 * 1024,
+                _ => self.cache_size_kib,
+            },
+            ..self
+        }
+    }
+}
+
+/// Open the store at `url` for `usage`, with `options` as [`StoreOptions::for_use`] sets
+/// them.
+pub async fn open_for(
+    url: &str,
+    usage: StoreUse,
+    options: &StoreOptions,
+) -> Result<AnyStore, StoreError> {
+    let options = options.clone().for_use(usage);
+    match usage {
+        StoreUse::Preview => open_or_empty(url, &options).await,
+        _ => open(url, &options).await,
+    }
+}
+
 /// Open the store at `url`: `sqlite://PATH`, `sqlite::memory:`, or
 /// `postgres://…`/`postgresql://…` (with `sslmode` and the other libpq parameters).
 pub async fn open(url: &str, options: &StoreOptions) -> Result<AnyStore, StoreError> {

@@ -9,7 +9,8 @@ use clap::Parser;
 
 use postdesk::config::{Config, DEFAULT_DATABASE};
 use postdesk::source;
-use postdesk::store::{self, AnyStore, StoreOptions};
+pub(crate) use postdesk::store::StoreUse;
+use postdesk::store::{self, AnyStore};
 use postdesk::term::{block, line};
 use postdesk::{Error, Processor, exit};
 
@@ -123,46 +124,14 @@ pub(crate) fn database_url<'a>(globals: &'a Globals, config: &'a Config) -> &'a 
         .unwrap_or(DEFAULT_DATABASE)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StoreUse {
-    /// One delivery in a short-lived process: one connection, no checkpoint on close.
-    Deliver,
-    /// Bulk import: create the database if needed; a large page cache.
-    Import,
-    /// Use the database if it exists, else an empty in-memory one (never create a file).
-    Preview,
-    /// The database must exist.
-    Read,
-}
-
+/// Open the store the globals and the config name, for `usage`.
 pub(crate) async fn open_store(
     globals: &Globals,
     config: &Config,
     usage: StoreUse,
 ) -> Result<AnyStore, Error> {
     let url = database_url(globals, config);
-    let configured = config.store_options();
-    let opts = StoreOptions {
-        create_if_missing: matches!(usage, StoreUse::Import | StoreUse::Deliver),
-        // One delivery needs one connection.
-        max_connections: if usage == StoreUse::Deliver {
-            1
-        } else {
-            configured.max_connections
-        },
-        // A batch (500 messages: several MB of pages) stays in memory until its commit.
-        cache_size_kib: if usage == StoreUse::Import {
-            64 * 1024
-        } else {
-            configured.cache_size_kib
-        },
-        ..configured
-    };
-    Ok(if usage == StoreUse::Preview {
-        store::open_or_empty(url, &opts).await?
-    } else {
-        store::open(url, &opts).await?
-    })
+    Ok(store::open_for(url, usage, &config.store_options()).await?)
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
