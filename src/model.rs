@@ -8,6 +8,47 @@ use std::sync::Arc;
 
 use crate::error::UnknownName;
 
+/// The stable lower-case names of an enum's values, as stored and printed, from one table:
+/// `ALL`, `as_str`, `Display` and `FromStr` (an unknown name is an [`UnknownName`] that
+/// lists the known ones).
+macro_rules! names {
+    ($ty:ident, $kind:literal, [$first:ident => $first_name:literal $(, $value:ident => $name:literal)* $(,)?]) => {
+        impl $ty {
+            /// Every value, in order.
+            pub const ALL: &'static [$ty] = &[$ty::$first $(, $ty::$value)*];
+
+            /// Stable lower-case name, as stored and printed.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $ty::$first => $first_name,
+                    $($ty::$value => $name,)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| UnknownName {
+                        kind: $kind,
+                        name: s.to_string(),
+                        expected: concat!($first_name $(, ", ", $name)*),
+                    })
+            }
+        }
+    };
+}
+
 /// At most this many referenced Message-IDs of one message are looked up or stored.
 pub const MAX_REFERENCES: usize = 100;
 
@@ -32,51 +73,15 @@ pub enum Verdict {
     Invalid,
 }
 
-impl Verdict {
-    /// Stable lower-case name, as stored and printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Human => "human",
-            Verdict::Autoreply => "autoreply",
-            Verdict::Bulk => "bulk",
-            Verdict::Loop => "loop",
-            Verdict::Bounce => "bounce",
-            Verdict::Spam => "spam",
-            Verdict::Invalid => "invalid",
-        }
-    }
-
-    /// Every verdict, in a fixed order (for summaries).
-    pub const ALL: [Verdict; 7] = [
-        Verdict::Human,
-        Verdict::Autoreply,
-        Verdict::Bulk,
-        Verdict::Loop,
-        Verdict::Bounce,
-        Verdict::Spam,
-        Verdict::Invalid,
-    ];
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Verdict {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Verdict::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                kind: "verdict",
-                name: s.to_string(),
-                expected: "human, autoreply, bulk, loop, bounce, spam, invalid",
-            })
-    }
-}
+names!(Verdict, "verdict", [
+    Human => "human",
+    Autoreply => "autoreply",
+    Bulk => "bulk",
+    Loop => "loop",
+    Bounce => "bounce",
+    Spam => "spam",
+    Invalid => "invalid",
+]);
 
 /// How a message was matched to its ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -249,36 +254,7 @@ pub enum HeldAction {
     Dropped,
 }
 
-impl HeldAction {
-    /// Stable name, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HeldAction::Quarantined => "quarantined",
-            HeldAction::Dropped => "dropped",
-        }
-    }
-}
-
-impl std::str::FromStr for HeldAction {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "quarantined" => Ok(HeldAction::Quarantined),
-            "dropped" => Ok(HeldAction::Dropped),
-            _ => Err(UnknownName {
-                kind: "held action",
-                name: s.to_string(),
-                expected: "quarantined, dropped",
-            }),
-        }
-    }
-}
-
-impl std::fmt::Display for HeldAction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
+names!(HeldAction, "held action", [Quarantined => "quarantined", Dropped => "dropped"]);
 
 /// Whether a ticket waits for an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -290,36 +266,7 @@ pub enum TicketStatus {
     Closed,
 }
 
-impl TicketStatus {
-    /// Stable name, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TicketStatus::Open => "open",
-            TicketStatus::Closed => "closed",
-        }
-    }
-}
-
-impl std::str::FromStr for TicketStatus {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "open" => Ok(TicketStatus::Open),
-            "closed" => Ok(TicketStatus::Closed),
-            _ => Err(UnknownName {
-                kind: "ticket status",
-                name: s.to_string(),
-                expected: "open, closed",
-            }),
-        }
-    }
-}
-
-impl std::fmt::Display for TicketStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
+names!(TicketStatus, "ticket status", [Open => "open", Closed => "closed"]);
 
 /// A message that does not join a ticket.
 #[derive(Debug, Clone)]
