@@ -853,9 +853,8 @@ fn sent_from_word(s: &str) -> Option<&str> {
     words.find(|w| !w.is_empty())
 }
 
-/// What may follow a mobile signature on its line: "…, please excuse typos". (Was the
-/// pattern `(?i)excuse|typo|…`: every word is ASCII, so a case-folded `contains` is the
-/// same test, without compiling anything.)
+/// What may follow a mobile signature on its line: "…, please excuse typos" (a word list,
+/// found in any case).
 const EXCUSE_WORDS: &[&str] = &[
     "excuse",
     "typo",
