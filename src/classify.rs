@@ -489,8 +489,13 @@ fn senders(msg: &ParsedMessage, f: &mut Findings) {
 
 /// What servers and mail clients put at the start of an automatic reply's subject
 /// ("Automatic reply:", "Abwesenheitsnotiz:", "Автоответ:", "AUTO:", ...): strong evidence.
-static AUTOREPLY_SUBJECT_PREFIXES: LazyLock<Vec<&'static str>> =
-    LazyLock::new(|| rule_lines(include_str!("rules/autoreply-subject-prefixes.txt")));
+/// Each with whether it is written with capitals: then it is matched as written.
+static AUTOREPLY_SUBJECT_PREFIXES: LazyLock<Vec<(&'static str, bool)>> = LazyLock::new(|| {
+    rule_lines(include_str!("rules/autoreply-subject-prefixes.txt"))
+        .into_iter()
+        .map(|p| (p, p.chars().any(char::is_uppercase)))
+        .collect()
+});
 
 /// Words about being away a subject may begin with ("Vacation:", "Abwesend:"); a `*`
 /// phrase counts anywhere ("… is out of the office"): weak evidence.
@@ -591,9 +596,8 @@ fn prefix_end(folded: &str, phrase: &str) -> Option<(usize, bool)> {
 fn auto_subject(subject: &str) -> Option<(&str, SubjectForm)> {
     let lower = Folded::new(subject, false);
     let mut cased: Option<Folded> = None;
-    for phrase in AUTOREPLY_SUBJECT_PREFIXES.iter() {
-        // A phrase written with capitals is matched as written.
-        let f = if phrase.chars().any(char::is_uppercase) {
+    for &(phrase, as_written) in AUTOREPLY_SUBJECT_PREFIXES.iter() {
+        let f = if as_written {
             cased.get_or_insert_with(|| Folded::new(subject, true))
         } else {
             &lower
@@ -988,6 +992,7 @@ mod tests {
         // Every phrase of the tables is lower case but "AUTO:", and none is empty.
         for p in AUTOREPLY_SUBJECT_PREFIXES
             .iter()
+            .map(|(p, _)| p)
             .chain(AUTOREPLY_SUBJECT_WORDS.iter())
             .chain(AUTOREPLY_BODY_PHRASES.iter())
         {

@@ -915,10 +915,20 @@ static CJK_VERBS: LazyLock<Vec<&'static str>> =
 
 /// `s` as the verb lists are written: lower case, one space between words.
 fn verb_form(s: &str) -> String {
-    fold_lower(s)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if word.is_ascii() {
+            out.push_str(word);
+            let start = out.len() - word.len();
+            out[start..].make_ascii_lowercase();
+        } else {
+            out.push_str(&word.to_lowercase());
+        }
+    }
+    out
 }
 
 /// The quote-header verbs in `t` (a [`verb_form`]): where each ends, and whether it is a
