@@ -50,6 +50,9 @@ pub struct Config {
     /// What happens to each kind of automatic mail.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// Acknowledgements and agent replies: transport, addresses, templates, limits.
+    #[serde(default)]
+    pub outbound: crate::outbound::config::OutboundConfig,
 }
 
 /// What happens to a message of one verdict.
@@ -716,6 +719,9 @@ impl Config {
         }
         if self.import.batch_size == 0 {
             bad(0..0, "import.batch_size", "must be greater than 0".into());
+        }
+        for (span, field, msg) in self.outbound.validate(|q| self.has_queue(q)) {
+            bad(span, &field, msg);
         }
         // Fields without a span (plain numbers) are located by their key in the text.
         for e in &mut errors {
