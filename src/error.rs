@@ -28,6 +28,9 @@ pub enum Error {
     /// headers were kept).
     #[error("cannot release held message: {0}")]
     Release(String),
+    /// Outbound mail could not be prepared or sent (a template, the transport).
+    #[error(transparent)]
+    Outbound(#[from] crate::outbound::OutboundError),
     /// A bug: a panic was caught and contained.
     #[error("internal error (caught panic): {0}")]
     Panic(String),

@@ -14,12 +14,18 @@ use chrono::{SecondsFormat, Utc};
 use crate::classify::{Classification, ClassifyOptions, Verdict, classify_with};
 use crate::config::{Config, Disposition, PolicyConfig};
 use crate::error::Error;
+use crate::outbound::config::Acknowledge;
+use crate::outbound::policy as ack_policy;
+use crate::outbound::send::{self, FlushOptions, FlushReport, Transport};
+use crate::outbound::template::detect_language;
+use crate::outbound::{AckRequest, Composed, Composer};
 use crate::parse::{self, Parsed, ParsedMessage, RejectReason};
 use crate::spamd::{self, SpamdOptions};
 use crate::store::{
     AttachmentData, HeldAction, HeldMessage, NewAttachment, NewMessage, Store, StoreError, StoreTx,
     StoredContent, Write, Written,
 };
+use crate::store::{NewOutbound, OutboundCountQuery, OutboundKind, OutboundStatus};
 use crate::thread::{
     IdCollision, Signer, SubjectTag, ThreadDecision, ThreadKeys, ThreadLookup, ThreadMethod,
     ThreadOptions, decide, normalize_subject,
@@ -93,6 +99,21 @@ pub struct Outcome {
     pub thread: Option<String>,
     /// The queue.
     pub queue: String,
+    /// The acknowledgement queued for it, or why none is sent (only when outbound mail is
+    /// configured and the message is in a ticket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<OutboundNote>,
+}
+
+/// An outbox row written for a message: queued mail, or a skipped acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboundNote {
+    /// The outbox row.
+    pub id: i64,
+    /// `queued` or `skipped`.
+    pub status: OutboundStatus,
+    /// Why it was skipped.
+    pub reason: Option<String>,
 }
 
 /// `explain`'s view of a message: everything the pipeline decides, without storing.
@@ -120,6 +141,10 @@ pub struct Explanation {
     pub queue: String,
     /// Set when a different stored message already has this message's Message-ID.
     pub collision: Option<String>,
+    /// Whether an acknowledgement would be sent, and to whom, or why not (only when
+    /// outbound mail is configured; the rate limits are checked at delivery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledgement: Option<String>,
 }
 
 /// The pure part of processing: everything decided before the store is touched.
@@ -227,6 +252,9 @@ pub struct Processor<S> {
     classify_options: ClassifyOptions,
     spamd: Option<SpamdOptions>,
     signer: tokio::sync::OnceCell<Signer>,
+    /// Outbound mail: `Ok(None)` when no transport is configured; an error (a template
+    /// that does not load) skips every acknowledgement with its text as the reason.
+    composer: Result<Option<Composer>, String>,
 }
 
 impl<S: Store> Processor<S> {
@@ -238,13 +266,14 @@ impl<S: Store> Processor<S> {
         let classify_options = config.spam.classify_options();
         let spamd = config.spam.spamd_options();
         Processor {
-            config,
             store,
             tag,
             options,
             classify_options,
             spamd,
             signer: tokio::sync::OnceCell::new(),
+            composer: Composer::new(&config).map_err(|e| e.to_string()),
+            config,
         }
     }
 
@@ -357,7 +386,11 @@ impl<S: Store> Processor<S> {
             let mut prepared = [self.prepare_owned(raw, delivery)?];
             self.verify(&mut prepared).await?;
             self.spam_check(&mut prepared).await;
-            let mut outcomes = self.write_batch(&prepared).await?;
+            if self.acknowledging() {
+                // Before the transaction: the store's secret is read outside it.
+                self.signer().await?;
+            }
+            let mut outcomes = self.write_batch(&prepared, true).await?;
             Ok(outcomes.remove(0))
         };
         tokio::time::timeout(Duration::from_secs(secs), work)
@@ -384,7 +417,8 @@ impl<S: Store> Processor<S> {
     pub async fn store_batch(&self, mut prepared: Vec<Prepared>) -> Result<Vec<Outcome>, Error> {
         self.verify(&mut prepared).await?;
         self.spam_check(&mut prepared).await;
-        self.write_batch(&prepared).await
+        // Archives are never acknowledged.
+        self.write_batch(&prepared, false).await
     }
 
     /// One transaction for `prepared`, tried again (up to three times in all, after a
@@ -392,12 +426,13 @@ impl<S: Store> Processor<S> {
     /// (the next try finds it as a duplicate), or a deadlock or serialization conflict the
     /// database broke. Other errors (busy past the timeout, a lost connection) are the
     /// caller's to retry later.
-    async fn write_batch(&self, prepared: &[Prepared]) -> Result<Vec<Outcome>, Error> {
+    /// `ack`: acknowledge what the batch creates (single deliveries only).
+    async fn write_batch(&self, prepared: &[Prepared], ack: bool) -> Result<Vec<Outcome>, Error> {
         let mut pause = Duration::from_millis(20);
         for attempt in 1.. {
             let result = async {
                 let mut tx = self.store.begin().await?;
-                let outcomes = self.apply(&mut tx, prepared).await?;
+                let outcomes = self.apply(&mut tx, prepared, ack).await?;
                 tx.commit().await?;
                 Ok::<_, Error>(outcomes)
             }
@@ -460,7 +495,8 @@ impl<S: Store> Processor<S> {
         if !tx.release(id).await? {
             return Err(Error::Release(format!("#{id} was released before")));
         }
-        let mut outcomes = self.apply(&mut tx, &prepared).await?;
+        // A released message is often old: it is not acknowledged.
+        let mut outcomes = self.apply(&mut tx, &prepared, false).await?;
         tx.commit().await?;
         Ok(outcomes.remove(0))
     }
@@ -518,6 +554,12 @@ impl<S: Store> Processor<S> {
                     action,
                     queue: p.queue.clone(),
                     collision,
+                    acknowledgement: self.explain_acknowledgement(
+                        &p,
+                        msg,
+                        class.verdict,
+                        action == Action::Created,
+                    ),
                 }
             }
             PreparedBody::Rejected {
@@ -536,12 +578,323 @@ impl<S: Store> Processor<S> {
                 action: Action::Quarantined,
                 queue: p.queue.clone(),
                 collision: None,
+                acknowledgement: None,
             },
         };
         if duplicate {
             explanation.action = Action::Duplicate;
+            if explanation.acknowledgement.is_some() {
+                explanation.acknowledgement = Some("none: a duplicate".into());
+            }
         }
         Ok(explanation)
+    }
+
+    /// Whether acknowledgements are on: a transport is configured and `acknowledge` is
+    /// not `never`.
+    fn acknowledging(&self) -> bool {
+        matches!(&self.composer, Ok(Some(_)) | Err(_))
+            && self.config.outbound.acknowledge != Acknowledge::Never
+    }
+
+    /// `explain`'s answer about the acknowledgement: whom it would go to, or why none.
+    fn explain_acknowledgement(
+        &self,
+        p: &Prepared,
+        msg: &ParsedMessage,
+        verdict: Verdict,
+        new_ticket: bool,
+    ) -> Option<String> {
+        let composer = match &self.composer {
+            Ok(Some(c)) => c,
+            Ok(None) => return None,
+            Err(e) => return Some(format!("none: outbound-error: {e}")),
+        };
+        let cx = ack_policy::Context {
+            verdict,
+            new_ticket,
+            acknowledge: self.config.outbound.acknowledge,
+            envelope_sender: p.delivery.sender.as_deref(),
+            own: composer.own_addresses(),
+        };
+        Some(match ack_policy::screen(msg, &cx) {
+            Ok(to) => format!("to {to}, within the rate limits"),
+            Err(skip) => format!("none: {skip}"),
+        })
+    }
+
+    /// Decide, compose and queue the acknowledgement of a message just written to ticket
+    /// `ticket_id`, inside its transaction; or record why none is sent. `None` when the
+    /// setting does not ask for one here (a follow-up with `acknowledge = new`).
+    async fn acknowledge<T: StoreTx>(
+        &self,
+        tx: &mut T,
+        p: &Prepared,
+        ticket_id: i64,
+        action: Action,
+        now: &str,
+    ) -> Result<Option<OutboundNote>, Error> {
+        if !matches!(action, Action::Created | Action::Appended) || !self.acknowledging() {
+            return Ok(None);
+        }
+        let PreparedBody::Message {
+            msg,
+            class,
+            reply_text,
+            ..
+        } = &p.body
+        else {
+            return Ok(None);
+        };
+        let skipped = |reason: String, recipient: Option<String>| NewOutbound {
+            ticket_id,
+            kind: OutboundKind::Ack,
+            status: OutboundStatus::Skipped,
+            reason: Some(reason),
+            recipient,
+            recipients: Vec::new(),
+            envelope_from: None,
+            message_id: None,
+            subject: None,
+            raw: None,
+            created_at: now.to_string(),
+        };
+        let row = match self
+            .compose_acknowledgement(
+                tx,
+                p,
+                msg,
+                class.verdict,
+                reply_text,
+                ticket_id,
+                action,
+                now,
+            )
+            .await?
+        {
+            AckPlan::NotAsked => return Ok(None),
+            AckPlan::Skip(skip, to) => skipped(skip, to),
+            AckPlan::Queue(c, to) => NewOutbound {
+                ticket_id,
+                kind: OutboundKind::Ack,
+                status: OutboundStatus::Queued,
+                reason: None,
+                recipient: Some(ack_policy::canonical(&to)),
+                recipients: vec![to],
+                // RFC 3834 section 3.3: an automatic response goes out from the null
+                // sender, so that its bounces answer nobody.
+                envelope_from: None,
+                message_id: Some(c.outgoing.message_id.as_str().to_string()),
+                subject: Some(c.outgoing.subject.as_str().to_string()),
+                raw: Some(c.raw),
+                created_at: now.to_string(),
+            },
+        };
+        let (status, reason) = (row.status, row.reason.clone());
+        let written = tx.write(vec![Write::Outbound(Box::new(row))]).await?;
+        Ok(match written.first() {
+            Some(Written::Outbound(id)) => Some(OutboundNote {
+                id: *id,
+                status,
+                reason,
+            }),
+            _ => None,
+        })
+    }
+
+    /// The acknowledgement decision for one message: the pure screen, the rate limits as
+    /// the store counts them, then the message itself.
+    #[allow(clippy::too_many_arguments)]
+    async fn compose_acknowledgement<T: StoreTx>(
+        &self,
+        tx: &mut T,
+        p: &Prepared,
+        msg: &ParsedMessage,
+        verdict: Verdict,
+        reply_text: &str,
+        ticket_id: i64,
+        action: Action,
+        now: &str,
+    ) -> Result<AckPlan, Error> {
+        let composer = match &self.composer {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(AckPlan::NotAsked),
+            Err(e) => return Ok(AckPlan::Skip(format!("outbound-error: {e}"), None)),
+        };
+        let o = &self.config.outbound;
+        let cx = ack_policy::Context {
+            verdict,
+            new_ticket: action == Action::Created,
+            acknowledge: o.acknowledge,
+            envelope_sender: p.delivery.sender.as_deref(),
+            own: composer.own_addresses(),
+        };
+        let to = match ack_policy::screen(msg, &cx) {
+            Ok(to) => to,
+            Err(skip) if matches!(skip.code, "follow-up" | "disabled") => {
+                return Ok(AckPlan::NotAsked);
+            }
+            Err(skip) => return Ok(AckPlan::Skip(skip.to_string(), None)),
+        };
+        let recipient = ack_policy::canonical(&to);
+        let at = chrono::DateTime::parse_from_rfc3339(now)
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_else(|_| Utc::now());
+        let since = |hours: u32| {
+            (at - chrono::Duration::hours(i64::from(hours)))
+                .to_rfc3339_opts(SecondsFormat::Millis, true)
+        };
+        let counts = tx
+            .outbound_counts(&OutboundCountQuery {
+                ticket_id,
+                recipient: recipient.clone(),
+                sender_since: since(o.limits.per_sender_hours),
+                global_since: since(1),
+            })
+            .await?;
+        if let Err(skip) = ack_policy::within_limits(&counts, &o.limits, &recipient) {
+            return Ok(AckPlan::Skip(skip.to_string(), Some(recipient)));
+        }
+        let Some(signer) = self.signer.get() else {
+            return Ok(AckPlan::Skip(
+                "outbound-error: the signing key was not loaded".into(),
+                Some(recipient),
+            ));
+        };
+        let request = AckRequest {
+            ticket_id,
+            subject: &ticket_subject(&msg.subject, &self.tag),
+            to: &to,
+            name: msg.from.as_ref().and_then(|f| f.name.as_deref()),
+            queue: &p.queue,
+            received_at: now,
+            language: detect_language(msg.header("content-language"), &msg.subject, reply_text),
+            in_reply_to: msg.message_id.as_deref(),
+            references: &msg.references,
+        };
+        Ok(
+            match composer.acknowledgement(&self.config, signer, &self.tag, &request) {
+                Ok(c) => AckPlan::Queue(Box::new(c), to),
+                Err(e) => AckPlan::Skip(format!("outbound-error: {e}"), Some(recipient)),
+            },
+        )
+    }
+
+    /// The composer, for previews also when no transport is configured.
+    fn preview_composer(&self) -> Result<std::borrow::Cow<'_, Composer>, Error> {
+        match &self.composer {
+            Ok(Some(c)) => Ok(std::borrow::Cow::Borrowed(c)),
+            _ => Ok(std::borrow::Cow::Owned(Composer::build(&self.config)?)),
+        }
+    }
+
+    /// The acknowledgement of ticket `id` (answering its first message) as it would be
+    /// sent now; `None` when there is no such ticket. For `template render --ticket`.
+    pub async fn preview_acknowledgement(&self, id: i64) -> Result<Option<Composed>, Error> {
+        let Some(t) = self.store.ticket(id).await? else {
+            return Ok(None);
+        };
+        let composer = self.preview_composer()?;
+        let signer = self.signer().await?;
+        let first = t.thread.first();
+        let text = first.map_or("", |m| m.reply_text.as_str());
+        let request = AckRequest {
+            ticket_id: id,
+            subject: &t.ticket.subject,
+            to: &t.ticket.requester,
+            name: None,
+            queue: &t.ticket.queue,
+            received_at: &t.ticket.created_at,
+            language: detect_language(None, &t.ticket.subject, text),
+            in_reply_to: first.and_then(|m| m.message_id.as_deref()),
+            references: &[],
+        };
+        Ok(Some(composer.acknowledgement(
+            &self.config,
+            signer,
+            &self.tag,
+            &request,
+        )?))
+    }
+
+    /// The acknowledgement `raw` would get if it were delivered now (rate limits aside),
+    /// or why it would get none. For `template render --message`.
+    pub async fn preview_acknowledgement_of(
+        &self,
+        raw: &[u8],
+        delivery: &Delivery,
+    ) -> Result<Result<Composed, String>, Error> {
+        let composer = self.preview_composer()?;
+        let mut one = [self.prepare(raw, delivery)?];
+        self.verify(&mut one).await?;
+        let [p] = one;
+        let PreparedBody::Message {
+            msg,
+            class,
+            keys,
+            reply_text,
+            ..
+        } = &p.body
+        else {
+            return Ok(Err("none: the message is not usable mail".into()));
+        };
+        let lookup = self.store.lookup(keys).await?;
+        let decision = decide(keys, &lookup, &self.tag, &self.options);
+        let (ticket_id, new_ticket) = match decision {
+            ThreadDecision::Existing { ticket_id, .. } => (ticket_id, false),
+            ThreadDecision::New { .. } => {
+                let newest = self
+                    .store
+                    .tickets(&crate::store::TicketFilter {
+                        limit: Some(1),
+                        ..Default::default()
+                    })
+                    .await?;
+                (newest.first().map_or(1, |t| t.id + 1), true)
+            }
+        };
+        let cx = ack_policy::Context {
+            verdict: class.verdict,
+            new_ticket,
+            acknowledge: self.config.outbound.acknowledge,
+            envelope_sender: p.delivery.sender.as_deref(),
+            own: composer.own_addresses(),
+        };
+        let to = match ack_policy::screen(msg, &cx) {
+            Ok(to) => to,
+            Err(skip) => return Ok(Err(format!("none: {skip}"))),
+        };
+        let signer = self.signer().await?;
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let request = AckRequest {
+            ticket_id,
+            subject: &ticket_subject(&msg.subject, &self.tag),
+            to: &to,
+            name: msg.from.as_ref().and_then(|f| f.name.as_deref()),
+            queue: &p.queue,
+            received_at: &now,
+            language: detect_language(msg.header("content-language"), &msg.subject, reply_text),
+            in_reply_to: msg.message_id.as_deref(),
+            references: &msg.references,
+        };
+        Ok(Ok(composer.acknowledgement(
+            &self.config,
+            signer,
+            &self.tag,
+            &request,
+        )?))
+    }
+
+    /// Send queued outbound mail now: every due row, or only row `only` (what `ingest`
+    /// just queued). Safe to run in several processes at once. Without a configured
+    /// transport, nothing is sent.
+    pub async fn flush_outbox(&self, only: Option<i64>) -> Result<FlushReport, Error> {
+        let Some(transport) = Transport::from_config(&self.config.outbound)? else {
+            return Ok(FlushReport::default());
+        };
+        let mut opts = FlushOptions::new(&self.config.outbound);
+        opts.only = only;
+        Ok(send::flush(&self.store, &transport, &opts).await?)
     }
 
     /// [`Processor::prepare`] for many messages, spread over the machine's cores (the pure
@@ -686,6 +1039,7 @@ impl<S: Store> Processor<S> {
         &self,
         tx: &mut T,
         batch: &[Prepared],
+        ack: bool,
     ) -> Result<Vec<Outcome>, Error> {
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
         // Every thread key of the batch at once, before any write: taken one message at a
@@ -694,7 +1048,7 @@ impl<S: Store> Processor<S> {
         tx.lock(&keys).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for p in batch {
-            outcomes.push(self.apply_one(tx, p, &now).await?);
+            outcomes.push(self.apply_one(tx, p, &now, ack).await?);
         }
         Ok(outcomes)
     }
@@ -706,6 +1060,7 @@ impl<S: Store> Processor<S> {
         tx: &mut T,
         p: &Prepared,
         now: &str,
+        ack: bool,
     ) -> Result<Outcome, Error> {
         if let Some(d) = tx.find_duplicate(&p.dedup_keys()).await? {
             return Ok(Outcome {
@@ -727,12 +1082,17 @@ impl<S: Store> Processor<S> {
             Some(Written::Ticket(id)) => Some(*id),
             _ => None,
         };
+        let outbound = match ticket_id {
+            Some(t) if ack => self.acknowledge(tx, p, t, plan.action, now).await?,
+            _ => None,
+        };
         Ok(Outcome {
             action: plan.action,
             ticket_id,
             ticket_ref: ticket_id.map(|t| self.tag.reference(t)),
             held_id: held_id(&written),
             thread: plan.thread_reason,
+            outbound,
             ..self.outcome(p)
         })
     }
@@ -756,6 +1116,7 @@ impl<S: Store> Processor<S> {
             reasons,
             thread: None,
             queue: p.queue.clone(),
+            outbound: None,
         }
     }
 
@@ -929,6 +1290,16 @@ impl<S: Store> Processor<S> {
             headers: parse::header_block(&p.raw, MAX_HEADER_BLOCK).to_vec(),
         }
     }
+}
+
+/// What [`Processor::compose_acknowledgement`] decided.
+enum AckPlan {
+    /// The setting asks for none here: nothing is recorded.
+    NotAsked,
+    /// None is sent, for this reason (to this recipient, when known).
+    Skip(String, Option<String>),
+    /// This message, to this address.
+    Queue(Box<Composed>, String),
 }
 
 /// What [`Processor::plan`] decided for one message.

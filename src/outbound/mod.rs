@@ -44,7 +44,7 @@ pub enum OutboundError {
 }
 
 /// Everything needed to compose outbound mail, made once from the configuration.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Composer {
     templates: Templates,
     from: Mailbox,
@@ -91,10 +91,16 @@ impl Composer {
     /// The composer for `config`; `None` when no transport is configured (then nothing is
     /// ever queued).
     pub fn new(config: &Config) -> Result<Option<Composer>, OutboundError> {
-        let o = &config.outbound;
-        if !o.enabled() {
+        if !config.outbound.enabled() {
             return Ok(None);
         }
+        Composer::build(config).map(Some)
+    }
+
+    /// The composer for `config` whether or not a transport is configured (for previews:
+    /// `postdesk template render`). Needs `outbound.from`.
+    pub fn build(config: &Config) -> Result<Composer, OutboundError> {
+        let o = &config.outbound;
         let from = o
             .from
             .as_ref()
@@ -122,7 +128,7 @@ impl Composer {
             .collect();
         own.sort();
         own.dedup();
-        Ok(Some(Composer {
+        Ok(Composer {
             templates: Templates::load(o.template_dir.as_deref())?,
             domain: from.email.domain().to_string(),
             from,
@@ -130,7 +136,7 @@ impl Composer {
             sign_reply_address: o.sign_reply_address,
             separator: config.threading.options().token_separator,
             own,
-        }))
+        })
     }
 
     /// Our own addresses (lower-cased, without `+detail`): never acknowledged.

@@ -129,7 +129,7 @@ pub struct Rendered {
 }
 
 /// The loaded templates.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Templates {
     env: Environment<'static>,
 }

@@ -75,6 +75,53 @@ pub(crate) enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Outgoing mail: send what is due, list what is queued, sent and failed.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+    /// Acknowledgement templates.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OutboxCommand {
+    /// Send every queued message that is due (for cron: overlapping runs never send one
+    /// message twice). Exit 0 even when some are deferred or failed.
+    Flush {
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List outgoing mail, newest first.
+    List {
+        /// JSON array output.
+        #[arg(long)]
+        json: bool,
+        /// Only rows with this status (queued, sent, failed, skipped).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TemplateCommand {
+    /// Print the acknowledgement exactly as it would be sent (Message-ID and Date aside).
+    Render {
+        /// For this ticket (answering its first message).
+        #[arg(
+            long,
+            value_name = "REF",
+            conflicts_with = "message",
+            required_unless_present = "message"
+        )]
+        ticket: Option<String>,
+        /// For this message, as if it were delivered now.
+        #[arg(long, value_name = "FILE")]
+        message: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
