@@ -111,6 +111,11 @@ async fn send_queued(
     if note.status != postdesk::store::OutboundStatus::Queued || left.is_zero() {
         return;
     }
+    // Debug builds only: lets the tests kill the process between the commit and the send.
+    #[cfg(debug_assertions)]
+    if std::env::var_os("POSTDESK_DEBUG_STALL_BEFORE_SEND").is_some() {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
     match tokio::time::timeout(left, processor.flush_outbox(Some(note.id))).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::warn!("outbox #{}: left queued: {e}", note.id),

@@ -1,0 +1,75 @@
+"""An SMTP sink for postdesk's integration tests (an aiosmtpd handler).
+
+Run:  python -m aiosmtpd -n -l 127.0.0.1:PORT -c smtp_sink.DirSink SPOOL   (with this
+directory on PYTHONPATH).
+
+Every accepted message is kept exactly as received (the bytes after DATA) under
+SPOOL/<recipient domain>/NNNN.eml, with NNNN.json beside it (envelope sender and
+recipients). Tests give each case a recipient domain of its own, so they share one sink
+without seeing each other's mail.
+
+A test steers the sink with SPOOL/<domain>/control.json:
+  {"tempfail_until": <unix time>}   answer 451 to every RCPT of that domain until then
+  {"reject": ["a@domain", ...]}     answer 550 to RCPT of these addresses
+"""
+
+import json
+import os
+import time
+
+
+class DirSink:
+    def __init__(self, spool):
+        self.spool = spool
+        self.count = 0
+        os.makedirs(spool, exist_ok=True)
+
+    @classmethod
+    def from_cli(cls, parser, *args):
+        if len(args) != 1:
+            parser.error("DirSink needs the spool directory")
+        return cls(args[0])
+
+    def _control(self, domain):
+        path = os.path.join(self.spool, domain, "control.json")
+        try:
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    @staticmethod
+    def _domain(address):
+        domain = address.rsplit("@", 1)[-1].lower()
+        # Only a plain host name becomes a directory name.
+        if not domain or not all(c.isalnum() or c in "-." for c in domain) or domain.startswith("."):
+            return "_other"
+        return domain
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        control = self._control(self._domain(address))
+        if control.get("tempfail_until", 0) > time.time():
+            return "451 4.3.0 Try again later (test sink)"
+        if address.lower() in [a.lower() for a in control.get("reject", [])]:
+            return "550 5.1.1 No such user (test sink)"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        domains = sorted({self._domain(a) for a in envelope.rcpt_tos})
+        for domain in domains:
+            folder = os.path.join(self.spool, domain)
+            os.makedirs(folder, exist_ok=True)
+            self.count += 1
+            name = "%019d-%06d" % (time.time_ns(), self.count)
+            meta = {
+                "mail_from": envelope.mail_from,
+                "rcpt_tos": envelope.rcpt_tos,
+                "size": len(envelope.original_content),
+            }
+            for ext, data in ((".json", json.dumps(meta).encode()), (".eml", envelope.original_content)):
+                tmp = os.path.join(folder, "." + name + ext + ".tmp")
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.rename(tmp, os.path.join(folder, name + ext))
+        return "250 2.0.0 Kept"
