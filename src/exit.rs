@@ -32,6 +32,7 @@ pub fn for_ingest_error(err: &Error) -> u8 {
         | Error::Input(_)
         | Error::Release(_)
         | Error::Outbound(_)
+        | Error::Reply(_)
         | Error::Panic(_) => TEMPFAIL,
     }
 }

@@ -18,7 +18,7 @@ use crate::outbound::config::Acknowledge;
 use crate::outbound::policy as ack_policy;
 use crate::outbound::send::{self, FlushOptions, FlushReport, Transport};
 use crate::outbound::template::detect_language;
-use crate::outbound::{AckRequest, Composed, Composer};
+use crate::outbound::{AckRequest, Composed, Composer, ReplyRequest};
 use crate::parse::{self, Parsed, ParsedMessage, RejectReason};
 use crate::spamd::{self, SpamdOptions};
 use crate::store::{
@@ -114,6 +114,45 @@ pub struct OutboundNote {
     pub status: OutboundStatus,
     /// Why it was skipped.
     pub reason: Option<String>,
+}
+
+/// An agent's answer to a ticket ([`Processor::reply`]).
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    /// The text.
+    pub body: String,
+    /// More recipients besides the requester.
+    pub cc: Vec<String>,
+    /// Files to attach.
+    pub attachments: Vec<ReplyAttachment>,
+    /// Close the ticket once the reply is queued.
+    pub close: bool,
+}
+
+/// A file attached to a [`Reply`].
+#[derive(Debug, Clone)]
+pub struct ReplyAttachment {
+    /// File name.
+    pub filename: String,
+    /// MIME type (default `application/octet-stream`).
+    pub content_type: Option<String>,
+    /// Content.
+    pub content: Vec<u8>,
+}
+
+/// What [`Processor::reply`] stored and queued.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReplyOutcome {
+    /// The ticket's reference.
+    pub ticket_ref: String,
+    /// The reply's Message-ID.
+    pub message_id: String,
+    /// Its outbox row.
+    pub outbox_id: i64,
+    /// The requester it goes to.
+    pub to: String,
+    /// The other recipients.
+    pub cc: Vec<String>,
 }
 
 /// `explain`'s view of a message: everything the pipeline decides, without storing.
@@ -883,6 +922,166 @@ impl<S: Store> Processor<S> {
             &self.tag,
             &request,
         )?))
+    }
+
+    /// Store an agent's reply on ticket `ticket_id` as an outgoing message and queue it in
+    /// the same transaction: to the requester (and `cc`), with the ticket's tag, the
+    /// latest customer message's `In-Reply-To`/`References`, a signed Message-ID and the
+    /// reply address. Send it with [`Processor::flush_outbox`].
+    pub async fn reply(&self, ticket_id: i64, reply: &Reply) -> Result<ReplyOutcome, Error> {
+        if !self.config.outbound.enabled() {
+            return Err(Error::Reply(
+                "no transport is configured ([outbound.smtp], .sendmail or .file)".into(),
+            ));
+        }
+        let composer = self.preview_composer()?;
+        let reference = self.tag.reference(ticket_id);
+        let ticket = self
+            .store
+            .ticket(ticket_id)
+            .await?
+            .ok_or_else(|| Error::Reply(format!("no ticket {reference}")))?;
+        let signer = self.signer().await?;
+        let own = composer.own_addresses();
+        let from_us = |m: &crate::store::StoredMessage| {
+            m.from
+                .as_deref()
+                .is_some_and(|f| own.contains(&ack_policy::canonical(f)))
+        };
+        let latest = ticket
+            .thread
+            .iter()
+            .rev()
+            .find(|m| !from_us(m) && m.verdict == Verdict::Human)
+            .or(ticket.thread.last());
+        let references: Vec<String> = ticket
+            .thread
+            .iter()
+            .filter_map(|m| m.message_id.clone())
+            .collect();
+        let mut attachments = Vec::with_capacity(reply.attachments.len());
+        for a in &reply.attachments {
+            let content_type = a
+                .content_type
+                .as_deref()
+                .unwrap_or("application/octet-stream");
+            attachments.push(crate::outbound::message::OutAttachment {
+                filename: crate::outbound::message::HeaderText::new(&a.filename),
+                content_type: lettre::message::header::ContentType::parse(content_type)
+                    .map_err(|e| Error::Reply(format!("content type `{content_type}`: {e}")))?,
+                content: a.content.clone(),
+            });
+        }
+        let composed = composer.reply(
+            signer,
+            &self.tag,
+            ReplyRequest {
+                ticket_id,
+                subject: &ticket.ticket.subject,
+                to: &ticket.ticket.requester,
+                cc: &reply.cc,
+                text: &reply.body,
+                in_reply_to: latest.and_then(|m| m.message_id.as_deref()),
+                references: &references,
+                attachments,
+            },
+        )?;
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let message_id = composed.outgoing.message_id.as_str().to_string();
+        let to = ticket.ticket.requester.clone();
+        let cc: Vec<String> = reply.cc.iter().map(|c| c.trim().to_lowercase()).collect();
+        let raw = Arc::new(composed.raw);
+        let mut refs: Vec<String> = references.iter().rev().cloned().collect();
+        if let Some(irt) = composed.outgoing.in_reply_to.as_ref() {
+            refs.retain(|r| r != irt.as_str());
+            refs.insert(0, irt.as_str().to_string());
+        }
+        refs.truncate(crate::store::MAX_REFERENCES);
+        let from = composer.from();
+        let message = NewMessage {
+            dedup_key: format!("out:{message_id}"),
+            content_hash: parse::content_hash(&raw),
+            message_id: Some(message_id.clone()),
+            from_address: Some(from.email.to_string()),
+            from_name: from.name.clone(),
+            to: vec![to.clone()],
+            cc: cc.clone(),
+            subject: composed.outgoing.subject.as_str().to_string(),
+            sent_at: Some(now.clone()),
+            references: refs,
+            attachments: reply
+                .attachments
+                .iter()
+                .map(|a| NewAttachment {
+                    filename: Some(a.filename.clone()),
+                    content_type: a
+                        .content_type
+                        .clone()
+                        .unwrap_or_else(|| "application/octet-stream".into()),
+                    size: a.content.len() as i64,
+                    source: None,
+                    content: Some(a.content.clone()),
+                    damaged: false,
+                })
+                .collect(),
+            raw: raw.clone(),
+            envelope_sender: Some(from.email.to_string()),
+            envelope_recipient: None,
+            verdict: Verdict::Human,
+            reasons: vec!["written by an agent".into()],
+            thread_reason: "outgoing: agent reply".into(),
+            reply_text: reply.body.as_str().into(),
+            elided: "".into(),
+            received_at: now.clone(),
+        };
+        let mut recipients = vec![to.clone()];
+        recipients.extend(cc.iter().cloned());
+        let row = NewOutbound {
+            ticket_id,
+            kind: OutboundKind::Reply,
+            status: OutboundStatus::Queued,
+            reason: None,
+            recipient: Some(ack_policy::canonical(&to)),
+            recipients,
+            envelope_from: Some(from.email.to_string()),
+            message_id: Some(message_id.clone()),
+            subject: Some(composed.outgoing.subject.as_str().to_string()),
+            raw: Some(raw.to_vec()),
+            created_at: now,
+        };
+        let mut tx = self.store.begin().await?;
+        tx.lock(&[format!("mid:{message_id}")]).await?;
+        let written = tx
+            .write(vec![
+                Write::Append {
+                    ticket_id,
+                    reopen: false,
+                    participants: cc.clone(),
+                    message: Box::new(message),
+                },
+                Write::Outbound(Box::new(row)),
+            ])
+            .await?;
+        tx.commit().await?;
+        let outbox_id = written
+            .iter()
+            .find_map(|w| match w {
+                Written::Outbound(id) => Some(*id),
+                _ => None,
+            })
+            .ok_or_else(|| StoreError::Corrupt("the outbox row was not written".into()))?;
+        if reply.close {
+            self.store
+                .set_status(ticket_id, crate::store::TicketStatus::Closed)
+                .await?;
+        }
+        Ok(ReplyOutcome {
+            ticket_ref: reference,
+            message_id,
+            outbox_id,
+            to,
+            cc,
+        })
     }
 
     /// Send queued outbound mail now: every due row, or only row `only` (what `ingest`

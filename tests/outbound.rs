@@ -868,3 +868,145 @@ fn hostile_subjects_and_names_never_inject_a_header() {
         assert!(r.field("Subject").unwrap().starts_with("[PD-"));
     }
 }
+
+#[test]
+fn an_agent_reply_is_threaded_and_the_answer_to_it_comes_back_by_each_method() {
+    let Some(sink) = sink() else { return };
+    let env = Env::new();
+    let d = domain("reply");
+    let cfg = config(
+        &env,
+        &sink,
+        "support@desk.example",
+        "acknowledge = \"never\"\n",
+    );
+    ingest(
+        &env,
+        &cfg,
+        &mail(
+            &format!("Ann <ann@{d}>"),
+            "Printer on fire",
+            "q1@client.example",
+            "",
+            "Help.",
+        ),
+    );
+    let log = env.write("log.txt", b"line 1\nline 2\n");
+    let boss = format!("boss@{d}");
+    let out = env.run(
+        &[
+            "reply",
+            "PD-1",
+            "--json",
+            "--cc",
+            &boss,
+            "--attach",
+            log.to_str().unwrap(),
+            "--config",
+            &cfg,
+        ],
+        "Please unplug it.\nThe support team".as_bytes(),
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let outcome: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["status"], "sent", "{outcome}");
+    let got = sink.received(&d);
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!(r.envelope["mail_from"], "support@desk.example");
+    assert_eq!(
+        r.envelope["rcpt_tos"],
+        serde_json::json!([format!("ann@{d}"), boss.clone()])
+    );
+    let message_id = format!("<{}>", outcome["message_id"].as_str().unwrap());
+    assert_eq!(r.field("Message-ID").unwrap(), message_id);
+    assert!(message_id.starts_with("<pd-1-"));
+    assert_eq!(r.field("Subject").unwrap(), "Re: [PD-1] Printer on fire");
+    assert_eq!(r.field("In-Reply-To").unwrap(), "<q1@client.example>");
+    assert_eq!(r.field("References").unwrap(), "<q1@client.example>");
+    assert_eq!(r.field("Cc").unwrap(), boss);
+    assert!(
+        r.field("Auto-Submitted").is_none(),
+        "a person's reply is not automatic"
+    );
+    assert!(r.field("X-Postdesk-Loop").is_none());
+    let reply_to = r.field("Reply-To").unwrap();
+    assert!(reply_to.starts_with("support+pd-1-"), "{reply_to}");
+    let body = String::from_utf8_lossy(&r.raw);
+    assert!(body.contains("Please unplug it.") && body.contains("filename=\"log.txt\""));
+    // Stored on the ticket as an outgoing message, new text and all.
+    let t = json(&env, &cfg, &["tickets", "show", "PD-1", "--json"]);
+    let thread = t["thread"].as_array().unwrap();
+    assert_eq!(thread.len(), 2);
+    assert_eq!(thread[1]["from"], "support@desk.example");
+    assert_eq!(
+        thread[1]["reply_text"],
+        "Please unplug it.\nThe support team"
+    );
+    assert_eq!(thread[1]["attachments"][0]["filename"], "log.txt");
+    assert_eq!(t["outbound"][0]["kind"], "reply");
+
+    // The customer's answer, as a mail client writes it, lands on the ticket by each of
+    // the four methods (checked with `explain`, then delivered).
+    let method = |cfg: &str, raw: &str| -> String {
+        let f = env.write("answer.eml", raw.as_bytes());
+        let out = env.run(
+            &["explain", "--json", "--config", cfg, f.to_str().unwrap()],
+            b"",
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["thread"]["ticket_id"], 1, "{v}");
+        v["thread"]["method"].as_str().unwrap().to_string()
+    };
+    let by_headers = mail(
+        &format!("Ann <ann@{d}>"),
+        "Re: Re: [PD-1] Printer on fire",
+        "a1@client.example",
+        &format!("In-Reply-To: {message_id}\r\nReferences: <q1@client.example> {message_id}\r\n"),
+        "Unplugged, thanks.\r\n\r\n> Please unplug it.",
+    );
+    assert_eq!(method(&cfg, &by_headers), "headers");
+    // With header matching off, the same Message-ID counts as postdesk's signature.
+    let no_headers = env
+        .write(
+            "no-headers.toml",
+            format!(
+                "{}\n[threading]\nheaders = false\n",
+                std::fs::read_to_string(&cfg).unwrap()
+            )
+            .as_bytes(),
+        )
+        .display()
+        .to_string();
+    let by_signature = mail(
+        &format!("ann@{d}"),
+        "a new subject",
+        "a2@client.example",
+        &format!("In-Reply-To: {message_id}\r\n"),
+        "More.",
+    );
+    assert_eq!(method(&no_headers, &by_signature), "signed_message_id");
+    let by_token = mail_to_reply_address(&reply_to, &format!("someone@{d}"), "a3@client.example");
+    assert_eq!(method(&cfg, &by_token), "reply_token");
+    let by_tag = mail(
+        &format!("ann@{d}"),
+        "[PD-1] one more thing",
+        "a4@client.example",
+        "",
+        "And another.",
+    );
+    assert_eq!(method(&cfg, &by_tag), "subject_tag");
+    for raw in [&by_headers, &by_signature, &by_token, &by_tag] {
+        let out = ingest(&env, &cfg, raw);
+        assert_eq!(
+            (out["action"].as_str(), out["ticket_id"].as_i64()),
+            (Some("appended"), Some(1)),
+            "{out}"
+        );
+    }
+}
+
+fn mail_to_reply_address(reply_to: &str, from: &str, id: &str) -> String {
+    mail(from, "no tag here", id, "", "Via the reply address.")
+        .replace("To: support@desk.example", &format!("To: {reply_to}"))
+}

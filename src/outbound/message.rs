@@ -152,7 +152,8 @@ pub struct Outgoing {
     pub in_reply_to: Option<MsgId>,
     /// The thread's Message-IDs, oldest first (at most [`MAX_REFERENCES`], newest kept).
     pub references: Vec<MsgId>,
-    /// The loop header's value (our own identity: the From address).
+    /// The loop header's value (our own identity: the From address), for
+    /// acknowledgements.
     pub loop_id: String,
     /// `Date`.
     pub date: std::time::SystemTime,
@@ -209,12 +210,15 @@ pub fn build(m: &Outgoing) -> Result<Vec<u8>, OutboundError> {
         let refs: Vec<String> = refs.iter().map(|r| format!("<{}>", r.as_str())).collect();
         b = b.references(refs.join(" "));
     }
+    // Both kinds ask the other side for no automatic answer (an out-of-office reply would
+    // only land on the ticket); only an acknowledgement is marked automatic and carries
+    // the loop header, so another postdesk takes an agent's reply as mail from a person.
+    b = b.header(AutoResponseSuppress("All".into()));
     if m.kind == Kind::Acknowledgement {
-        b = b.header(AutoSubmitted("auto-replied".into()));
+        b = b
+            .header(AutoSubmitted("auto-replied".into()))
+            .header(LoopHeader(HeaderText::new(&m.loop_id).0));
     }
-    b = b
-        .header(AutoResponseSuppress("All".into()))
-        .header(LoopHeader(HeaderText::new(&m.loop_id).0));
     let plain = || SinglePart::plain(m.text.clone());
     let body = |html: &String| MultiPart::alternative_plain_html(m.text.clone(), html.clone());
     let message = match (&m.html, m.attachments.is_empty()) {

@@ -78,6 +78,27 @@ pub struct AckRequest<'a> {
     pub references: &'a [String],
 }
 
+/// An agent's reply to compose.
+#[derive(Debug, Clone)]
+pub struct ReplyRequest<'a> {
+    /// The ticket.
+    pub ticket_id: i64,
+    /// The ticket's subject.
+    pub subject: &'a str,
+    /// The requester.
+    pub to: &'a str,
+    /// More recipients.
+    pub cc: &'a [String],
+    /// The answer.
+    pub text: &'a str,
+    /// The latest customer message's Message-ID.
+    pub in_reply_to: Option<&'a str>,
+    /// The thread's Message-IDs, oldest first.
+    pub references: &'a [String],
+    /// Files to attach.
+    pub attachments: Vec<message::OutAttachment>,
+}
+
 /// A composed message, ready to queue.
 #[derive(Debug, Clone)]
 pub struct Composed {
@@ -165,6 +186,60 @@ impl Composer {
             .map_err(|e| OutboundError::Message(format!("no randomness: {e}")))?;
         let raw = signer.message_id(id, u64::from_be_bytes(nonce), &self.domain);
         MsgId::new(&raw).ok_or_else(|| OutboundError::Message(format!("bad Message-ID {raw}")))
+    }
+
+    /// An agent's reply: to the requester (and `cc`), with the ticket's tag in the subject,
+    /// `In-Reply-To`/`References` of the latest customer message, a signed Message-ID and
+    /// the reply address. Not automatic: no `Auto-Submitted`, no loop header.
+    pub fn reply(
+        &self,
+        signer: &Signer,
+        tag: &SubjectTag,
+        req: ReplyRequest<'_>,
+    ) -> Result<Composed, OutboundError> {
+        let address = |a: &str| {
+            message::parse_address(a)
+                .ok_or_else(|| OutboundError::Message(format!("`{a}` is not an address")))
+        };
+        let to = address(req.to)?;
+        let cc = req
+            .cc
+            .iter()
+            .map(|c| address(c).map(|a| Mailbox::new(None, a)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let reply_address = self.reply_address(signer, tag, req.ticket_id);
+        let in_reply_to = req.in_reply_to.and_then(MsgId::new);
+        let outgoing = Outgoing {
+            kind: Kind::Reply,
+            from: self.from.clone(),
+            reply_to: message::parse_address(&reply_address),
+            to: Mailbox::new(None, to),
+            cc,
+            subject: HeaderText::new(&format!(
+                "Re: [{}] {}",
+                tag.reference(req.ticket_id),
+                req.subject
+            )),
+            message_id: self.message_id(signer, req.ticket_id)?,
+            in_reply_to,
+            references: req
+                .references
+                .iter()
+                .filter_map(|r| MsgId::new(r))
+                .collect(),
+            loop_id: self.from.email.to_string(),
+            date: std::time::SystemTime::now(),
+            text: req.text.to_string(),
+            html: None,
+            attachments: req.attachments,
+        };
+        let raw = message::build(&outgoing)?;
+        Ok(Composed { outgoing, raw })
+    }
+
+    /// The `From` mailbox.
+    pub fn from(&self) -> &Mailbox {
+        &self.from
     }
 
     /// The acknowledgement for `req`: rendered (style and variables of its queue), with

@@ -75,12 +75,37 @@ pub(crate) enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Answer a ticket: the reply goes to the requester, threaded, and is stored on the
+    /// ticket as an outgoing message. It is sent at once; what cannot be sent now stays
+    /// queued for `outbox flush`.
+    Reply(ReplyArgs),
     /// Outgoing mail: send what is due, list what is queued, sent and failed.
     #[command(subcommand)]
     Outbox(OutboxCommand),
     /// Acknowledgement templates.
     #[command(subcommand)]
     Template(TemplateCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplyArgs {
+    /// Ticket reference, e.g. PD-42.
+    pub(crate) reference: String,
+    /// The answer's text [default: standard input].
+    #[arg(long, value_name = "BODY")]
+    pub(crate) file: Option<PathBuf>,
+    /// Attach a file (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) attach: Vec<PathBuf>,
+    /// Also send to this address (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) cc: Vec<String>,
+    /// Close the ticket.
+    #[arg(long)]
+    pub(crate) close: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]

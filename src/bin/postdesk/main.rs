@@ -217,6 +217,12 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                     .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
                 outbox::outbox(Processor::new(config, store), cmd).await
             }
+            Command::Reply(args) => {
+                let store = open_store(&cli.globals, &config, StoreUse::Read)
+                    .await
+                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                outbox::reply(Processor::new(config, store), args).await
+            }
             Command::Template(cmd) => {
                 let store = open_store(&cli.globals, &config, StoreUse::Preview).await?;
                 outbox::template(Processor::new(config, store), cmd).await

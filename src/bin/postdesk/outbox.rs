@@ -4,12 +4,12 @@ use std::io::Write as _;
 
 use anyhow::Context;
 
-use postdesk::process::Delivery;
+use postdesk::process::{Delivery, Reply, ReplyAttachment};
 use postdesk::store::{AnyStore, OutboundFilter, OutboundStatus, OutboundSummary, Store};
 use postdesk::term::{clip, line};
 use postdesk::{Processor, exit};
 
-use crate::cli::{OutboxCommand, TemplateCommand};
+use crate::cli::{OutboxCommand, ReplyArgs, TemplateCommand};
 use crate::tickets::ticket_id;
 use crate::write_bytes;
 
@@ -129,4 +129,68 @@ pub(crate) async fn template(p: Processor<AnyStore>, cmd: &TemplateCommand) -> a
     };
     write_bytes(&composed.raw)?;
     Ok(exit::OK)
+}
+
+pub(crate) async fn reply(p: Processor<AnyStore>, args: &ReplyArgs) -> anyhow::Result<u8> {
+    let id = ticket_id(&p, &args.reference)?;
+    let body = match &args.file {
+        Some(f) => {
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
+        }
+        None => {
+            std::io::read_to_string(std::io::stdin().lock()).context("reading standard input")?
+        }
+    };
+    if body.trim().is_empty() {
+        anyhow::bail!("the reply is empty");
+    }
+    let mut attachments = Vec::new();
+    for path in &args.attach {
+        attachments.push(ReplyAttachment {
+            filename: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "attachment".into()),
+            content_type: None,
+            content: std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        });
+    }
+    let outcome = p
+        .reply(
+            id,
+            &Reply {
+                body,
+                cc: args.cc.clone(),
+                attachments,
+                close: args.close,
+            },
+        )
+        .await?;
+    // Sent now if the transport takes it; otherwise it stays queued.
+    let sent = match p.flush_outbox(Some(outcome.outbox_id)).await {
+        Ok(r) if r.sent == 1 => "sent",
+        Ok(r) if r.failed == 1 => "failed",
+        Ok(_) => "queued",
+        Err(e) => {
+            eprintln!("postdesk: left queued: {}", line(&e.to_string()));
+            "queued"
+        }
+    };
+    if args.json {
+        let mut v = serde_json::to_value(&outcome)?;
+        v["status"] = sent.into();
+        outln!("{v}");
+    } else {
+        outln!(
+            "{} reply {} <{}>",
+            outcome.ticket_ref,
+            sent,
+            outcome.message_id
+        );
+    }
+    Ok(if sent == "failed" {
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
 }
