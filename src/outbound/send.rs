@@ -16,6 +16,8 @@ use lettre::{
     Tokio1Executor,
 };
 
+use futures_util::StreamExt;
+
 use super::OutboundError;
 use super::config::{OutboundConfig, TlsMode};
 use crate::store::{OutboundClaim, OutboundItem, OutboundResult, Store};
@@ -23,8 +25,8 @@ use crate::store::{OutboundClaim, OutboundItem, OutboundResult, Store};
 /// A configured transport.
 #[derive(Debug)]
 pub enum Transport {
-    /// SMTP (with a connection pool).
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// SMTP, with a connection pool of this many connections.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, usize),
     /// The local `sendmail` binary.
     Sendmail(AsyncSendmailTransport<Tokio1Executor>),
     /// `.eml` files in a folder.
@@ -74,7 +76,8 @@ impl Transport {
                 let password = password.lines().next().unwrap_or("").to_string();
                 b = b.credentials(Credentials::new(user.clone(), password));
             }
-            return Ok(Some(Transport::Smtp(b.build())));
+            let pool = usize::try_from(s.pool_size).unwrap_or(1);
+            return Ok(Some(Transport::Smtp(b.build(), pool)));
         }
         if let Some(s) = &o.sendmail {
             return Ok(Some(Transport::Sendmail(match &s.path {
@@ -86,6 +89,14 @@ impl Transport {
             return Ok(Some(Transport::File(AsyncFileTransport::new(&f.dir))));
         }
         Ok(None)
+    }
+
+    /// How many messages to send at once: the SMTP pool's size, else one.
+    pub fn concurrency(&self) -> usize {
+        match self {
+            Transport::Smtp(_, pool) => (*pool).max(1),
+            _ => 1,
+        }
     }
 
     /// Send `raw` to `to`, with `from` as the envelope sender (`None`: `<>`).
@@ -107,7 +118,7 @@ impl Transport {
         let to = to.iter().map(|a| parse(a)).collect::<Result<Vec<_>, _>>()?;
         let envelope = Envelope::new(from, to).map_err(|e| permanent(e.to_string()))?;
         match self {
-            Transport::Smtp(t) => t.send_raw(&envelope, raw).await.map(|_| ()).map_err(|e| {
+            Transport::Smtp(t, _) => t.send_raw(&envelope, raw).await.map(|_| ()).map_err(|e| {
                 SendFailure {
                     // Only a refusal the server said is permanent; anything else (4xx, a
                     // lost connection, a timeout, TLS) may work later.
@@ -243,20 +254,29 @@ pub async fn flush<S: Store>(
         if items.is_empty() {
             break;
         }
-        for item in &items {
-            let outcome = transport
-                .send(item.envelope_from.as_deref(), &item.recipients, &item.raw)
+        // Up to the transport's pool size at once; each result recorded as it comes.
+        let results: Vec<Result<OutboundResult, OutboundError>> =
+            futures_util::stream::iter(items.iter())
+                .map(|item| async move {
+                    let outcome = transport
+                        .send(item.envelope_from.as_deref(), &item.recipients, &item.raw)
+                        .await;
+                    if let Err(f) = &outcome {
+                        tracing::warn!("outbox #{}: {}", item.id, f.message);
+                    }
+                    let result = result_of(item, outcome, opts, chrono::Utc::now());
+                    store.finish_outbound(item.id, &result).await?;
+                    Ok(result)
+                })
+                .buffer_unordered(transport.concurrency())
+                .collect()
                 .await;
-            if let Err(f) = &outcome {
-                tracing::warn!("outbox #{}: {}", item.id, f.message);
-            }
-            let result = result_of(item, outcome, opts, chrono::Utc::now());
-            match &result {
+        for result in results {
+            match result? {
                 OutboundResult::Sent { .. } => report.sent += 1,
                 OutboundResult::Retry { .. } => report.deferred += 1,
                 OutboundResult::Failed { .. } => report.failed += 1,
             }
-            store.finish_outbound(item.id, &result).await?;
         }
         if opts.only.is_some() {
             break;
