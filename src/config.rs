@@ -563,12 +563,18 @@ impl Config {
                 message: format!("cannot read: {e}"),
             }]
         })?;
-        Config::from_toml(&text).map_err(|mut errors| {
+        let mut config = Config::from_toml(&text).map_err(|mut errors| {
             for e in &mut errors {
                 e.path = Some(path.to_path_buf());
             }
             errors
-        })
+        })?;
+        // Files the configuration names are found beside it, whatever the working
+        // directory (an MTA's pipe runs anywhere).
+        if let Some(dir) = path.parent() {
+            config.outbound.resolve_paths(dir);
+        }
+        Ok(config)
     }
 
     /// Parse and validate TOML text. Every problem is reported, not just the first.

@@ -1010,3 +1010,175 @@ fn mail_to_reply_address(reply_to: &str, from: &str, id: &str) -> String {
     mail(from, "no tag here", id, "", "Via the reply address.")
         .replace("To: support@desk.example", &format!("To: {reply_to}"))
 }
+
+/// The text of an outgoing message as a mail client shows it (decoded by postdesk's parser).
+fn decoded(raw: &[u8]) -> (String, String) {
+    match postdesk::parse::parse(raw, None, &postdesk::parse::ParseLimits::default()) {
+        postdesk::parse::Parsed::Message(m) => (m.subject, m.text_body),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The `.eml` files the file transport wrote, oldest first.
+fn written(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .map(|p| (std::fs::metadata(&p).unwrap().modified().unwrap(), p))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|(_, p)| std::fs::read(p).unwrap())
+        .collect()
+}
+
+#[test]
+fn language_and_style_are_chosen_per_message_and_queue_and_files_override() {
+    // The file transport: no server needed.
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("out")).unwrap();
+    std::fs::create_dir_all(env.path("templates")).unwrap();
+    let cfg = env
+        .write(
+            "postdesk.toml",
+            b"[queues.vip]\naddresses = [\"vip@desk.example\"]\n\
+              [outbound]\nfrom = \"Support <support@desk.example>\"\n\
+              template_dir = \"templates\"\n\
+              [outbound.queues.vip]\nstyle = \"informal\"\nvars.hours = \"9-17 MSK\"\n\
+              [outbound.file]\ndir = \"out\"\n",
+        )
+        .display()
+        .to_string();
+    env.write(
+        "templates/ack.en.formal.subject.j2",
+        b"Request {{ ticket }} opened ({{ queue }})",
+    );
+    let ru = "From: =?utf-8?b?0JDQvdC90LA=?= <anna@client.example>\r\nTo: vip@desk.example\r\n\
+              Subject: =?utf-8?b?0J/RgNC40L3RgtC10YA=?=\r\nMessage-ID: <ru1@client.example>\r\n\
+              Content-Type: text/plain; charset=utf-8\r\n\r\n\
+              Принтер не печатает, помогите пожалуйста.\r\n";
+    ingest(&env, &cfg, ru);
+    let en_by_header = mail(
+        "bob@client.example",
+        "Привет",
+        "en1@client.example",
+        "Content-Language: en-GB\r\n",
+        "Hello",
+    );
+    ingest(&env, &cfg, &en_by_header);
+    let ru_by_header = mail(
+        "carl@client.example",
+        "Printer",
+        "ru2@client.example",
+        "Content-Language: ru\r\n",
+        "It does not print.",
+    );
+    ingest(&env, &cfg, &ru_by_header);
+    let out = written(&env.path("out"));
+    assert_eq!(out.len(), 3);
+    // Russian by script, informal by queue, with the queue's variable.
+    let (subject, text) = decoded(&out[0]);
+    assert!(
+        subject.starts_with("[PD-1] Мы получили твоё письмо: Принтер"),
+        "{subject}"
+    );
+    assert!(
+        text.contains("Привет, Анна!") && text.contains("тебе"),
+        "{text}"
+    );
+    assert!(text.contains("9-17 MSK"), "{text}");
+    // English by Content-Language despite a Cyrillic subject; the file's subject, tagged.
+    let (subject, _) = decoded(&out[1]);
+    assert_eq!(subject, "[PD-2] Request PD-2 opened (support)");
+    // Russian by Content-Language, formal (the default queue has no style).
+    let (subject, text) = decoded(&out[2]);
+    assert!(
+        subject.starts_with("[PD-3] Ваше обращение получено"),
+        "{subject}"
+    );
+    assert!(text.contains("Вам"), "{text}");
+
+    // `template render` prints what would be sent.
+    let render = env.run(
+        &["template", "render", "--ticket", "PD-1", "--config", &cfg],
+        b"",
+    );
+    assert_eq!(
+        code(&render),
+        0,
+        "{}",
+        String::from_utf8_lossy(&render.stderr)
+    );
+    let (subject, _) = decoded(&render.stdout);
+    assert!(subject.starts_with("[PD-1] Мы получили"), "{subject}");
+    let file = env.write("new.eml", ru.replace("ru1@", "ru9@").as_bytes());
+    let render = env.run(
+        &[
+            "template",
+            "render",
+            "--message",
+            file.to_str().unwrap(),
+            "--config",
+            &cfg,
+        ],
+        b"",
+    );
+    assert_eq!(code(&render), 0);
+    let (subject, _) = decoded(&render.stdout);
+    assert!(subject.starts_with("[PD-4] Мы получили"), "{subject}");
+    let auto = env.write(
+        "auto.eml",
+        mail(
+            "x@client.example",
+            "Away",
+            "a@client.example",
+            "Auto-Submitted: auto-replied\r\n",
+            "Away",
+        )
+        .as_bytes(),
+    );
+    let render = env.run(
+        &[
+            "template",
+            "render",
+            "--message",
+            auto.to_str().unwrap(),
+            "--config",
+            &cfg,
+        ],
+        b"",
+    );
+    assert_eq!(code(&render), 1);
+    assert!(
+        String::from_utf8_lossy(&render.stderr).contains("no acknowledgement would be sent"),
+        "{}",
+        String::from_utf8_lossy(&render.stderr)
+    );
+}
+
+#[test]
+fn nothing_is_queued_without_a_transport() {
+    let env = Env::new();
+    let cfg = env
+        .write(
+            "postdesk.toml",
+            b"[outbound]\nfrom = \"support@desk.example\"\n",
+        )
+        .display()
+        .to_string();
+    let out = ingest(
+        &env,
+        &cfg,
+        &mail("ann@client.example", "Q", "n1@client.example", "", "Q"),
+    );
+    assert!(out.get("outbound").is_none(), "{out}");
+    assert_eq!(
+        json(&env, &cfg, &["outbox", "list", "--json"]),
+        serde_json::json!([])
+    );
+    let reply = env.run(&["reply", "PD-1", "--config", &cfg], b"Answer");
+    assert_eq!(code(&reply), 1);
+    assert!(String::from_utf8_lossy(&reply.stderr).contains("no transport"));
+}

@@ -268,6 +268,25 @@ impl OutboundConfig {
         self.smtp.is_some() || self.sendmail.is_some() || self.file.is_some()
     }
 
+    /// Make the relative paths of the section (template folder, file transport folder,
+    /// password file) relative to `dir`, the configuration file's folder.
+    pub fn resolve_paths(&mut self, dir: &std::path::Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        if let Some(t) = &mut self.template_dir {
+            fix(t);
+        }
+        if let Some(f) = &mut self.file {
+            fix(&mut f.dir);
+        }
+        if let Some(p) = self.smtp.as_mut().and_then(|s| s.password_file.as_mut()) {
+            fix(p.get_mut());
+        }
+    }
+
     /// The style and variables of `queue` (defaults when it has no section).
     pub fn queue(&self, queue: &str) -> QueueOutbound {
         self.queues.get(queue).cloned().unwrap_or_default()
