@@ -1182,3 +1182,78 @@ fn nothing_is_queued_without_a_transport() {
     assert_eq!(code(&reply), 1);
     assert!(String::from_utf8_lossy(&reply.stderr).contains("no transport"));
 }
+
+#[test]
+fn one_acknowledgement_per_ticket_even_when_follow_ups_are_acknowledged() {
+    let Some(sink) = sink() else { return };
+    let env = Env::new();
+    let d = domain("per-ticket");
+    let cfg = config(
+        &env,
+        &sink,
+        "support@desk.example",
+        "acknowledge = \"all\"\n",
+    );
+    ingest(
+        &env,
+        &cfg,
+        &mail(&format!("ann@{d}"), "Help", "p1@client.example", "", "Q"),
+    );
+    let follow = ingest(
+        &env,
+        &cfg,
+        &mail(
+            &format!("ann@{d}"),
+            "Re: Help",
+            "p2@client.example",
+            "In-Reply-To: <p1@client.example>\r\n",
+            "More",
+        ),
+    );
+    assert_eq!(follow["action"], "appended");
+    assert_eq!(follow["outbound"]["status"], "skipped");
+    assert!(
+        follow["outbound"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("rate-limit:ticket"),
+        "{follow}"
+    );
+    assert_eq!(sink.received(&d).len(), 1);
+}
+
+#[test]
+fn the_sendmail_transport_hands_the_message_to_the_binary() {
+    let env = Env::new();
+    let script = env.write(
+        "fake-sendmail",
+        b"#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$(dirname \"$0\")/args\"\ncat > \"$(dirname \"$0\")/message.eml\"\n",
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let cfg = env
+        .write(
+            "postdesk.toml",
+            format!(
+                "[outbound]\nfrom = \"support@desk.example\"\n[outbound.sendmail]\npath = \"{}\"\n",
+                script.display()
+            )
+            .as_bytes(),
+        )
+        .display()
+        .to_string();
+    let out = ingest(
+        &env,
+        &cfg,
+        &mail("ann@client.example", "Help", "s1@client.example", "", "Q"),
+    );
+    assert_eq!(out["outbound"]["status"], "queued");
+    let rows = outbound(&env, &cfg, "PD-1");
+    assert_eq!(rows[0]["status"], "sent", "{rows:?}");
+    let args = std::fs::read_to_string(env.path("args")).unwrap();
+    assert!(args.lines().any(|a| a == "ann@client.example"), "{args}");
+    let (subject, _) = decoded(&std::fs::read(env.path("message.eml")).unwrap());
+    assert!(subject.starts_with("[PD-1] "), "{subject}");
+}
