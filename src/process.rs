@@ -723,8 +723,8 @@ impl<S: Store> Processor<S> {
                 // RFC 3834 section 3.3: an automatic response goes out from the null
                 // sender, so that its bounces answer nobody.
                 envelope_from: None,
-                message_id: Some(c.outgoing.message_id.as_str().to_string()),
-                subject: Some(c.outgoing.subject.as_str().to_string()),
+                message_id: Some(c.message_id().to_string()),
+                subject: Some(c.subject().to_string()),
                 raw: Some(c.raw),
                 created_at: now.to_string(),
             },
@@ -987,10 +987,10 @@ impl<S: Store> Processor<S> {
             },
         )?;
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let message_id = composed.outgoing.message_id.as_str().to_string();
+        let message_id = composed.message_id().to_string();
         let to = ticket.ticket.requester.clone();
         let cc: Vec<String> = reply.cc.iter().map(|c| c.trim().to_lowercase()).collect();
-        let raw = Arc::new(composed.raw);
+        let raw = Arc::new(composed.raw.clone());
         let mut refs: Vec<String> = references.iter().rev().cloned().collect();
         if let Some(irt) = composed.outgoing.in_reply_to.as_ref() {
             refs.retain(|r| r != irt.as_str());
@@ -1006,7 +1006,7 @@ impl<S: Store> Processor<S> {
             from_name: from.name.clone(),
             to: vec![to.clone()],
             cc: cc.clone(),
-            subject: composed.outgoing.subject.as_str().to_string(),
+            subject: composed.subject().to_string(),
             sent_at: Some(now.clone()),
             references: refs,
             attachments: reply
@@ -1045,7 +1045,7 @@ impl<S: Store> Processor<S> {
             recipients,
             envelope_from: Some(from.email.to_string()),
             message_id: Some(message_id.clone()),
-            subject: Some(composed.outgoing.subject.as_str().to_string()),
+            subject: Some(composed.subject().to_string()),
             raw: Some(raw.to_vec()),
             created_at: now,
         };

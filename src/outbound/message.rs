@@ -9,7 +9,7 @@
 use std::str::FromStr;
 
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
-use lettre::message::{Attachment, Mailbox, Mailboxes, MultiPart, SinglePart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
 
 use super::OutboundError;
@@ -90,20 +90,20 @@ impl MsgId {
 }
 
 /// `s` as an address (`user@example.com`, optionally in angle brackets).
-pub fn parse_address(s: &str) -> Option<Address> {
+pub(crate) fn parse_address(s: &str) -> Option<Address> {
     let s = s.trim().trim_start_matches('<').trim_end_matches('>');
     Address::from_str(s).ok()
 }
 
 /// `s` as a mailbox: `Name <user@example.com>` or a bare address.
-pub fn parse_mailbox(s: &str) -> Option<Mailbox> {
+pub(crate) fn parse_mailbox(s: &str) -> Option<Mailbox> {
     Mailbox::from_str(s.trim())
         .ok()
         .or_else(|| parse_address(s).map(|a| Mailbox::new(None, a)))
 }
 
 /// A mailbox for `address` with a display name from mail (cleaned; empty is none).
-pub fn mailbox(name: Option<&str>, address: Address) -> Mailbox {
+pub(crate) fn mailbox(name: Option<&str>, address: Address) -> Mailbox {
     let name = name
         .map(HeaderText::new)
         .filter(|n| !n.as_str().is_empty())
@@ -122,7 +122,7 @@ pub enum Kind {
 
 /// A file attached to an outgoing message.
 #[derive(Debug, Clone)]
-pub struct OutAttachment {
+pub(crate) struct OutAttachment {
     /// File name (cleaned).
     pub filename: HeaderText,
     /// MIME type.
@@ -133,7 +133,7 @@ pub struct OutAttachment {
 
 /// Everything an outgoing message is made of, validated.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     /// Automatic or written by a person.
     pub kind: Kind,
     /// `From`.
@@ -188,7 +188,7 @@ fixed_header!(AutoResponseSuppress, "X-Auto-Response-Suppress");
 fixed_header!(LoopHeader, LOOP_HEADER);
 
 /// The message's bytes as they are sent (CRLF line endings).
-pub fn build(m: &Outgoing) -> Result<Vec<u8>, OutboundError> {
+pub(crate) fn build(m: &Outgoing) -> Result<Vec<u8>, OutboundError> {
     let bad = |e: &dyn std::fmt::Display| OutboundError::Message(e.to_string());
     let mut b = Message::builder()
         .from(m.from.clone())
@@ -240,16 +240,6 @@ pub fn build(m: &Outgoing) -> Result<Vec<u8>, OutboundError> {
     }
     .map_err(|e| bad(&e))?;
     Ok(message.formatted())
-}
-
-/// The recipients of an outgoing message, for the SMTP envelope.
-pub fn envelope_recipients(to: &Mailbox, cc: &[Mailbox]) -> Mailboxes {
-    let mut all = Mailboxes::new();
-    all.push(to.clone());
-    for c in cc {
-        all.push(c.clone());
-    }
-    all
 }
 
 #[cfg(test)]

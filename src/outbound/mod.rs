@@ -80,7 +80,7 @@ pub struct AckRequest<'a> {
 
 /// An agent's reply to compose.
 #[derive(Debug, Clone)]
-pub struct ReplyRequest<'a> {
+pub(crate) struct ReplyRequest<'a> {
     /// The ticket.
     pub ticket_id: i64,
     /// The ticket's subject.
@@ -103,9 +103,21 @@ pub struct ReplyRequest<'a> {
 #[derive(Debug, Clone)]
 pub struct Composed {
     /// The validated parts.
-    pub outgoing: Outgoing,
+    pub(crate) outgoing: Outgoing,
     /// The bytes to send.
     pub raw: Vec<u8>,
+}
+
+impl Composed {
+    /// Its Message-ID (without angle brackets).
+    pub fn message_id(&self) -> &str {
+        self.outgoing.message_id.as_str()
+    }
+
+    /// Its subject.
+    pub fn subject(&self) -> &str {
+        self.outgoing.subject.as_str()
+    }
 }
 
 impl Composer {
@@ -191,7 +203,7 @@ impl Composer {
     /// An agent's reply: to the requester (and `cc`), with the ticket's tag in the subject,
     /// `In-Reply-To`/`References` of the latest customer message, a signed Message-ID and
     /// the reply address. Not automatic: no `Auto-Submitted`, no loop header.
-    pub fn reply(
+    pub(crate) fn reply(
         &self,
         signer: &Signer,
         tag: &SubjectTag,
@@ -238,7 +250,7 @@ impl Composer {
     }
 
     /// The `From` mailbox.
-    pub fn from(&self) -> &Mailbox {
+    pub(crate) fn from(&self) -> &Mailbox {
         &self.from
     }
 

@@ -22,14 +22,15 @@ use super::OutboundError;
 use super::config::{OutboundConfig, TlsMode};
 use crate::store::{OutboundClaim, OutboundItem, OutboundResult, Store};
 
-/// A configured transport.
+/// A configured transport: SMTP (with a connection pool), the local `sendmail` binary, or
+/// `.eml` files in a folder.
 #[derive(Debug)]
-pub enum Transport {
-    /// SMTP, with a connection pool of this many connections.
+pub struct Transport(Inner);
+
+#[derive(Debug)]
+enum Inner {
     Smtp(AsyncSmtpTransport<Tokio1Executor>, usize),
-    /// The local `sendmail` binary.
     Sendmail(AsyncSendmailTransport<Tokio1Executor>),
-    /// `.eml` files in a folder.
     File(AsyncFileTransport<Tokio1Executor>),
 }
 
@@ -77,24 +78,26 @@ impl Transport {
                 b = b.credentials(Credentials::new(user.clone(), password));
             }
             let pool = usize::try_from(s.pool_size).unwrap_or(1);
-            return Ok(Some(Transport::Smtp(b.build(), pool)));
+            return Ok(Some(Transport(Inner::Smtp(b.build(), pool))));
         }
         if let Some(s) = &o.sendmail {
-            return Ok(Some(Transport::Sendmail(match &s.path {
+            return Ok(Some(Transport(Inner::Sendmail(match &s.path {
                 Some(p) => AsyncSendmailTransport::new_with_command(p.as_os_str()),
                 None => AsyncSendmailTransport::new(),
-            })));
+            }))));
         }
         if let Some(f) = &o.file {
-            return Ok(Some(Transport::File(AsyncFileTransport::new(&f.dir))));
+            return Ok(Some(Transport(Inner::File(AsyncFileTransport::new(
+                &f.dir,
+            )))));
         }
         Ok(None)
     }
 
     /// How many messages to send at once: the SMTP pool's size, else one.
     pub fn concurrency(&self) -> usize {
-        match self {
-            Transport::Smtp(_, pool) => (*pool).max(1),
+        match &self.0 {
+            Inner::Smtp(_, pool) => (*pool).max(1),
             _ => 1,
         }
     }
@@ -117,8 +120,8 @@ impl Transport {
         let from = from.map(parse).transpose()?;
         let to = to.iter().map(|a| parse(a)).collect::<Result<Vec<_>, _>>()?;
         let envelope = Envelope::new(from, to).map_err(|e| permanent(e.to_string()))?;
-        match self {
-            Transport::Smtp(t, _) => t.send_raw(&envelope, raw).await.map(|_| ()).map_err(|e| {
+        match &self.0 {
+            Inner::Smtp(t, _) => t.send_raw(&envelope, raw).await.map(|_| ()).map_err(|e| {
                 SendFailure {
                     // Only a refusal the server said is permanent; anything else (4xx, a
                     // lost connection, a timeout, TLS) may work later.
@@ -126,11 +129,11 @@ impl Transport {
                     message: e.to_string(),
                 }
             }),
-            Transport::Sendmail(t) => t.send_raw(&envelope, raw).await.map_err(|e| SendFailure {
+            Inner::Sendmail(t) => t.send_raw(&envelope, raw).await.map_err(|e| SendFailure {
                 permanent: false,
                 message: format!("sendmail: {e}"),
             }),
-            Transport::File(t) => {
+            Inner::File(t) => {
                 t.send_raw(&envelope, raw)
                     .await
                     .map(|_| ())
