@@ -1257,3 +1257,130 @@ fn the_sendmail_transport_hands_the_message_to_the_binary() {
     let (subject, _) = decoded(&std::fs::read(env.path("message.eml")).unwrap());
     assert!(subject.starts_with("[PD-1] "), "{subject}");
 }
+
+/// The TLS sinks `scripts/test` starts: (STARTTLS port, implicit TLS port, CA file).
+fn tls_sinks() -> Option<(String, String, String)> {
+    let vars = [
+        "POSTDESK_TEST_SMTP_STARTTLS_PORT",
+        "POSTDESK_TEST_SMTPS_PORT",
+        "POSTDESK_TEST_SMTP_CA",
+    ];
+    let values: Vec<String> = vars.iter().filter_map(|v| std::env::var(v).ok()).collect();
+    if values.len() != vars.len() {
+        assert!(
+            std::env::var("POSTDESK_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "POSTDESK_REQUIRE_SERVERS=1 but {vars:?} are not all set"
+        );
+        eprintln!("skipped: no TLS SMTP sinks (set {vars:?})");
+        return None;
+    }
+    Some((values[0].clone(), values[1].clone(), values[2].clone()))
+}
+
+#[test]
+fn starttls_with_auth_and_implicit_tls_deliver_and_bad_credentials_are_retried() {
+    let Some(sink) = sink() else { return };
+    let Some((starttls, smtps, ca)) = tls_sinks() else {
+        return;
+    };
+    let env = Env::new();
+    env.write("password", b"sink-password\n");
+    env.write("wrong-password", b"guess\n");
+    let setup = |name: &str, port: &str, tls: &str, auth: &str| {
+        env.write(
+            name,
+            format!(
+                "[outbound]\nfrom = \"support@desk.example\"\nretry_base_secs = 1\n\
+                 [outbound.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\n\
+                 tls_ca_file = \"{ca}\"\ntimeout_secs = 5\n{auth}"
+            )
+            .as_bytes(),
+        )
+        .display()
+        .to_string()
+    };
+    let d = domain("tls");
+    let cases = [
+        (
+            "starttls.toml",
+            starttls.as_str(),
+            "starttls",
+            "user = \"postdesk\"\npassword_file = \"password\"\n",
+            true,
+        ),
+        ("smtps.toml", smtps.as_str(), "implicit", "", false),
+    ];
+    for (i, (name, port, tls, auth, authenticated)) in cases.into_iter().enumerate() {
+        let cfg = setup(name, port, tls, auth);
+        let out = ingest(
+            &env,
+            &cfg,
+            &mail(
+                &format!("u{i}@{d}"),
+                "Help",
+                &format!("tls{i}@client.example"),
+                "",
+                "Q",
+            ),
+        );
+        assert_eq!(out["outbound"]["status"], "queued");
+        let got = sink.received(&d);
+        assert_eq!(
+            got.len(),
+            i + 1,
+            "{name}: {:?}",
+            json(&env, &cfg, &["outbox", "list", "--json"])
+        );
+        assert_eq!(got[i].envelope["tls"], true, "{name}");
+        assert_eq!(got[i].envelope["auth"], authenticated, "{name}");
+    }
+    // A wrong password is a setting to fix: the message stays queued, no address suppressed.
+    let cfg = setup(
+        "wrong.toml",
+        &starttls,
+        "starttls",
+        "user = \"postdesk\"\npassword_file = \"wrong-password\"\n",
+    );
+    ingest(
+        &env,
+        &cfg,
+        &mail(&format!("u9@{d}"), "Help", "tls9@client.example", "", "Q"),
+    );
+    let rows = json(
+        &env,
+        &cfg,
+        &["outbox", "list", "--json", "--status", "queued"],
+    );
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert!(
+        rows[0]["last_error"].as_str().unwrap().contains("535"),
+        "{rows}"
+    );
+    assert_eq!(
+        json(&env, &cfg, &["suppressions", "list", "--json"]),
+        serde_json::json!([])
+    );
+    // Without the CA the relay's certificate is refused: nothing goes out in the clear.
+    let no_ca = env
+        .write(
+            "no-ca.toml",
+            format!(
+                "[outbound]\nfrom = \"support@desk.example\"\n[outbound.smtp]\n\
+                 host = \"127.0.0.1\"\nport = {smtps}\ntls = \"implicit\"\ntimeout_secs = 5\n"
+            )
+            .as_bytes(),
+        )
+        .display()
+        .to_string();
+    let out = ingest(
+        &env,
+        &no_ca,
+        &mail(&format!("u8@{d}"), "Help", "tls8@client.example", "", "Q"),
+    );
+    assert_eq!(out["outbound"]["status"], "queued");
+    assert_eq!(
+        sink.received(&d).len(),
+        2,
+        "not sent without a trusted certificate"
+    );
+}

@@ -8,14 +8,24 @@ SPOOL/<recipient domain>/NNNN.eml, with NNNN.json beside it (envelope sender and
 recipients). Tests give each case a recipient domain of its own, so they share one sink
 without seeing each other's mail.
 
+Started with --tlscert/--tlskey (STARTTLS) it offers AUTH PLAIN once TLS is on, and accepts
+only the user "postdesk" with the password "sink-password" (a test credential); with
+--smtpscert/--smtpskey it speaks implicit TLS. NNNN.json says whether TLS and AUTH were used.
+
 A test steers the sink with SPOOL/<domain>/control.json:
   {"tempfail_until": <unix time>}   answer 451 to every RCPT of that domain until then
   {"reject": ["a@domain", ...]}     answer 550 to RCPT of these addresses
 """
 
+import base64
 import json
 import os
 import time
+
+from aiosmtpd.smtp import MISSING, AuthResult
+
+USER = b"postdesk"
+PASSWORD = b"sink-password"
 
 
 class DirSink:
@@ -46,6 +56,20 @@ class DirSink:
             return "_other"
         return domain
 
+    async def auth_PLAIN(self, server, args):
+        try:
+            if len(args) > 1:
+                response = base64.b64decode(args[1], validate=True)
+            else:
+                response = await server.challenge_auth("")
+                if response is MISSING:
+                    return AuthResult(success=False, handled=False)
+            _authzid, user, password = response.split(b"\0")
+        except ValueError:
+            return AuthResult(success=False, handled=False)
+        ok = user == USER and password == PASSWORD
+        return AuthResult(success=ok, handled=False, auth_data=user.decode(errors="replace"))
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         control = self._control(self._domain(address))
         if control.get("tempfail_until", 0) > time.time():
@@ -66,6 +90,8 @@ class DirSink:
                 "mail_from": envelope.mail_from,
                 "rcpt_tos": envelope.rcpt_tos,
                 "size": len(envelope.original_content),
+                "tls": bool(session.ssl) or server.transport.get_extra_info("sslcontext") is not None,
+                "auth": bool(session.authenticated),
             }
             for ext, data in ((".json", json.dumps(meta).encode()), (".eml", envelope.original_content)):
                 tmp = os.path.join(folder, "." + name + ext + ".tmp")

@@ -213,6 +213,10 @@ pub struct SmtpConfig {
     /// A file holding the AUTH password (its first line), so no secret is in the config.
     #[serde(default)]
     pub password_file: Option<Spanned<PathBuf>>,
+    /// A PEM file of CA certificates to trust besides the public ones (a relay with a
+    /// private CA).
+    #[serde(default)]
+    pub tls_ca_file: Option<Spanned<PathBuf>>,
     /// Connect and command timeout in seconds (default 30).
     #[serde(default = "d_timeout")]
     pub timeout_secs: u64,
@@ -282,8 +286,13 @@ impl OutboundConfig {
         if let Some(f) = &mut self.file {
             fix(&mut f.dir);
         }
-        if let Some(p) = self.smtp.as_mut().and_then(|s| s.password_file.as_mut()) {
-            fix(p.get_mut());
+        if let Some(s) = self.smtp.as_mut() {
+            for p in [s.password_file.as_mut(), s.tls_ca_file.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                fix(p.get_mut());
+            }
         }
     }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use lettre::address::Envelope;
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{
     Address, AsyncFileTransport, AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport,
@@ -39,8 +40,26 @@ enum Inner {
 pub struct SendFailure {
     /// A permanent refusal (SMTP 5xx): not retried.
     pub permanent: bool,
+    /// The refusal is about the recipient's address (550/551/553 with no enhanced status
+    /// or a `5.1.x`/`5.2.x` one), not about the message or our account.
+    pub recipient_refused: bool,
     /// What the transport said.
     pub message: String,
+}
+
+/// How an SMTP reply code and its text classify: (permanent, about the recipient).
+/// Authentication failures (530, 534, 535, 538) are a setting to fix, not a reason to
+/// drop the message: they count as transient.
+pub fn classify_refusal(code: u16, text: &str) -> (bool, bool) {
+    if !(500..600).contains(&code) || matches!(code, 530 | 534 | 535 | 538) {
+        return (false, false);
+    }
+    let enhanced = text
+        .split_whitespace()
+        .find(|w| w.len() >= 5 && w.starts_with("5.") && w[2..].contains('.'));
+    let recipient = matches!(code, 550 | 551 | 553)
+        && enhanced.is_none_or(|e| e.starts_with("5.1.") || e.starts_with("5.2."));
+    (true, recipient)
 }
 
 impl Transport {
@@ -49,13 +68,24 @@ impl Transport {
         if let Some(s) = &o.smtp {
             let host = s.host.get_ref().trim();
             let bad = |e: &dyn std::fmt::Display| OutboundError::Transport(format!("{host}: {e}"));
-            let mut b = match s.tls {
-                TlsMode::Implicit => {
-                    AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| bad(&e))?
+            let tls = || -> Result<TlsParameters, OutboundError> {
+                let mut b = TlsParameters::builder(host.to_string());
+                if let Some(ca) = &s.tls_ca_file {
+                    let pem = std::fs::read(ca.get_ref()).map_err(|e| {
+                        OutboundError::Transport(format!(
+                            "tls_ca_file {}: {e}",
+                            ca.get_ref().display()
+                        ))
+                    })?;
+                    b = b.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| bad(&e))?);
                 }
-                TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-                    .map_err(|e| bad(&e))?,
-                TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+                b.build_rustls().map_err(|e| bad(&e))
+            };
+            let b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host);
+            let mut b = match s.tls {
+                TlsMode::Implicit => b.tls(Tls::Wrapper(tls()?)),
+                TlsMode::Starttls => b.tls(Tls::Required(tls()?)),
+                TlsMode::None => b,
             }
             .port(s.port())
             .timeout(Some(Duration::from_secs(s.timeout_secs)))
@@ -111,6 +141,7 @@ impl Transport {
     ) -> Result<(), SendFailure> {
         let permanent = |message: String| SendFailure {
             permanent: true,
+            recipient_refused: false,
             message,
         };
         let parse = |a: &str| {
@@ -122,15 +153,24 @@ impl Transport {
         let envelope = Envelope::new(from, to).map_err(|e| permanent(e.to_string()))?;
         match &self.0 {
             Inner::Smtp(t, _) => t.send_raw(&envelope, raw).await.map(|_| ()).map_err(|e| {
+                // Only a refusal the server said is permanent; anything else (4xx, a
+                // lost connection, a timeout, TLS) may work later.
+                let message = e.to_string();
+                let (permanent, recipient_refused) = match e.status() {
+                    Some(code) if e.is_permanent() => {
+                        classify_refusal(code.to_string().parse().unwrap_or(500), &message)
+                    }
+                    _ => (false, false),
+                };
                 SendFailure {
-                    // Only a refusal the server said is permanent; anything else (4xx, a
-                    // lost connection, a timeout, TLS) may work later.
-                    permanent: e.is_permanent(),
-                    message: e.to_string(),
+                    permanent,
+                    recipient_refused,
+                    message,
                 }
             }),
             Inner::Sendmail(t) => t.send_raw(&envelope, raw).await.map_err(|e| SendFailure {
                 permanent: false,
+                recipient_refused: false,
                 message: format!("sendmail: {e}"),
             }),
             Inner::File(t) => {
@@ -139,6 +179,7 @@ impl Transport {
                     .map(|_| ())
                     .map_err(|e| SendFailure {
                         permanent: false,
+                        recipient_refused: false,
                         message: format!("file transport: {e}"),
                     })
             }
@@ -309,6 +350,23 @@ mod tests {
     }
 
     #[test]
+    fn refusals_are_told_apart() {
+        assert_eq!(classify_refusal(550, "5.1.1 No such user"), (true, true));
+        assert_eq!(classify_refusal(550, "mailbox unavailable"), (true, true));
+        assert_eq!(classify_refusal(553, "5.1.3 bad address"), (true, true));
+        assert_eq!(
+            classify_refusal(550, "5.7.1 message refused as spam"),
+            (true, false)
+        );
+        assert_eq!(classify_refusal(554, "5.6.0 content"), (true, false));
+        assert_eq!(
+            classify_refusal(535, "5.7.8 bad credentials"),
+            (false, false)
+        );
+        assert_eq!(classify_refusal(451, "4.3.0 later"), (false, false));
+    }
+
+    #[test]
     fn back_off_doubles_up_to_an_hour() {
         let b = Duration::from_secs(60);
         assert_eq!(backoff(b, 1), Duration::from_secs(60));
@@ -322,11 +380,13 @@ mod tests {
         let transient = || {
             Err(SendFailure {
                 permanent: false,
+                recipient_refused: false,
                 message: "451".into(),
             })
         };
         let permanent = Err(SendFailure {
             permanent: true,
+            recipient_refused: true,
             message: "550".into(),
         });
         assert!(matches!(
