@@ -1384,3 +1384,32 @@ fn starttls_with_auth_and_implicit_tls_deliver_and_bad_credentials_are_retried()
         "not sent without a trusted certificate"
     );
 }
+
+#[test]
+fn a_hung_server_leaves_the_acknowledgement_queued_within_the_ingest_deadline() {
+    let Some(sink) = sink() else { return };
+    let env = Env::new();
+    let d = domain("hung");
+    let cfg = config(&env, &sink, "support@desk.example", "");
+    // A deadline of 3 s for all of ingest, the send included.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("[limits]\ndeadline_secs = 3\n{text}")).unwrap();
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 30.0;
+    sink.control(&d, serde_json::json!({ "stall_until": until }));
+    let start = Instant::now();
+    let out = ingest(
+        &env,
+        &cfg,
+        &mail(&format!("ann@{d}"), "Help", "h1@client.example", "", "Q"),
+    );
+    let took = start.elapsed();
+    assert_eq!(out["action"], "created", "stored, exit 0");
+    assert!(took < Duration::from_secs(6), "ingest took {took:?}");
+    let rows = outbound(&env, &cfg, "PD-1");
+    assert_eq!(rows[0]["status"], "queued", "{rows:?}");
+    sink.control(&d, serde_json::json!({}));
+}

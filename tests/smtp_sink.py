@@ -15,8 +15,10 @@ only the user "postdesk" with the password "sink-password" (a test credential); 
 A test steers the sink with SPOOL/<domain>/control.json:
   {"tempfail_until": <unix time>}   answer 451 to every RCPT of that domain until then
   {"reject": ["a@domain", ...]}     answer 550 to RCPT of these addresses
+  {"stall_until": <unix time>}      answer RCPT of that domain only then (a hung server)
 """
 
+import asyncio
 import base64
 import json
 import os
@@ -72,6 +74,9 @@ class DirSink:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         control = self._control(self._domain(address))
+        stall = control.get("stall_until", 0) - time.time()
+        if stall > 0:
+            await asyncio.sleep(stall)
         if control.get("tempfail_until", 0) > time.time():
             return "451 4.3.0 Try again later (test sink)"
         if address.lower() in [a.lower() for a in control.get("reject", [])]:
