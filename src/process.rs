@@ -311,7 +311,10 @@ impl<S: Store> Processor<S> {
             classify_options,
             spamd,
             signer: tokio::sync::OnceCell::new(),
-            composer: Composer::new(&config).map_err(|e| e.to_string()),
+            composer: Composer::new(&config).map_err(|e| {
+                tracing::warn!("outbound mail: {e}: no acknowledgement will be sent");
+                e.to_string()
+            }),
             config,
         }
     }
@@ -657,7 +660,7 @@ impl<S: Store> Processor<S> {
             own: composer.own_addresses(),
         };
         Some(match ack_policy::screen(msg, &cx) {
-            Ok(to) => format!("to {to}, within the rate limits"),
+            Ok(to) => format!("to {to}, if the rate limits allow"),
             Err(skip) => format!("none: {skip}"),
         })
     }
