@@ -1413,3 +1413,63 @@ fn a_hung_server_leaves_the_acknowledgement_queued_within_the_ingest_deadline() 
     assert_eq!(rows[0]["status"], "queued", "{rows:?}");
     sink.control(&d, serde_json::json!({}));
 }
+
+#[test]
+fn concurrent_workers_share_the_rate_limits() {
+    let Some(sink) = sink() else { return };
+    let env = Env::new();
+    let d = domain("workers");
+    let cfg = config(&env, &sink, "support@desk.example", "");
+    // The schema first, so the workers do not race to create the database.
+    ingest(
+        &env,
+        &cfg,
+        &mail(
+            &format!("first@{d}"),
+            "Warm-up",
+            "w0@client.example",
+            "",
+            "Q",
+        ),
+    );
+    let children: Vec<_> = (1..=8)
+        .map(|i| {
+            let mut c = env
+                .cmd(&["ingest", "--json", "--config", &cfg])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(
+                    mail(
+                        &format!("ann@{d}"),
+                        &format!("Topic {i}"),
+                        &format!("w{i}@client.example"),
+                        "",
+                        "Q",
+                    )
+                    .as_bytes(),
+                )
+                .unwrap();
+            c
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let to_ann = sink
+        .received(&d)
+        .iter()
+        .filter(|r| r.envelope["rcpt_tos"][0] == format!("ann@{d}"))
+        .count();
+    assert_eq!(
+        to_ann, 3,
+        "8 tickets from one sender at once: 3 acknowledgements"
+    );
+}
