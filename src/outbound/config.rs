@@ -387,3 +387,54 @@ impl OutboundConfig {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn fields(toml: &str) -> Vec<String> {
+        Config::from_toml(toml)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn a_transport_needs_a_from_address_and_one_transport_only() {
+        assert_eq!(
+            fields("[outbound.file]\ndir = \"out\"\n"),
+            vec!["outbound.from"]
+        );
+        assert_eq!(
+            fields(
+                "[outbound]\nfrom = \"a@b.example\"\n[outbound.file]\ndir = \"o\"\n\
+                 [outbound.sendmail]\n"
+            ),
+            vec!["outbound"]
+        );
+        assert_eq!(
+            fields("[outbound]\nfrom = \"not an address\"\n"),
+            vec!["outbound.from"]
+        );
+        assert_eq!(
+            fields("[outbound.queues.nope]\nstyle = \"formal\"\n"),
+            vec!["outbound.queues.nope"]
+        );
+        assert_eq!(
+            fields(
+                "[outbound]\nfrom = \"a@b.example\"\n[outbound.smtp]\nhost = \"h\"\nuser = \"u\"\n"
+            ),
+            vec!["outbound.smtp"]
+        );
+        let ok = Config::from_toml(
+            "[outbound]\nfrom = \"Desk <a@b.example>\"\nacknowledge = \"all\"\n\
+             [outbound.smtp]\nhost = \"smtp.b.example\"\ntls = \"implicit\"\n",
+        )
+        .unwrap();
+        assert!(ok.outbound.enabled());
+        assert_eq!(ok.outbound.smtp.unwrap().port(), 465);
+        assert!(!Config::default().outbound.enabled());
+    }
+}
