@@ -354,6 +354,13 @@ impl OutboundConfig {
                 "must be greater than 0".into(),
             ));
         }
+        if self.retry_base_secs == 0 {
+            out.push((
+                0..0,
+                "outbound.retry_base_secs".into(),
+                "must be at least 1".into(),
+            ));
+        }
         if self.max_attempts == 0 {
             out.push((
                 0..0,

@@ -192,7 +192,7 @@ impl Transport {
 pub struct FlushOptions {
     /// Only this outbox row (`ingest` sends what it just queued).
     pub only: Option<i64>,
-    /// Rows claimed at a time.
+    /// Rows claimed at a time, at most (no more than the transport sends at once).
     pub batch: u32,
     /// How long a claim keeps other flushes off a row: longer than a send can take.
     pub lease: Duration,
@@ -290,7 +290,11 @@ pub async fn flush<S: Store>(
         let items = store
             .claim_outbound(&OutboundClaim {
                 only: opts.only,
-                limit: opts.batch,
+                // No more than can be sent at once: a row waits for no other send, so
+                // its lease (several send timeouts) cannot run out while it is ours.
+                limit: opts
+                    .batch
+                    .min(u32::try_from(transport.concurrency()).unwrap_or(1)),
                 now: rfc3339(now),
                 lease_until: rfc3339(now + lease),
             })
