@@ -59,7 +59,9 @@ static ROLES: LazyLock<Vec<(String, bool)>> = LazyLock::new(|| {
         .collect()
 });
 
-/// `address` lower-cased, without angle brackets and without a `+detail`.
+/// `address` lower-cased, without angle brackets, a `+detail` or a BATV tag
+/// (`prvs=0123abcd=ann@…`, which changes with every message): one key per mailbox, so the
+/// per-sender limit and the suppression list see one address.
 pub fn canonical(address: &str) -> String {
     let a = address
         .trim()
@@ -68,6 +70,11 @@ pub fn canonical(address: &str) -> String {
         .to_lowercase();
     match a.rsplit_once('@') {
         Some((local, domain)) => {
+            let local = local
+                .strip_prefix("prvs=")
+                .and_then(|rest| rest.split_once('=').map(|(_tag, l)| l))
+                .filter(|l| !l.is_empty())
+                .unwrap_or(local);
             let local = local.split('+').next().unwrap_or(local);
             format!("{local}@{domain}")
         }
@@ -288,6 +295,8 @@ mod tests {
             assert!(is_role(a), "{a}");
         }
         assert!(!is_role("ann@x.org"));
+        assert_eq!(canonical("<PRVS=0123abcd=Ann+x@X.org>"), "ann@x.org");
+        assert_eq!(canonical("prvs=@x.org"), "prvs=@x.org");
         assert!(!is_role("rootbeer@x.org"));
         let own = vec!["ann@example.org".to_string()];
         assert_eq!(screen(&msg(""), &cx(&own)).unwrap_err().code, "own-address");

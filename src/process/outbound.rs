@@ -239,6 +239,7 @@ impl<S: Store> Processor<S> {
             .outbound_counts(&OutboundCountQuery {
                 ticket_id,
                 recipient: recipient.clone(),
+                address: to.trim().to_lowercase(),
                 sender_since: since(o.limits.per_sender_hours),
                 global_since: since(1),
             })

@@ -965,8 +965,11 @@ pub struct NewOutbound {
 pub struct OutboundCountQuery {
     /// The ticket.
     pub ticket_id: i64,
-    /// The recipient (lower-cased).
+    /// The recipient, as [`crate::outbound::policy::canonical`] makes it.
     pub recipient: String,
+    /// The recipient as it will be addressed (lower-cased): suppressed too when it is on
+    /// the list in this form.
+    pub address: String,
     /// Start of the per-sender window (RFC 3339).
     pub sender_since: String,
     /// Start of the global window (RFC 3339).

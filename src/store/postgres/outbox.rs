@@ -61,12 +61,13 @@ pub(super) async fn counts(db: &mut Conn, q: &OutboundCountQuery) -> Result<Coun
                 AND recipient = $2 AND created_at >= $3) AS sender,
             (SELECT count(*) FROM outbox WHERE kind = 'ack' AND status <> 'skipped'
                 AND created_at >= $4) AS global,
-            EXISTS (SELECT 1 FROM suppressions WHERE address = $2) AS suppressed",
+            EXISTS (SELECT 1 FROM suppressions WHERE address IN ($2, $5)) AS suppressed",
     )
     .bind(q.ticket_id)
     .bind(text(&q.recipient))
     .bind(&q.sender_since)
     .bind(&q.global_since)
+    .bind(text(&q.address))
     .fetch_one(&mut *db)
     .await
     .db()?;

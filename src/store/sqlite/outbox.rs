@@ -49,8 +49,8 @@ pub(super) fn counts(db: &Connection, q: &OutboundCountQuery) -> Res<Counts> {
     )?;
     let suppressed = db
         .query_row(
-            "SELECT 1 FROM suppressions WHERE address = ?1",
-            [&q.recipient],
+            "SELECT 1 FROM suppressions WHERE address IN (?1, ?2)",
+            [&q.recipient, &q.address],
             |_| Ok(()),
         )
         .optional()?
