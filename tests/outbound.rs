@@ -1473,3 +1473,49 @@ fn concurrent_workers_share_the_rate_limits() {
         "8 tickets from one sender at once: 3 acknowledgements"
     );
 }
+
+#[test]
+fn the_acknowledgement_goes_to_the_envelope_sender() {
+    let Some(sink) = sink() else { return };
+    let env = Env::new();
+    let d = domain("rfc3834");
+    let cfg = config(&env, &sink, "support@desk.example", "");
+    // The MTA passes the envelope sender (Postfix `${sender}`): RFC 3834 answers there,
+    // not to From or Reply-To.
+    let raw = mail(
+        &format!("Ann <ann@{d}>"),
+        "Help",
+        "e1@client.example",
+        &format!("Reply-To: team@{d}\r\n"),
+        "Q",
+    );
+    let out = env.ingest_args(
+        &[
+            "--config",
+            &cfg,
+            "--sender",
+            &format!("prvs=1a2b3c4d=ann@{d}"),
+        ],
+        &raw,
+    );
+    assert_eq!(out["outbound"]["status"], "queued");
+    let got = sink.received(&d);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].envelope["rcpt_tos"],
+        serde_json::json!([format!("prvs=1a2b3c4d=ann@{d}")])
+    );
+    // A null envelope sender is never answered, whatever the header fields say.
+    let out = env.ingest_args(
+        &["--config", &cfg, "--sender", ""],
+        &raw.replace("e1@", "e2@").replace("Help", "Other"),
+    );
+    assert_eq!(out["outbound"]["status"], "skipped", "{out}");
+    assert!(
+        out["outbound"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("null-sender")
+    );
+    assert_eq!(sink.received(&d).len(), 1);
+}
