@@ -66,9 +66,23 @@ const BUILT_IN: &[(&str, &str)] = &[
     ),
 ];
 
+/// Words of a list file (`rules/*.txt`): one per line, `#` comments.
+fn words(list: &'static str) -> Vec<&'static str> {
+    list.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+static RU_LATIN: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| words(include_str!("rules/ru-latin-words.txt")));
+static EN: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| words(include_str!("rules/en-words.txt")));
+
 /// The language of a message: its `Content-Language` when that names one we have, else
 /// the script of its new text and subject (Cyrillic letters outnumbering Latin ones:
-/// Russian), else English.
+/// Russian), else its words (Russian typed in Latin letters, `rules/ru-latin-words.txt`,
+/// against common English ones), else English.
 pub fn detect_language(content_language: Option<&str>, subject: &str, text: &str) -> Language {
     if let Some(cl) = content_language {
         for tag in cl.split(',') {
@@ -90,6 +104,23 @@ pub fn detect_language(content_language: Option<&str>, subject: &str, text: &str
         }
     }
     if cyrillic > latin {
+        return Language::Ru;
+    }
+    let mut ru = std::collections::BTreeSet::new();
+    let mut en = std::collections::BTreeSet::new();
+    let text = format!("{subject} {text}").to_lowercase();
+    for w in text
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty())
+        .take(2000)
+    {
+        if RU_LATIN.contains(&w) {
+            ru.insert(w.to_string());
+        } else if EN.contains(&w) {
+            en.insert(w.to_string());
+        }
+    }
+    if ru.len() >= 2 && ru.len() > en.len() {
         Language::Ru
     } else {
         Language::En
@@ -219,6 +250,19 @@ mod tests {
             Language::Ru
         );
         assert_eq!(detect_language(None, "", ""), Language::En);
+        assert_eq!(
+            detect_language(
+                None,
+                "zakaz 42",
+                "Zdravstvuyte, u menya ne rabotaet printer"
+            ),
+            Language::Ru
+        );
+        assert_eq!(
+            detect_language(None, "Order", "Hello, my order is not here, can you help?"),
+            Language::En
+        );
+        assert_eq!(detect_language(None, "Privet", "thanks"), Language::En);
     }
 
     #[test]
