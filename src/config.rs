@@ -50,6 +50,9 @@ pub struct Config {
     /// What happens to each kind of automatic mail.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// Acknowledgements and agent replies: transport, addresses, templates, limits.
+    #[serde(default)]
+    pub outbound: crate::outbound::config::OutboundConfig,
 }
 
 /// What happens to a message of one verdict.
@@ -560,12 +563,18 @@ impl Config {
                 message: format!("cannot read: {e}"),
             }]
         })?;
-        Config::from_toml(&text).map_err(|mut errors| {
+        let mut config = Config::from_toml(&text).map_err(|mut errors| {
             for e in &mut errors {
                 e.path = Some(path.to_path_buf());
             }
             errors
-        })
+        })?;
+        // Files the configuration names are found beside it, whatever the working
+        // directory (an MTA's pipe runs anywhere).
+        if let Some(dir) = path.parent() {
+            config.outbound.resolve_paths(dir);
+        }
+        Ok(config)
     }
 
     /// Parse and validate TOML text. Every problem is reported, not just the first.
@@ -716,6 +725,9 @@ impl Config {
         }
         if self.import.batch_size == 0 {
             bad(0..0, "import.batch_size", "must be greater than 0".into());
+        }
+        for (span, field, msg) in self.outbound.validate(|q| self.has_queue(q)) {
+            bad(span, &field, msg);
         }
         // Fields without a span (plain numbers) are located by their key in the text.
         for e in &mut errors {

@@ -28,6 +28,12 @@ pub enum Error {
     /// headers were kept).
     #[error("cannot release held message: {0}")]
     Release(String),
+    /// An agent's reply cannot be sent (no such ticket, no transport, a bad address).
+    #[error("cannot reply: {0}")]
+    Reply(String),
+    /// Outbound mail could not be prepared or sent (a template, the transport).
+    #[error(transparent)]
+    Outbound(#[from] crate::outbound::OutboundError),
     /// A bug: a panic was caught and contained.
     #[error("internal error (caught panic): {0}")]
     Panic(String),

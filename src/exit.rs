@@ -31,6 +31,8 @@ pub fn for_ingest_error(err: &Error) -> u8 {
         | Error::Deadline(_)
         | Error::Input(_)
         | Error::Release(_)
+        | Error::Outbound(_)
+        | Error::Reply(_)
         | Error::Panic(_) => TEMPFAIL,
     }
 }

@@ -17,6 +17,8 @@
 //!   opened by URL with [`store::open`].
 //! - [`address`]: RFC 5322 address lists; [`term`]: text from mail made safe for a terminal.
 //! - [`process`]: the [`Processor`] that runs it all in one transaction per message.
+//! - [`outbound`]: acknowledgements and agent replies, queued in the store's transaction
+//!   and sent after the commit (RFC 3834-safe, rate-limited).
 //! - [`source`]: reading mbox files, Maildir folders and `.eml` files for import.
 //! - [`exit`]: the sysexits contract with MTAs.
 //!
@@ -46,6 +48,7 @@ pub mod error;
 pub mod exit;
 pub mod import;
 pub mod model;
+pub mod outbound;
 pub mod parse;
 pub mod process;
 pub mod source;

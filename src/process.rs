@@ -14,6 +14,7 @@ use chrono::{SecondsFormat, Utc};
 use crate::classify::{Classification, ClassifyOptions, Verdict, classify_with};
 use crate::config::{Config, Disposition, PolicyConfig};
 use crate::error::Error;
+use crate::outbound::Composer;
 use crate::parse::{self, Parsed, ParsedMessage, RejectReason};
 use crate::spamd::{self, SpamdOptions};
 use crate::store::{
@@ -25,6 +26,10 @@ use crate::thread::{
     ThreadOptions, decide, normalize_subject,
 };
 use crate::trim;
+
+mod outbound;
+
+pub use outbound::{OutboundNote, Reply, ReplyAttachment, ReplyOutcome};
 
 /// At most this much of a message's head is kept as its "headers" in a held record.
 const MAX_HEADER_BLOCK: usize = 256 * 1024;
@@ -93,6 +98,10 @@ pub struct Outcome {
     pub thread: Option<String>,
     /// The queue.
     pub queue: String,
+    /// The acknowledgement queued for it, or why none is sent (only when outbound mail is
+    /// configured and the message is in a ticket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<OutboundNote>,
 }
 
 /// `explain`'s view of a message: everything the pipeline decides, without storing.
@@ -120,6 +129,10 @@ pub struct Explanation {
     pub queue: String,
     /// Set when a different stored message already has this message's Message-ID.
     pub collision: Option<String>,
+    /// Whether an acknowledgement would be sent, and to whom, or why not (only when
+    /// outbound mail is configured; the rate limits are checked at delivery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledgement: Option<String>,
 }
 
 /// The pure part of processing: everything decided before the store is touched.
@@ -227,6 +240,9 @@ pub struct Processor<S> {
     classify_options: ClassifyOptions,
     spamd: Option<SpamdOptions>,
     signer: tokio::sync::OnceCell<Signer>,
+    /// Outbound mail: `Ok(None)` when no transport is configured; an error (a template
+    /// that does not load) skips every acknowledgement with its text as the reason.
+    composer: Result<Option<Composer>, String>,
 }
 
 impl<S: Store> Processor<S> {
@@ -238,13 +254,17 @@ impl<S: Store> Processor<S> {
         let classify_options = config.spam.classify_options();
         let spamd = config.spam.spamd_options();
         Processor {
-            config,
             store,
             tag,
             options,
             classify_options,
             spamd,
             signer: tokio::sync::OnceCell::new(),
+            composer: Composer::new(&config).map_err(|e| {
+                tracing::warn!("outbound mail: {e}: no acknowledgement will be sent");
+                e.to_string()
+            }),
+            config,
         }
     }
 
@@ -357,7 +377,11 @@ impl<S: Store> Processor<S> {
             let mut prepared = [self.prepare_owned(raw, delivery)?];
             self.verify(&mut prepared).await?;
             self.spam_check(&mut prepared).await;
-            let mut outcomes = self.write_batch(&prepared).await?;
+            if self.acknowledging() {
+                // Before the transaction: the store's secret is read outside it.
+                self.signer().await?;
+            }
+            let mut outcomes = self.write_batch(&prepared, true).await?;
             Ok(outcomes.remove(0))
         };
         tokio::time::timeout(Duration::from_secs(secs), work)
@@ -384,7 +408,8 @@ impl<S: Store> Processor<S> {
     pub async fn store_batch(&self, mut prepared: Vec<Prepared>) -> Result<Vec<Outcome>, Error> {
         self.verify(&mut prepared).await?;
         self.spam_check(&mut prepared).await;
-        self.write_batch(&prepared).await
+        // Archives are never acknowledged.
+        self.write_batch(&prepared, false).await
     }
 
     /// One transaction for `prepared`, tried again (up to three times in all, after a
@@ -392,12 +417,13 @@ impl<S: Store> Processor<S> {
     /// (the next try finds it as a duplicate), or a deadlock or serialization conflict the
     /// database broke. Other errors (busy past the timeout, a lost connection) are the
     /// caller's to retry later.
-    async fn write_batch(&self, prepared: &[Prepared]) -> Result<Vec<Outcome>, Error> {
+    /// `ack`: acknowledge what the batch creates (single deliveries only).
+    async fn write_batch(&self, prepared: &[Prepared], ack: bool) -> Result<Vec<Outcome>, Error> {
         let mut pause = Duration::from_millis(20);
         for attempt in 1.. {
             let result = async {
                 let mut tx = self.store.begin().await?;
-                let outcomes = self.apply(&mut tx, prepared).await?;
+                let outcomes = self.apply(&mut tx, prepared, ack).await?;
                 tx.commit().await?;
                 Ok::<_, Error>(outcomes)
             }
@@ -460,7 +486,8 @@ impl<S: Store> Processor<S> {
         if !tx.release(id).await? {
             return Err(Error::Release(format!("#{id} was released before")));
         }
-        let mut outcomes = self.apply(&mut tx, &prepared).await?;
+        // A released message is often old: it is not acknowledged.
+        let mut outcomes = self.apply(&mut tx, &prepared, false).await?;
         tx.commit().await?;
         Ok(outcomes.remove(0))
     }
@@ -518,6 +545,12 @@ impl<S: Store> Processor<S> {
                     action,
                     queue: p.queue.clone(),
                     collision,
+                    acknowledgement: self.explain_acknowledgement(
+                        &p,
+                        msg,
+                        class.verdict,
+                        action == Action::Created,
+                    ),
                 }
             }
             PreparedBody::Rejected {
@@ -536,10 +569,14 @@ impl<S: Store> Processor<S> {
                 action: Action::Quarantined,
                 queue: p.queue.clone(),
                 collision: None,
+                acknowledgement: None,
             },
         };
         if duplicate {
             explanation.action = Action::Duplicate;
+            if explanation.acknowledgement.is_some() {
+                explanation.acknowledgement = Some("none: a duplicate".into());
+            }
         }
         Ok(explanation)
     }
@@ -686,6 +723,7 @@ impl<S: Store> Processor<S> {
         &self,
         tx: &mut T,
         batch: &[Prepared],
+        ack: bool,
     ) -> Result<Vec<Outcome>, Error> {
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
         // Every thread key of the batch at once, before any write: taken one message at a
@@ -694,7 +732,7 @@ impl<S: Store> Processor<S> {
         tx.lock(&keys).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for p in batch {
-            outcomes.push(self.apply_one(tx, p, &now).await?);
+            outcomes.push(self.apply_one(tx, p, &now, ack).await?);
         }
         Ok(outcomes)
     }
@@ -706,6 +744,7 @@ impl<S: Store> Processor<S> {
         tx: &mut T,
         p: &Prepared,
         now: &str,
+        ack: bool,
     ) -> Result<Outcome, Error> {
         if let Some(d) = tx.find_duplicate(&p.dedup_keys()).await? {
             return Ok(Outcome {
@@ -727,12 +766,17 @@ impl<S: Store> Processor<S> {
             Some(Written::Ticket(id)) => Some(*id),
             _ => None,
         };
+        let outbound = match ticket_id {
+            Some(t) if ack => self.acknowledge(tx, p, t, plan.action, now).await?,
+            _ => None,
+        };
         Ok(Outcome {
             action: plan.action,
             ticket_id,
             ticket_ref: ticket_id.map(|t| self.tag.reference(t)),
             held_id: held_id(&written),
             thread: plan.thread_reason,
+            outbound,
             ..self.outcome(p)
         })
     }
@@ -756,6 +800,7 @@ impl<S: Store> Processor<S> {
             reasons,
             thread: None,
             queue: p.queue.clone(),
+            outbound: None,
         }
     }
 

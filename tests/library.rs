@@ -284,7 +284,7 @@ async fn attachments_stored_before_migration_5_survive_the_upgrade() {
     assert_eq!(names_and_contents(&before), expected);
 
     // Back to version 4: the `attachments` table as migration 1 made it (migrations 2 to 4
-    // left it alone), its content the decoded copies, and nothing of version 6.
+    // left it alone), its content the decoded copies, and nothing of versions 6 and 7.
     const MIGRATION_1: &str = include_str!("../migrations/sqlite/0001_initial.sql");
     let start = MIGRATION_1.find("CREATE TABLE attachments (").unwrap();
     let v4_table = &MIGRATION_1[start..start + MIGRATION_1[start..].find(");").unwrap() + 2];
@@ -299,6 +299,7 @@ async fn attachments_stored_before_migration_5_survive_the_upgrade() {
          CREATE INDEX attachments_message ON attachments (message_id);
          DROP TABLE message_refs;
          DROP INDEX held_messages_message_id;
+         DROP TABLE outbox;
          PRAGMA user_version = 4;"
     ))
     .unwrap();
@@ -319,7 +320,7 @@ async fn attachments_stored_before_migration_5_survive_the_upgrade() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     let copies: i64 = db
         .query_row(
             "SELECT count(*) FROM attachments WHERE content IS NOT NULL AND raw_start IS NULL",

@@ -235,6 +235,8 @@ pub enum Write {
         /// When (RFC 3339).
         received_at: String,
     },
+    /// Queue outgoing mail (or record why none is sent) in the outbox.
+    Outbound(Box<NewOutbound>),
 }
 
 /// What a write produced.
@@ -246,6 +248,8 @@ pub enum Written {
     Held(i64),
     /// Suppression list updated.
     Suppressed,
+    /// This outbox row.
+    Outbound(i64),
 }
 
 /// A write transaction. Dropping it without [`StoreTx::commit`] rolls back. Lookups see
@@ -278,6 +282,12 @@ pub trait StoreTx: Send {
     /// marks it released and frees its dedup key. False when there is no such record or
     /// it was released before.
     fn release(&mut self, id: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// What the acknowledgement rate limits count (see [`OutboundCountQuery`]).
+    fn outbound_counts(
+        &mut self,
+        query: &OutboundCountQuery,
+    ) -> impl Future<Output = Result<crate::outbound::policy::Counts, StoreError>> + Send;
 
     /// Make every write durable. Only after this returns may the source be told "done".
     fn commit(self) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -527,6 +537,27 @@ pub trait Store: Send + Sync {
     /// Held (quarantined and dropped) messages, newest first.
     fn held(&self, limit: u32)
     -> impl Future<Output = Result<Vec<HeldSummary>, StoreError>> + Send;
+
+    /// Take queued outbox rows that are due and not leased (at most `limit`; only row
+    /// `only` when given), leasing them until `lease_until`, so that no other flush takes
+    /// them meanwhile.
+    fn claim_outbound(
+        &self,
+        claim: &OutboundClaim,
+    ) -> impl Future<Output = Result<Vec<OutboundItem>, StoreError>> + Send;
+
+    /// Record what sending outbox row `id` gave.
+    fn finish_outbound(
+        &self,
+        id: i64,
+        result: &OutboundResult,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Outbox rows, newest first.
+    fn outbound(
+        &self,
+        filter: &OutboundFilter,
+    ) -> impl Future<Output = Result<Vec<OutboundSummary>, StoreError>> + Send;
 }
 
 /// A store of either backend, as [`open`] returns it.
@@ -598,6 +629,13 @@ impl StoreTx for AnyTx<'_> {
         both_tx!(self, t => t.release(id).await)
     }
 
+    async fn outbound_counts(
+        &mut self,
+        query: &OutboundCountQuery,
+    ) -> Result<crate::outbound::policy::Counts, StoreError> {
+        both_tx!(self, t => t.outbound_counts(query).await)
+    }
+
     async fn commit(self) -> Result<(), StoreError> {
         both_tx!(self, t => t.commit().await)
     }
@@ -652,6 +690,250 @@ impl Store for AnyStore {
     async fn held(&self, limit: u32) -> Result<Vec<HeldSummary>, StoreError> {
         both!(self, s => s.held(limit).await)
     }
+
+    async fn claim_outbound(&self, claim: &OutboundClaim) -> Result<Vec<OutboundItem>, StoreError> {
+        both!(self, s => s.claim_outbound(claim).await)
+    }
+
+    async fn finish_outbound(&self, id: i64, result: &OutboundResult) -> Result<(), StoreError> {
+        both!(self, s => s.finish_outbound(id, result).await)
+    }
+
+    async fn outbound(&self, filter: &OutboundFilter) -> Result<Vec<OutboundSummary>, StoreError> {
+        both!(self, s => s.outbound(filter).await)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Outbound mail: the outbox (see `crate::outbound`).
+
+/// What an outbox row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboundKind {
+    /// An automatic acknowledgement.
+    Ack,
+    /// An agent's reply.
+    Reply,
+}
+
+impl OutboundKind {
+    /// Stable name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboundKind::Ack => "ack",
+            OutboundKind::Reply => "reply",
+        }
+    }
+}
+
+impl std::str::FromStr for OutboundKind {
+    type Err = crate::error::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ack" => Ok(OutboundKind::Ack),
+            "reply" => Ok(OutboundKind::Reply),
+            _ => Err(crate::error::UnknownName {
+                kind: "outbound kind",
+                name: s.to_string(),
+                expected: "ack, reply",
+            }),
+        }
+    }
+}
+
+/// Where an outbox row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboundStatus {
+    /// Waiting to be sent (or to be retried).
+    Queued,
+    /// Accepted by the transport.
+    Sent,
+    /// Refused for good, or out of attempts.
+    Failed,
+    /// Never to be sent: the row records why (an acknowledgement the policy refused).
+    Skipped,
+}
+
+impl OutboundStatus {
+    /// Stable name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboundStatus::Queued => "queued",
+            OutboundStatus::Sent => "sent",
+            OutboundStatus::Failed => "failed",
+            OutboundStatus::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::str::FromStr for OutboundStatus {
+    type Err = crate::error::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "queued" => Ok(OutboundStatus::Queued),
+            "sent" => Ok(OutboundStatus::Sent),
+            "failed" => Ok(OutboundStatus::Failed),
+            "skipped" => Ok(OutboundStatus::Skipped),
+            _ => Err(crate::error::UnknownName {
+                kind: "outbound status",
+                name: s.to_string(),
+                expected: "queued, sent, failed, skipped",
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for OutboundStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// An outbox row to write: queued mail, or a skipped acknowledgement and its reason.
+#[derive(Debug, Clone)]
+pub struct NewOutbound {
+    /// The ticket it is about.
+    pub ticket_id: i64,
+    /// Acknowledgement or reply.
+    pub kind: OutboundKind,
+    /// `Queued` or `Skipped`.
+    pub status: OutboundStatus,
+    /// Why it was skipped.
+    pub reason: Option<String>,
+    /// The main recipient (lower-cased), counted by the rate limits.
+    pub recipient: Option<String>,
+    /// Every envelope recipient.
+    pub recipients: Vec<String>,
+    /// Envelope sender; `None` for the null sender `<>`.
+    pub envelope_from: Option<String>,
+    /// The Message-ID (without brackets), fixed at queue time.
+    pub message_id: Option<String>,
+    /// The subject as sent.
+    pub subject: Option<String>,
+    /// The bytes to send.
+    pub raw: Option<Vec<u8>>,
+    /// When queued (RFC 3339).
+    pub created_at: String,
+}
+
+/// What [`StoreTx::outbound_counts`] counts: acknowledgements queued, sent or failed (not
+/// skipped) for a ticket, to an address since a time, and in all since a time; and
+/// whether the address is suppressed.
+#[derive(Debug, Clone)]
+pub struct OutboundCountQuery {
+    /// The ticket.
+    pub ticket_id: i64,
+    /// The recipient, as [`crate::outbound::policy::canonical`] makes it.
+    pub recipient: String,
+    /// The recipient as it will be addressed (lower-cased): suppressed too when it is on
+    /// the list in this form.
+    pub address: String,
+    /// Start of the per-sender window (RFC 3339).
+    pub sender_since: String,
+    /// Start of the global window (RFC 3339).
+    pub global_since: String,
+}
+
+/// Which rows [`Store::claim_outbound`] takes.
+#[derive(Debug, Clone)]
+pub struct OutboundClaim {
+    /// Only this row (what `ingest` just queued).
+    pub only: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+    /// Now (RFC 3339): rows due at or before it, with no lease or an expired one.
+    pub now: String,
+    /// The lease: no other claim takes the rows before this (RFC 3339).
+    pub lease_until: String,
+}
+
+/// A claimed outbox row, to send.
+#[derive(Debug, Clone)]
+pub struct OutboundItem {
+    /// Row id.
+    pub id: i64,
+    /// The ticket.
+    pub ticket_id: i64,
+    /// The main recipient.
+    pub recipient: Option<String>,
+    /// Envelope recipients.
+    pub recipients: Vec<String>,
+    /// Envelope sender (`None`: `<>`).
+    pub envelope_from: Option<String>,
+    /// The bytes.
+    pub raw: Vec<u8>,
+    /// Attempts before this one.
+    pub attempts: u32,
+}
+
+/// What sending an outbox row gave.
+#[derive(Debug, Clone)]
+pub enum OutboundResult {
+    /// Accepted.
+    Sent {
+        /// When (RFC 3339).
+        at: String,
+    },
+    /// A transient failure: try again at `next`.
+    Retry {
+        /// When to try again (RFC 3339).
+        next: String,
+        /// What went wrong.
+        error: String,
+    },
+    /// A permanent failure (or out of attempts).
+    Failed {
+        /// What went wrong.
+        error: String,
+        /// Put this address on the suppression list (a permanent refusal of it).
+        suppress: Option<String>,
+        /// When (RFC 3339).
+        at: String,
+    },
+}
+
+/// Filter for [`Store::outbound`].
+#[derive(Debug, Clone, Default)]
+pub struct OutboundFilter {
+    /// Only this ticket's rows.
+    pub ticket_id: Option<i64>,
+    /// Only rows with this status.
+    pub status: Option<OutboundStatus>,
+    /// At most this many.
+    pub limit: Option<u32>,
+}
+
+/// An outbox row as listed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboundSummary {
+    /// Row id.
+    pub id: i64,
+    /// The ticket.
+    pub ticket_id: i64,
+    /// Acknowledgement or reply.
+    pub kind: OutboundKind,
+    /// Where it stands.
+    pub status: OutboundStatus,
+    /// Why it was skipped.
+    pub reason: Option<String>,
+    /// The main recipient.
+    pub recipient: Option<String>,
+    /// Message-ID.
+    pub message_id: Option<String>,
+    /// Subject.
+    pub subject: Option<String>,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// When queued (RFC 3339).
+    pub created_at: String,
+    /// When the next attempt is due (queued rows).
+    pub next_attempt_at: Option<String>,
+    /// When sent.
+    pub sent_at: Option<String>,
 }
 
 /// A fresh random signing secret (32 bytes, hex).

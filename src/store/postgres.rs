@@ -28,6 +28,8 @@ use super::{
 };
 use crate::model::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
+mod outbox;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A [`Store`] on a PostgreSQL database.
@@ -175,6 +177,13 @@ impl super::StoreTx for PgTx {
         .await
         .db()?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn outbound_counts(
+        &mut self,
+        query: &super::OutboundCountQuery,
+    ) -> Result<crate::outbound::policy::Counts, StoreError> {
+        outbox::counts(&mut self.tx, query).await
     }
 
     async fn commit(self) -> Result<(), StoreError> {
@@ -361,6 +370,7 @@ async fn write(db: &mut Conn, w: &Write) -> Result<Written, StoreError> {
             }
             Written::Suppressed
         }
+        Write::Outbound(o) => Written::Outbound(outbox::insert(db, o).await?),
     })
 }
 
@@ -739,5 +749,26 @@ impl Store for PgStore {
             .await
             .db()?;
         rows.iter().map(held_summary).collect()
+    }
+    async fn claim_outbound(
+        &self,
+        claim: &super::OutboundClaim,
+    ) -> Result<Vec<super::OutboundItem>, StoreError> {
+        self.claim(claim).await
+    }
+
+    async fn finish_outbound(
+        &self,
+        id: i64,
+        result: &super::OutboundResult,
+    ) -> Result<(), StoreError> {
+        self.finish(id, result).await
+    }
+
+    async fn outbound(
+        &self,
+        filter: &super::OutboundFilter,
+    ) -> Result<Vec<super::OutboundSummary>, StoreError> {
+        self.list_outbound(filter).await
     }
 }

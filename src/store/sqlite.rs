@@ -34,6 +34,8 @@ use super::{
 };
 use crate::model::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
+mod outbox;
+
 /// The schema, one step per version (`PRAGMA user_version` is the last step applied).
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_initial.sql"),
@@ -42,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_suppressions.sql"),
     include_str!("../../migrations/sqlite/0005_attachment_source.sql"),
     include_str!("../../migrations/sqlite/0006_trust.sql"),
+    include_str!("../../migrations/sqlite/0007_outbound.sql"),
 ];
 
 /// Page size of new databases (see the module documentation).
@@ -370,6 +373,14 @@ impl super::StoreTx for SqliteTx {
         .await
     }
 
+    async fn outbound_counts(
+        &mut self,
+        query: &super::OutboundCountQuery,
+    ) -> Result<crate::outbound::policy::Counts, StoreError> {
+        let query = query.clone();
+        self.with(move |db| outbox::counts(db, &query)).await
+    }
+
     async fn commit(mut self) -> Result<(), StoreError> {
         self.with(|db| {
             if let Err(e) = db.execute_batch("COMMIT") {
@@ -554,6 +565,7 @@ fn write(db: &Connection, w: &Write) -> Res<Written> {
             }
             Written::Suppressed
         }
+        Write::Outbound(o) => Written::Outbound(outbox::insert(db, o)?),
     })
 }
 
@@ -954,5 +966,27 @@ impl Store for SqliteStore {
                 .collect::<Result<_, _>>()?)
         })
         .await
+    }
+
+    async fn claim_outbound(
+        &self,
+        claim: &super::OutboundClaim,
+    ) -> Result<Vec<super::OutboundItem>, StoreError> {
+        self.claim(claim).await
+    }
+
+    async fn finish_outbound(
+        &self,
+        id: i64,
+        result: &super::OutboundResult,
+    ) -> Result<(), StoreError> {
+        self.finish(id, result).await
+    }
+
+    async fn outbound(
+        &self,
+        filter: &super::OutboundFilter,
+    ) -> Result<Vec<super::OutboundSummary>, StoreError> {
+        self.list_outbound(filter).await
     }
 }

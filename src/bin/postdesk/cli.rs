@@ -75,6 +75,78 @@ pub(crate) enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Answer a ticket: the reply goes to the requester, threaded, and is stored on the
+    /// ticket as an outgoing message. It is sent at once; what cannot be sent now stays
+    /// queued for `outbox flush`.
+    Reply(ReplyArgs),
+    /// Outgoing mail: send what is due, list what is queued, sent and failed.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+    /// Acknowledgement templates.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplyArgs {
+    /// Ticket reference, e.g. PD-42.
+    pub(crate) reference: String,
+    /// The answer's text [default: standard input].
+    #[arg(long, value_name = "BODY")]
+    pub(crate) file: Option<PathBuf>,
+    /// Attach a file (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) attach: Vec<PathBuf>,
+    /// Also send to this address (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) cc: Vec<String>,
+    /// Close the ticket.
+    #[arg(long)]
+    pub(crate) close: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OutboxCommand {
+    /// Send every queued message that is due (for cron: overlapping runs never send one
+    /// message twice). Exit 0 even when some are deferred or failed.
+    Flush {
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List outgoing mail, newest first.
+    List {
+        /// JSON array output.
+        #[arg(long)]
+        json: bool,
+        /// Only rows with this status (queued, sent, failed, skipped).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TemplateCommand {
+    /// Print the acknowledgement exactly as it would be sent (Message-ID and Date aside).
+    Render {
+        /// For this ticket (answering its first message).
+        #[arg(
+            long,
+            value_name = "REF",
+            conflicts_with = "message",
+            required_unless_present = "message"
+        )]
+        ticket: Option<String>,
+        /// For this message, as if it were delivered now.
+        #[arg(long, value_name = "FILE")]
+        message: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

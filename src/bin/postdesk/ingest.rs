@@ -3,6 +3,7 @@
 
 use std::io::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
 
 use postdesk::process::Delivery;
 use postdesk::source;
@@ -21,6 +22,7 @@ pub(crate) fn ingest(globals: &Globals, args: &IngestArgs) -> u8 {
         queue,
         sender,
     } = args;
+    let started = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<postdesk::Outcome, Error> {
         let config = match load_config(globals) {
             Ok(c) => c,
@@ -47,8 +49,12 @@ pub(crate) fn ingest(globals: &Globals, args: &IngestArgs) -> u8 {
         let rt = runtime()?;
         let outcome = rt.block_on(async {
             let store = open_store(globals, &config, StoreUse::Deliver).await?;
+            let deadline = Duration::from_secs(config.limits.deadline_secs);
             let processor = Processor::new(config, store);
             let outcome = processor.process_owned(raw, &delivery).await;
+            if let Ok(o) = &outcome {
+                send_queued(&processor, o, deadline.saturating_sub(started.elapsed())).await;
+            }
             processor.store().close().await;
             outcome
         });
@@ -88,5 +94,31 @@ pub(crate) fn ingest(globals: &Globals, args: &IngestArgs) -> u8 {
             );
             code
         }
+    }
+}
+
+/// Send the acknowledgement `outcome` queued, within what is left of the deadline. The
+/// message is stored already: whatever happens here stays out of the exit status, and
+/// what is not sent stays queued for `postdesk outbox flush`.
+async fn send_queued(
+    processor: &Processor<postdesk::store::AnyStore>,
+    outcome: &postdesk::Outcome,
+    left: Duration,
+) {
+    let Some(note) = &outcome.outbound else {
+        return;
+    };
+    if note.status != postdesk::store::OutboundStatus::Queued || left.is_zero() {
+        return;
+    }
+    // Debug builds only: lets the tests kill the process between the commit and the send.
+    #[cfg(debug_assertions)]
+    if std::env::var_os("POSTDESK_DEBUG_STALL_BEFORE_SEND").is_some() {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    match tokio::time::timeout(left, processor.flush_outbox(Some(note.id))).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!("outbox #{}: left queued: {e}", note.id),
+        Err(_) => tracing::warn!("outbox #{}: left queued at the deadline", note.id),
     }
 }

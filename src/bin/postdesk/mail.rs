@@ -92,6 +92,9 @@ pub(crate) async fn explain(
                     None => {}
                 }
                 writeln!(out, "  action:   {} (queue {})", x.action.as_str(), x.queue)?;
+                if let Some(a) = &x.acknowledgement {
+                    writeln!(out, "  ack:      {}", line(a))?;
+                }
             }
             Err(e) => {
                 code = exit::FAILURE;

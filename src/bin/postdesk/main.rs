@@ -25,6 +25,7 @@ mod cli;
 mod held;
 mod ingest;
 mod mail;
+mod outbox;
 mod tickets;
 
 use cli::{Cli, Command, ConfigCommand, Globals};
@@ -178,6 +179,22 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                     .await
                     .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
                 held::suppressions(&store, cmd).await
+            }
+            Command::Outbox(cmd) => {
+                let store = open_store(&cli.globals, &config, StoreUse::Read)
+                    .await
+                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                outbox::outbox(Processor::new(config, store), cmd).await
+            }
+            Command::Reply(args) => {
+                let store = open_store(&cli.globals, &config, StoreUse::Read)
+                    .await
+                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                outbox::reply(Processor::new(config, store), args).await
+            }
+            Command::Template(cmd) => {
+                let store = open_store(&cli.globals, &config, StoreUse::Preview).await?;
+                outbox::template(Processor::new(config, store), cmd).await
             }
             Command::Ingest { .. } | Command::Config(_) => unreachable!("handled before"),
         }

@@ -4,7 +4,7 @@ use std::io::Write as _;
 
 use anyhow::Context;
 
-use postdesk::store::{AnyStore, Store, TicketFilter, TicketStatus};
+use postdesk::store::{AnyStore, OutboundFilter, Store, TicketFilter, TicketStatus};
 use postdesk::term::{block, line};
 use postdesk::{Processor, exit};
 
@@ -142,9 +142,17 @@ pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> any
                 eprintln!("postdesk: no ticket {}", p.tag().reference(id));
                 return Ok(exit::FAILURE);
             };
+            let outbound = p
+                .store()
+                .outbound(&OutboundFilter {
+                    ticket_id: Some(id),
+                    ..OutboundFilter::default()
+                })
+                .await?;
             if *json {
                 let mut v = serde_json::to_value(&t)?;
                 v["ref"] = p.tag().reference(id).into();
+                v["outbound"] = serde_json::to_value(&outbound)?;
                 outln!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(exit::OK);
             }
@@ -188,12 +196,19 @@ pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> any
                     outln!("  {text}");
                 }
             }
+            if !outbound.is_empty() {
+                outln!();
+                outln!("--- outbound mail ---");
+                for o in outbound.iter().rev() {
+                    outln!("  {}", crate::outbox::describe(o));
+                }
+            }
             Ok(exit::OK)
         }
     }
 }
 
-fn ticket_id(p: &Processor<AnyStore>, reference: &str) -> anyhow::Result<i64> {
+pub(crate) fn ticket_id(p: &Processor<AnyStore>, reference: &str) -> anyhow::Result<i64> {
     p.tag().parse_reference(reference).ok_or_else(|| {
         anyhow::anyhow!(
             "`{reference}` is not a ticket reference (like {})",
