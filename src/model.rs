@@ -302,3 +302,63 @@ pub struct HeldMessage {
     /// The header block (always kept).
     pub headers: Vec<u8>,
 }
+
+/// What an outbox row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboundKind {
+    /// An automatic acknowledgement.
+    Ack,
+    /// An agent's reply.
+    Reply,
+}
+
+names!(OutboundKind, "outbound kind", [Ack => "ack", Reply => "reply"]);
+
+/// Where an outbox row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboundStatus {
+    /// Waiting to be sent (or to be retried).
+    Queued,
+    /// Accepted by the transport.
+    Sent,
+    /// Refused for good, or out of attempts.
+    Failed,
+    /// Never to be sent: the row records why (an acknowledgement the policy refused).
+    Skipped,
+}
+
+names!(OutboundStatus, "outbound status", [
+    Queued => "queued",
+    Sent => "sent",
+    Failed => "failed",
+    Skipped => "skipped",
+]);
+
+/// An outbox row to write: queued mail, or a skipped acknowledgement and its reason.
+#[derive(Debug, Clone)]
+pub struct NewOutbound {
+    /// The ticket it is about.
+    pub ticket_id: i64,
+    /// Acknowledgement or reply.
+    pub kind: OutboundKind,
+    /// `Queued` or `Skipped`.
+    pub status: OutboundStatus,
+    /// Why it was skipped.
+    pub reason: Option<String>,
+    /// The main recipient (lower-cased), counted by the rate limits.
+    pub recipient: Option<String>,
+    /// Every envelope recipient.
+    pub recipients: Vec<String>,
+    /// Envelope sender; `None` for the null sender `<>`.
+    pub envelope_from: Option<String>,
+    /// The Message-ID (without brackets), fixed at queue time.
+    pub message_id: Option<String>,
+    /// The subject as sent.
+    pub subject: Option<String>,
+    /// The bytes to send.
+    pub raw: Option<Vec<u8>>,
+    /// When queued (RFC 3339).
+    pub created_at: String,
+}

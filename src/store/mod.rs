@@ -24,7 +24,8 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 pub use crate::model::{
-    HeldAction, HeldMessage, MAX_REFERENCES, NewAttachment, NewMessage, TicketStatus,
+    HeldAction, HeldMessage, MAX_REFERENCES, NewAttachment, NewMessage, NewOutbound, OutboundKind,
+    OutboundStatus, TicketStatus,
 };
 use crate::model::{ThreadKeys, ThreadLookup, Verdict};
 
@@ -706,117 +707,6 @@ impl Store for AnyStore {
 
 // ---------------------------------------------------------------------------------------
 // Outbound mail: the outbox (see `crate::outbound`).
-
-/// What an outbox row is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutboundKind {
-    /// An automatic acknowledgement.
-    Ack,
-    /// An agent's reply.
-    Reply,
-}
-
-impl OutboundKind {
-    /// Stable name, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboundKind::Ack => "ack",
-            OutboundKind::Reply => "reply",
-        }
-    }
-}
-
-impl std::str::FromStr for OutboundKind {
-    type Err = crate::error::UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "ack" => Ok(OutboundKind::Ack),
-            "reply" => Ok(OutboundKind::Reply),
-            _ => Err(crate::error::UnknownName {
-                kind: "outbound kind",
-                name: s.to_string(),
-                expected: "ack, reply",
-            }),
-        }
-    }
-}
-
-/// Where an outbox row stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutboundStatus {
-    /// Waiting to be sent (or to be retried).
-    Queued,
-    /// Accepted by the transport.
-    Sent,
-    /// Refused for good, or out of attempts.
-    Failed,
-    /// Never to be sent: the row records why (an acknowledgement the policy refused).
-    Skipped,
-}
-
-impl OutboundStatus {
-    /// Stable name, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboundStatus::Queued => "queued",
-            OutboundStatus::Sent => "sent",
-            OutboundStatus::Failed => "failed",
-            OutboundStatus::Skipped => "skipped",
-        }
-    }
-}
-
-impl std::str::FromStr for OutboundStatus {
-    type Err = crate::error::UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "queued" => Ok(OutboundStatus::Queued),
-            "sent" => Ok(OutboundStatus::Sent),
-            "failed" => Ok(OutboundStatus::Failed),
-            "skipped" => Ok(OutboundStatus::Skipped),
-            _ => Err(crate::error::UnknownName {
-                kind: "outbound status",
-                name: s.to_string(),
-                expected: "queued, sent, failed, skipped",
-            }),
-        }
-    }
-}
-
-impl std::fmt::Display for OutboundStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-/// An outbox row to write: queued mail, or a skipped acknowledgement and its reason.
-#[derive(Debug, Clone)]
-pub struct NewOutbound {
-    /// The ticket it is about.
-    pub ticket_id: i64,
-    /// Acknowledgement or reply.
-    pub kind: OutboundKind,
-    /// `Queued` or `Skipped`.
-    pub status: OutboundStatus,
-    /// Why it was skipped.
-    pub reason: Option<String>,
-    /// The main recipient (lower-cased), counted by the rate limits.
-    pub recipient: Option<String>,
-    /// Every envelope recipient.
-    pub recipients: Vec<String>,
-    /// Envelope sender; `None` for the null sender `<>`.
-    pub envelope_from: Option<String>,
-    /// The Message-ID (without brackets), fixed at queue time.
-    pub message_id: Option<String>,
-    /// The subject as sent.
-    pub subject: Option<String>,
-    /// The bytes to send.
-    pub raw: Option<Vec<u8>>,
-    /// When queued (RFC 3339).
-    pub created_at: String,
-}
 
 /// What [`StoreTx::outbound_counts`] counts: acknowledgements queued, sent or failed (not
 /// skipped) for a ticket, to an address since a time, and in all since a time; and
