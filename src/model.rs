@@ -1,8 +1,7 @@
 //! The plain data the pipeline's stages and the store hand each other: verdicts, thread
 //! keys and what the store found for them, the records of messages to store and of mail
-//! to send. Types
-//! only (names, parsing of names, small accessors): the stages that fill them in and the
-//! store that keeps them import this module, never each other.
+//! to send. Types only (names, parsing of names, small accessors): the stages that fill
+//! them in and the store that keeps them import this module, never each other.
 
 use std::ops::Range;
 use std::sync::Arc;
