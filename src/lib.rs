@@ -44,6 +44,7 @@ pub mod classify;
 pub mod config;
 pub mod error;
 pub mod exit;
+pub mod imap;
 pub mod import;
 pub mod parse;
 pub mod process;

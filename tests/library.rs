@@ -299,6 +299,9 @@ async fn attachments_stored_before_migration_5_survive_the_upgrade() {
          CREATE INDEX attachments_message ON attachments (message_id);
          DROP TABLE message_refs;
          DROP INDEX held_messages_message_id;
+         DROP TABLE imap_uids;
+         DROP TABLE imap_leases;
+         DROP TABLE imap_health;
          PRAGMA user_version = 4;"
     ))
     .unwrap();
@@ -319,7 +322,7 @@ async fn attachments_stored_before_migration_5_survive_the_upgrade() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     let copies: i64 = db
         .query_row(
             "SELECT count(*) FROM attachments WHERE content IS NOT NULL AND raw_start IS NULL",

@@ -28,6 +28,8 @@ use super::{
 };
 use crate::thread::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
+mod imap;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A [`Store`] on a PostgreSQL database.

@@ -34,6 +34,8 @@ use super::{
 };
 use crate::thread::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
+mod imap;
+
 /// The schema, one step per version (`PRAGMA user_version` is the last step applied).
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_initial.sql"),
@@ -42,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_suppressions.sql"),
     include_str!("../../migrations/sqlite/0005_attachment_source.sql"),
     include_str!("../../migrations/sqlite/0006_trust.sql"),
+    include_str!("../../migrations/sqlite/0007_imap.sql"),
 ];
 
 /// Page size of new databases (see the module documentation).
