@@ -21,6 +21,10 @@ use crate::error::Error;
 use crate::process::{Action, Delivery, Outcome, Prepared, Processor};
 use crate::store::{FetchResult, ImapFolder, ImapStore, StoreError, StoreTx};
 
+/// A fetch batch holds at most this many bytes of messages (or one larger message): it
+/// stays in memory until its transaction commits.
+pub const MAX_BATCH_BYTES: u64 = 32 * 1024 * 1024;
+
 /// What happened during a pass, for a progress bar or a log line.
 #[derive(Debug, Clone)]
 pub enum PollEvent {
@@ -81,6 +85,50 @@ pub fn holder_id() -> String {
     )
 }
 
+/// The host part of a lease holder (see [`holder_id`]) and its process id.
+fn holder_parts(holder: &str) -> Option<(&str, u32)> {
+    let mut parts = holder.rsplitn(3, ':');
+    let _random = parts.next()?;
+    let pid = parts.next()?.parse().ok()?;
+    Some((parts.next()?, pid))
+}
+
+/// Whether `other` is a holder on this host (per `me`) whose process is gone: its lease
+/// need not be waited out. A holder on another host is never judged.
+pub fn holder_is_dead(other: &str, me: &str, alive: impl Fn(u32) -> bool) -> bool {
+    match (holder_parts(other), holder_parts(me)) {
+        (Some((host, pid)), Some((my_host, my_pid))) => {
+            host == my_host && pid != my_pid && !alive(pid)
+        }
+        _ => false,
+    }
+}
+
+/// Whether process `pid` exists on this host.
+fn process_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Take or renew the lease on `mailbox` for `holder`; a lease held by a process of this
+/// host that has died (killed, crashed) is taken over at once instead of waited out.
+pub async fn acquire<S: ImapStore>(
+    store: &S,
+    mailbox: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    if store.imap_lease(mailbox, holder, ttl).await? {
+        return Ok(true);
+    }
+    match store.imap_lease_holder(mailbox).await? {
+        Some(other) if holder_is_dead(&other, holder, process_alive) => {
+            tracing::info!("mailbox `{mailbox}`: taking over the lease of {other}, which has died");
+            store.imap_take_over(mailbox, &other, holder, ttl).await
+        }
+        _ => Ok(false),
+    }
+}
+
 /// One pass over `mb`: every folder, every message above the last recorded UID, exactly
 /// once. Skips the mailbox (`skipped`) when another holder's lease on it is live. The
 /// mailbox's health record says how it ended; an error is also returned.
@@ -102,8 +150,7 @@ pub async fn poll_mailbox<S: ImapStore>(
         mailbox: name.clone(),
         ..MailboxReport::default()
     };
-    if !store
-        .imap_lease(&name, holder, ttl)
+    if !acquire(store, &name, holder, ttl)
         .await
         .map_err(store_err)?
     {
@@ -286,20 +333,18 @@ impl<S: ImapStore> Pass<'_, S> {
             .await
             .map_err(|e| self.store_err(e))?;
         let first = plan::first_uid(last);
-        let found = timed(limit, session.uid_search(format!("UID {first}:*")))
-            .await
-            .map_err(|e| self.folder_err(folder, format!("UID SEARCH failed: {e}")))?;
-        let uids = plan::to_fetch(found, first);
-        if uids.is_empty() {
+        let sizes = self.sizes(session, folder, first).await?;
+        if sizes.is_empty() {
             return Ok(());
         }
         let mailbox = self.name().to_string();
         (self.on_event)(PollEvent::Found {
             mailbox,
             folder: folder.to_string(),
-            messages: uids.len() as u64,
+            messages: sizes.len() as u64,
         });
-        for batch in uids.chunks(self.mb.batch_size.max(1)) {
+        for batch in plan::batches(&sizes, self.mb.batch_size, MAX_BATCH_BYTES) {
+            let batch = batch.as_slice();
             if stop.is_some_and(|s| *s.borrow()) {
                 break;
             }
@@ -340,6 +385,36 @@ impl<S: ImapStore> Pass<'_, S> {
             }
         }
         Ok(())
+    }
+
+    /// `UID FETCH first:* (UID RFC822.SIZE)`: the UIDs to take, ascending, with their sizes.
+    async fn sizes(
+        &self,
+        session: &mut Session,
+        folder: &str,
+        first: u32,
+    ) -> Result<Vec<(u32, u64)>, ImapError> {
+        let limit = self.limit();
+        let failed = |e: String| self.folder_err(folder, format!("UID FETCH (sizes) failed: {e}"));
+        let mut found = Vec::new();
+        {
+            let stream = timed(
+                limit,
+                session.uid_fetch(format!("{first}:*"), "(UID RFC822.SIZE)"),
+            )
+            .await
+            .map_err(failed)?;
+            let fetches: Vec<_> = timed(limit, stream.try_collect::<Vec<_>>())
+                .await
+                .map_err(failed)?;
+            for f in fetches {
+                if let (Some(uid), Some(size)) = (f.uid, f.size) {
+                    found.push((uid, u64::from(size)));
+                }
+            }
+        }
+        while session.unsolicited_responses.try_recv().is_ok() {}
+        Ok(plan::to_fetch_sized(found, first))
     }
 
     /// `UID FETCH set (UID BODY.PEEK[])`: the whole batch in one command, in UID order.
@@ -529,5 +604,24 @@ fn cpu<R>(f: impl FnOnce() -> R) -> R {
     match Handle::try_current() {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_dead_holder_of_this_host_is_taken_over() {
+        let me = "mail1:100:aa";
+        let dead = |_| false;
+        let alive = |_| true;
+        assert!(holder_is_dead("mail1:200:bb", me, dead));
+        assert!(!holder_is_dead("mail1:200:bb", me, alive));
+        assert!(!holder_is_dead("mail2:200:bb", me, dead), "another host");
+        assert!(!holder_is_dead("mail1:100:bb", me, dead), "this process");
+        assert!(!holder_is_dead("garbage", me, dead));
+        let id = holder_id();
+        assert_eq!(holder_parts(&id).unwrap().1, std::process::id());
     }
 }

@@ -21,6 +21,37 @@ pub fn to_fetch(found: impl IntoIterator<Item = u32>, first: u32) -> Vec<u32> {
     uids
 }
 
+/// [`to_fetch`] for UIDs with their sizes.
+pub fn to_fetch_sized(mut found: Vec<(u32, u64)>, first: u32) -> Vec<(u32, u64)> {
+    found.retain(|(u, _)| *u >= first);
+    found.sort_unstable_by_key(|(u, _)| *u);
+    found.dedup_by_key(|(u, _)| *u);
+    found
+}
+
+/// The fetch batches: runs of `messages` (UID and size, ascending UIDs), each at most
+/// `max_count` messages and, unless one message alone is larger, at most `max_bytes`:
+/// a batch is held in memory until its transaction commits.
+pub fn batches(messages: &[(u32, u64)], max_count: usize, max_bytes: u64) -> Vec<Vec<u32>> {
+    let mut out: Vec<Vec<u32>> = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0u64;
+    for &(uid, size) in messages {
+        if !current.is_empty()
+            && (current.len() >= max_count.max(1) || bytes.saturating_add(size) > max_bytes)
+        {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(uid);
+        bytes = bytes.saturating_add(size);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
 /// An IMAP sequence set naming exactly `uids` (ascending), with runs as ranges:
 /// `[1, 2, 3, 7, 9, 10]` → `1:3,7,9:10`.
 pub fn uid_set(uids: &[u32]) -> String {
@@ -62,6 +93,21 @@ mod tests {
         // Server answer to `UID SEARCH UID 43:*` when 42 is the highest UID.
         assert_eq!(to_fetch([42], 43), Vec::<u32>::new());
         assert_eq!(to_fetch([50, 43, 44, 43], 43), vec![43, 44, 50]);
+        assert_eq!(
+            to_fetch_sized(vec![(42, 9), (44, 1), (43, 2)], 43),
+            vec![(43, 2), (44, 1)]
+        );
+    }
+
+    #[test]
+    fn batches_are_bounded_by_count_and_bytes() {
+        let m = [(1, 10), (2, 10), (3, 10), (4, 10), (5, 10)];
+        assert_eq!(batches(&m, 2, 1000), vec![vec![1, 2], vec![3, 4], vec![5]]);
+        assert_eq!(batches(&m, 100, 25), vec![vec![1, 2], vec![3, 4], vec![5]]);
+        // A message larger than the byte bound travels alone.
+        let big = [(1, 5), (2, 500), (3, 5)];
+        assert_eq!(batches(&big, 100, 100), vec![vec![1], vec![2], vec![3]]);
+        assert_eq!(batches(&[], 10, 10), Vec::<Vec<u32>>::new());
     }
 
     #[test]

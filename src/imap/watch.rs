@@ -88,7 +88,7 @@ async fn watch_one<S: ImapStore>(
     let lease = Duration::from_secs(mb.lease_secs);
     let mut backoff = Duration::from_secs(1);
     while !stopping(&stop) {
-        match store.imap_lease(mb.name(), holder, lease).await {
+        match fetch::acquire(store, mb.name(), holder, lease).await {
             Ok(true) => {}
             Ok(false) => {
                 on_event(WatchEvent::Busy {

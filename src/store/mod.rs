@@ -926,6 +926,22 @@ pub trait ImapStore: Store {
         ttl: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Who holds the lease on `mailbox` (expired or not), if anyone.
+    fn imap_lease_holder(
+        &self,
+        mailbox: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Take the lease on `mailbox` from `dead` (a holder known to have died), for
+    /// `holder` and `ttl`. False when `dead` no longer holds it.
+    fn imap_take_over(
+        &self,
+        mailbox: &str,
+        dead: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Give up `holder`'s lease on `mailbox` (nothing when it holds none).
     fn imap_release(
         &self,
@@ -990,6 +1006,20 @@ impl ImapStore for AnyStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         both!(self, s => s.imap_lease(mailbox, holder, ttl).await)
+    }
+
+    async fn imap_lease_holder(&self, mailbox: &str) -> Result<Option<String>, StoreError> {
+        both!(self, s => s.imap_lease_holder(mailbox).await)
+    }
+
+    async fn imap_take_over(
+        &self,
+        mailbox: &str,
+        dead: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        both!(self, s => s.imap_take_over(mailbox, dead, holder, ttl).await)
     }
 
     async fn imap_release(&self, mailbox: &str, holder: &str) -> Result<(), StoreError> {

@@ -126,6 +126,36 @@ impl ImapStore for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn imap_lease_holder(&self, mailbox: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT holder FROM imap_leases WHERE mailbox = $1")
+            .bind(mailbox)
+            .fetch_optional(&self.pool)
+            .await
+            .db()
+    }
+
+    async fn imap_take_over(
+        &self,
+        mailbox: &str,
+        dead: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE imap_leases SET holder = $3, expires_ms = {NOW_MS} + $4
+             WHERE mailbox = $1 AND holder = $2"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(mailbox)
+            .bind(dead)
+            .bind(holder)
+            .bind(ttl.as_millis() as i64)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn imap_release(&self, mailbox: &str, holder: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM imap_leases WHERE mailbox = $1 AND holder = $2")
             .bind(mailbox)

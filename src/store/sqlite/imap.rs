@@ -148,6 +148,40 @@ impl ImapStore for SqliteStore {
         .await
     }
 
+    async fn imap_lease_holder(&self, mailbox: &str) -> Result<Option<String>, StoreError> {
+        let mailbox = mailbox.to_string();
+        self.call(move |db| {
+            Ok(db
+                .query_row(
+                    "SELECT holder FROM imap_leases WHERE mailbox = ?1",
+                    [mailbox],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn imap_take_over(
+        &self,
+        mailbox: &str,
+        dead: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let (mailbox, dead, holder) = (mailbox.to_string(), dead.to_string(), holder.to_string());
+        self.call(move |db| {
+            let expires = now_ms() + ttl.as_millis() as i64;
+            let taken = db.execute(
+                "UPDATE imap_leases SET holder = ?3, expires_ms = ?4
+                 WHERE mailbox = ?1 AND holder = ?2",
+                params![mailbox, dead, holder, expires],
+            )?;
+            Ok(taken == 1)
+        })
+        .await
+    }
+
     async fn imap_release(&self, mailbox: &str, holder: &str) -> Result<(), StoreError> {
         let (mailbox, holder) = (mailbox.to_string(), holder.to_string());
         self.call(move |db| {
