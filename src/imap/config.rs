@@ -345,6 +345,66 @@ mod tests {
     }
 
     #[test]
+    fn mailbox_problems_are_located() {
+        let text = r#"
+[queues.billing]
+addresses = ["billing@example.com"]
+
+[[mailbox]]
+name = "a"
+host = "127.0.0.1"
+tls = "none"
+account = "x"
+password_file = "p"
+queue = "billing"
+after = "move:Done"
+
+[[mailbox]]
+name = "a"
+host = "imap.example.com"
+tls = "none"
+account = "x"
+password_file = "p"
+oauth2_token_file = "t"
+queue = "nope"
+batch_size = 0
+folders = ["INBOX", "Done"]
+after = "move:Done"
+"#;
+        let errors = crate::Config::from_toml(text).unwrap_err();
+        let found: Vec<(usize, String)> = errors
+            .iter()
+            .map(|e| {
+                (
+                    e.line,
+                    format!("{}: {}", e.field.clone().unwrap(), e.message),
+                )
+            })
+            .collect();
+        let has = |line: usize, start: &str| {
+            assert!(
+                found
+                    .iter()
+                    .any(|(l, m)| *l == line && m.starts_with(start)),
+                "{start} at line {line} in {found:#?}"
+            )
+        };
+        has(17, "mailbox[1].tls: `none` sends the password in clear");
+        has(19, "mailbox[1].password_file: give only one of");
+        has(24, "mailbox[1].after: moves into `Done`");
+        has(21, "mailbox[1].queue: `nope` is not a configured queue");
+        has(22, "mailbox[1].batch_size: must be greater than 0");
+        has(15, "mailbox[1].name: `a` names another mailbox too");
+        assert_eq!(found.len(), 6, "{found:#?}");
+        assert!(
+            crate::Config::from_toml("[[mailbox]]\nname = \"a\"\nhost = \"h\"\naccount = \"x\"\npassword_file = \"p\"\nafter = \"delete\"\n")
+                .unwrap_err()[0]
+                .message
+                .contains("not an after-action")
+        );
+    }
+
+    #[test]
     fn loopback_hosts() {
         assert!(is_loopback("127.0.0.1"));
         assert!(is_loopback("[::1]"));

@@ -455,6 +455,26 @@ impl<S: ImapStore> Pass<'_, S> {
         while session.unsolicited_responses.try_recv().is_ok() {}
         out.sort_by_key(|(uid, _)| *uid);
         out.dedup_by_key(|(uid, _)| *uid);
+        // A message missing from the answer must be gone from the folder (expunged since
+        // the sizes were fetched). One the server still has but did not send would be
+        // passed over for good once a higher UID is recorded: stop instead.
+        let missing: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| out.binary_search_by_key(u, |(uid, _)| *uid).is_err())
+            .collect();
+        if !missing.is_empty() {
+            let set = plan::uid_set(&missing);
+            let still = timed(limit, session.uid_search(format!("UID {set}")))
+                .await
+                .map_err(|e| self.folder_err(folder, format!("UID SEARCH failed: {e}")))?;
+            if let Some(uid) = still.into_iter().filter(|u| missing.contains(u)).min() {
+                return Err(self.folder_err(
+                    folder,
+                    format!("the server did not send message UID {uid} (it still has it)"),
+                ));
+            }
+        }
         Ok(out)
     }
 
