@@ -481,6 +481,67 @@ fn four_workers_on_postgres_take_2000_messages_once() {
     assert_eq!(counts(&env), (2000, 2000, 0, 2000));
 }
 
+/// Exactly once does not rest on the lease: four polls at once while the test keeps
+/// deleting every lease (so they overlap on one folder all the time) still store each
+/// message once; the transaction's own check of the UID records does it. A poll that
+/// finds its lease taken by another stops with an error saying so.
+#[test]
+fn overlapping_workers_without_the_lease_still_store_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(server) = server() else { return };
+    for env in backends() {
+        let user = fresh_user("nolease");
+        let cfg = config(&env, &server, &user, "batch_size = 10", "");
+        poll_ok(&env, &cfg);
+        let mut imap = Client::login(&server, &user);
+        imap.append("INBOX", &messages(0..500, "nolease"));
+        let env = Arc::new(env);
+        let done = Arc::new(AtomicBool::new(false));
+        let thief = {
+            let (env, done) = (env.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    env.execute("DELETE FROM imap_leases");
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+            })
+        };
+        let started = Instant::now();
+        let (mut lost, mut overlapped) = (0, 0);
+        while env.query_i64("SELECT count(*) FROM imap_uids") < 500 {
+            assert!(started.elapsed() < Duration::from_secs(120), "too slow");
+            let workers: Vec<Child> = (0..4)
+                .map(|_| {
+                    env.cmd(&["--config", &cfg, "poll"])
+                        .env("POSTDESK_LOG", "info")
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            for w in workers {
+                let out = w.wait_with_output().unwrap();
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                if code(&out) != 0 {
+                    assert!(
+                        stderr.contains("the lease was lost to another poll"),
+                        "{stderr}"
+                    );
+                    lost += 1;
+                }
+                overlapped += stderr.matches("taken by an overlapping poll").count();
+            }
+        }
+        eprintln!("{lost} polls lost their lease; {overlapped} batches met recorded UIDs");
+        done.store(true, Ordering::Relaxed);
+        thief.join().unwrap();
+        assert_eq!(counts(&env), (500, 500, 0, 500));
+    }
+}
+
 // --- watch ------------------------------------------------------------------------------
 
 /// `watch` with `extra` settings: a message appended while it waits is stored within

@@ -602,6 +602,12 @@ async fn write<S: ImapStore>(
     tx.lock(&[key.lock_key()]).await?;
     let recorded = S::imap_recorded(&mut tx, key, uids).await?;
     if !recorded.is_empty() {
+        tracing::info!(
+            "mailbox `{}`, folder `{}`: {} messages of the batch were taken by an overlapping poll",
+            key.mailbox,
+            key.folder,
+            recorded.len()
+        );
         let keep: Vec<bool> = uids.iter().map(|u| !recorded.contains(u)).collect();
         let mut k = keep.iter();
         uids.retain(|_| *k.next().unwrap_or(&false));
