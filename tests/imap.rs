@@ -627,6 +627,76 @@ fn watch_without_idle_polls() {
     watch_stores_within_5_s("watch-poll", "idle = false\npoll_interval_secs = 1");
 }
 
+/// `watch` survives losing its connection: the folder it idles on is deleted under it
+/// (Dovecot then drops the session), the error goes to the health record, and after a
+/// reconnection with back-off mail in the recreated folder is stored.
+#[test]
+fn watch_reconnects_after_losing_the_connection() {
+    let Some(server) = server() else { return };
+    for env in backends() {
+        let user = fresh_user("reconnect");
+        let mut imap = Client::login(&server, &user);
+        imap.run("CREATE Support");
+        let cfg = config(&env, &server, &user, "folders = [\"Support\"]", "");
+        poll_ok(&env, &cfg);
+        let mut watch = env
+            .cmd(&["--config", &cfg, "watch"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while env.query_i64("SELECT count(*) FROM imap_leases") == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "watch did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        imap.run("DELETE Support");
+        // Let it notice (its retries fail while the folder is missing).
+        let noticed = Instant::now();
+        while env
+            .query_i64("SELECT count(*) FROM imap_health WHERE last_error LIKE '%SELECT failed%'")
+            == 0
+        {
+            assert!(
+                noticed.elapsed() < Duration::from_secs(10),
+                "no error recorded"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The lost connection and the failed retry are both in the health record.
+        assert!(env.query_i64("SELECT consecutive_failures FROM imap_health") >= 2);
+        imap.run("CREATE Support");
+        imap.append("Support", &messages(0..1, "reconnect"));
+        let appended = Instant::now();
+        while env.query_i64("SELECT count(*) FROM messages") < 1 {
+            assert!(
+                appended.elapsed() < Duration::from_secs(20),
+                "not stored after reconnecting"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::process::Command::new("kill")
+            .args(["-TERM", &watch.id().to_string()])
+            .status()
+            .unwrap();
+        let status = watch.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(watch.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(0), "{stderr}");
+        assert!(stderr.contains("(trying again in 1 s)"), "{stderr}");
+        assert!(
+            stderr.contains("SELECT failed: no response: Mailbox doesn't exist: Support"),
+            "{stderr}"
+        );
+        assert_eq!(counts(&env).0, 1);
+    }
+}
+
 // --- leases -----------------------------------------------------------------------------
 
 /// A live lease held elsewhere makes `poll` skip the mailbox; an expired one is taken.

@@ -83,15 +83,7 @@ pub(crate) async fn timed<T, E: std::fmt::Display>(
 ) -> Result<T, String> {
     match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
-            let text = e.to_string();
-            Err(match text.split_once("code: ") {
-                Some((prefix, _)) if text.contains("info: Some(") => {
-                    format!("{prefix}{}", server_text(&text))
-                }
-                _ => text,
-            })
-        }
+        Ok(Err(e)) => Err(error_text(&e.to_string())),
         Err(_) => Err(format!("no answer within {} s", limit.as_secs())),
     }
 }
@@ -279,11 +271,12 @@ fn login_reason(e: async_imap::error::Error) -> String {
     }
 }
 
-/// The server's text from async-imap's NO/BAD error, which wraps it as
-/// `code: …, info: Some("…")`.
+/// The server's text from async-imap's NO/BAD error, which wraps it in a debug form:
+/// `code: …, info: Some("…")` or `outcome: Outcome { …, information: Some("…") }`.
 fn server_text(text: &str) -> String {
-    let info = text
-        .split_once("info: Some(\"")
+    let info = ["information: Some(\"", "info: Some(\""]
+        .iter()
+        .find_map(|m| text.split_once(m))
         .and_then(|(_, rest)| rest.rsplit_once("\")"))
         .map(|(info, _)| info.replace("\\\"", "\""));
     match info {
@@ -291,6 +284,18 @@ fn server_text(text: &str) -> String {
         _ if text.trim().is_empty() => "refused".into(),
         _ => text.trim().to_string(),
     }
+}
+
+/// An async-imap error as text: its kind (`no response: `) and the server's words.
+fn error_text(text: &str) -> String {
+    if !text.contains("info: Some(\"") && !text.contains("information: Some(\"") {
+        return text.to_string();
+    }
+    let prefix = ["outcome: ", "code: "]
+        .iter()
+        .find_map(|m| text.split_once(m).map(|(p, _)| p))
+        .unwrap_or("");
+    format!("{prefix}{}", server_text(text))
 }
 
 /// The password (first line of `password_file`), or the access token (first line of
@@ -352,6 +357,22 @@ mod tests {
             "[AUTHENTICATIONFAILED] Authentication failed."
         );
         assert_eq!(super::server_text("plain words"), "plain words");
+        assert_eq!(
+            super::error_text(
+                "no response: outcome: Outcome { code: None, information: Some(\"Mailbox doesn't exist: Support (0.001 secs).\") }"
+            ),
+            "no response: Mailbox doesn't exist: Support (0.001 secs)."
+        );
+        assert_eq!(
+            super::error_text(
+                "no response: code: None, info: Some(\"[TRYCREATE] No such folder\")"
+            ),
+            "no response: [TRYCREATE] No such folder"
+        );
+        assert_eq!(
+            super::error_text("io: connection reset"),
+            "io: connection reset"
+        );
         assert_eq!(super::server_text(""), "refused");
     }
 }

@@ -188,7 +188,11 @@ async fn session_loop<S: ImapStore>(
             let _ = timed(Duration::from_secs(5), session.logout()).await;
             return Ok(());
         }
-        session = wait_for_mail(store, mb, session, caps, stop).await?;
+        session = match wait_for_mail(store, mb, session, caps, stop).await {
+            Ok(s) => s,
+            // A broken connection while waiting shows in the health record too.
+            Err(e) => return Err(record_err(e).await),
+        };
         if stopping(stop) {
             let _ = timed(Duration::from_secs(5), session.logout()).await;
             return Ok(());
@@ -201,9 +205,10 @@ async fn session_loop<S: ImapStore>(
                 source: e.into(),
             })?;
         if !renewed {
-            return Err(ImapError::LeaseLost {
+            return Err(record_err(ImapError::LeaseLost {
                 mailbox: mb.name().to_string(),
-            });
+            })
+            .await);
         }
         store
             .imap_attempt(mb.name())
