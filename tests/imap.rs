@@ -627,6 +627,57 @@ fn watch_without_idle_polls() {
     watch_stores_within_5_s("watch-poll", "idle = false\npoll_interval_secs = 1");
 }
 
+/// SIGTERM during a long backlog: `watch` finishes the batch in hand (stored, recorded,
+/// its after-action done) and exits 0 without starting another.
+#[test]
+fn watch_stops_after_the_batch_in_hand() {
+    let Some(server) = server() else { return };
+    for env in backends() {
+        let user = fresh_user("stop");
+        let cfg = config(&env, &server, &user, "batch_size = 5\nafter = \"seen\"", "");
+        poll_ok(&env, &cfg);
+        let mut imap = Client::login(&server, &user);
+        imap.append("INBOX", &messages(0..1000, "stop"));
+        let mut watch = env
+            .cmd(&["--config", &cfg, "watch"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while env.query_i64("SELECT count(*) FROM imap_uids") < 50 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "watch did not start"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::process::Command::new("kill")
+            .args(["-TERM", &watch.id().to_string()])
+            .status()
+            .unwrap();
+        let asked = Instant::now();
+        let status = watch.wait().unwrap();
+        assert!(asked.elapsed() < Duration::from_secs(5), "slow to stop");
+        assert_eq!(status.code(), Some(0));
+        let taken = env.query_i64("SELECT count(*) FROM imap_uids");
+        assert!(
+            taken < 1000,
+            "stopped before the end of the backlog: {taken}"
+        );
+        assert_eq!(taken % 5, 0, "whole batches only: {taken}");
+        assert_eq!(counts(&env), (taken, taken, 0, taken));
+        assert_eq!(
+            env.query_i64("SELECT count(*) FROM imap_uids WHERE NOT after_done"),
+            0,
+            "every after-action done"
+        );
+        imap.select("INBOX");
+        assert_eq!(imap.search("SEEN").len() as i64, taken);
+    }
+}
+
 /// `watch` survives losing its connection: the folder it idles on is deleted under it
 /// (Dovecot then drops the session), the error goes to the health record, and after a
 /// reconnection with back-off mail in the recreated folder is stored.
