@@ -131,14 +131,14 @@ pub async fn acquire<S: ImapStore>(
 
 /// One pass over `mb`: every folder, every message above the last recorded UID, exactly
 /// once. Skips the mailbox (`skipped`) when another holder's lease on it is live. The
-/// mailbox's health record says how it ended; an error is also returned.
+/// mailbox's health record says how it ended; an error comes with what was done before it.
 pub async fn poll_mailbox<S: ImapStore>(
     processor: &Processor<S>,
     mb: &MailboxConfig,
     holder: &str,
     stop: Option<&Stop>,
     on_event: &mut (dyn FnMut(PollEvent) + Send),
-) -> Result<MailboxReport, ImapError> {
+) -> Result<MailboxReport, PollFailure> {
     let store = processor.store();
     let name = mb.name().to_string();
     let store_err = |e: StoreError| ImapError::Store {
@@ -152,7 +152,7 @@ pub async fn poll_mailbox<S: ImapStore>(
     };
     if !acquire(store, &name, holder, ttl)
         .await
-        .map_err(store_err)?
+        .map_err(|e| PollFailure::from(store_err(e)))?
     {
         report.skipped = true;
         return Ok(report);
@@ -177,14 +177,42 @@ pub async fn poll_mailbox<S: ImapStore>(
     .await;
     // Health and lease are best effort after an error: the error is what to report.
     let error = result.as_ref().err().map(ToString::to_string);
-    let recorded = record(processor, mb, report.messages, error).await;
+    let recorded = record(processor, mb, report.messages, error.clone()).await;
     let _ = store.imap_release(&name, holder).await;
+    report.error = error;
     match result {
         Ok(()) => {
-            recorded.map_err(store_err)?;
+            recorded.map_err(|e| PollFailure::from(store_err(e)))?;
             Ok(report)
         }
-        Err(e) => Err(e),
+        Err(source) => Err(PollFailure {
+            report: Box::new(report),
+            source,
+        }),
+    }
+}
+
+/// A pass that stopped with an error, with what it did before.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct PollFailure {
+    /// What the pass did before the error (its `error` is set).
+    pub report: Box<MailboxReport>,
+    /// The error.
+    #[source]
+    pub source: ImapError,
+}
+
+impl From<ImapError> for PollFailure {
+    fn from(source: ImapError) -> Self {
+        PollFailure {
+            report: Box::new(MailboxReport {
+                mailbox: source.mailbox().to_string(),
+                error: Some(source.to_string()),
+                ..MailboxReport::default()
+            }),
+            source,
+        }
     }
 }
 

@@ -25,7 +25,7 @@ mod session;
 pub mod watch;
 
 pub use config::{After, AuthMechanism, MailboxConfig, TlsMode};
-pub use fetch::{MailboxReport, PollEvent, poll_mailbox};
+pub use fetch::{MailboxReport, PollEvent, PollFailure, poll_mailbox};
 
 /// Why a fetch of a mailbox stopped. Each names the mailbox; what was committed before
 /// stays stored, and the next pass goes on from there.

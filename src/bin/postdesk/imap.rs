@@ -90,14 +90,10 @@ pub(crate) async fn poll(p: Processor<AnyStore>, args: &PollArgs) -> anyhow::Res
         };
         match fetch::poll_mailbox(&p, mb, &holder, None, &mut on_event).await {
             Ok(report) => reports.push(report),
-            Err(e) => {
+            Err(failure) => {
                 failed = true;
-                bar.suspend(|| eprintln!("postdesk: {}", line(&e.to_string())));
-                reports.push(fetch::MailboxReport {
-                    mailbox: mb.name().to_string(),
-                    error: Some(e.to_string()),
-                    ..fetch::MailboxReport::default()
-                });
+                bar.suspend(|| eprintln!("postdesk: {}", line(&failure.source.to_string())));
+                reports.push(*failure.report);
             }
         }
     }
