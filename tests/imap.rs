@@ -748,6 +748,58 @@ fn watch_reconnects_after_losing_the_connection() {
     }
 }
 
+/// Several mailboxes in one config: one `poll` takes each (AUTHENTICATE PLAIN for one,
+/// LOGIN for the other); a mailbox that fails (wrong password) does not stop the others,
+/// and the exit status says something failed.
+#[test]
+fn several_mailboxes_one_failing() {
+    let Some(server) = server() else { return };
+    for env in backends() {
+        let (a, b, c) = (
+            fresh_user("multi-a"),
+            fresh_user("multi-b"),
+            fresh_user("multi-c"),
+        );
+        let mut imap = Client::login(&server, &a);
+        imap.append("INBOX", &messages(0..2, "multi-a"));
+        let mut imap = Client::login(&server, &c);
+        imap.append("INBOX", &messages(0..3, "multi-c"));
+        env.write("password", format!("{}\n", server.password).as_bytes());
+        env.write("wrong", b"wrong\n");
+        let entry = |name: &str, user: &str, extra: &str| {
+            format!(
+                "[[mailbox]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\naccount = \"{user}\"\n{extra}\n",
+                server.port
+            )
+        };
+        let text = [
+            entry("a", &a, "password_file = \"password\"\nauth = \"plain\""),
+            entry("b", &b, "password_file = \"wrong\""),
+            entry("c", &c, "password_file = \"password\""),
+        ]
+        .concat();
+        env.write("multi.toml", text.as_bytes());
+        let cfg = env.path("multi.toml").display().to_string();
+        let out = poll(&env, &cfg);
+        assert_eq!(code(&out), 1);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stdout.contains("a: took 2 messages"), "{stdout}");
+        assert!(stdout.contains("b: failed after 0 messages"), "{stdout}");
+        assert!(stdout.contains("c: took 3 messages"), "{stdout}");
+        assert!(stderr.contains("mailbox `b`:"), "{stderr}");
+        assert_eq!(counts(&env), (5, 5, 0, 5));
+        let all = env.json(&["--config", &cfg, "mailboxes", "--json"]);
+        let failures: Vec<i64> = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["health"]["consecutive_failures"].as_i64().unwrap())
+            .collect();
+        assert_eq!(failures, vec![0, 1, 0]);
+    }
+}
+
 // --- leases -----------------------------------------------------------------------------
 
 /// A live lease held elsewhere makes `poll` skip the mailbox; an expired one is taken.
