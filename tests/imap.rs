@@ -292,12 +292,22 @@ fn every_message_once_read_mail_included_then_seen() {
 /// them again, the next poll does both.
 #[test]
 fn seen_only_after_storing() {
+    after_action_only_after_storing("seen");
+}
+
+/// The same for MOVE: nothing leaves INBOX until it is stored.
+#[test]
+fn move_only_after_storing() {
+    after_action_only_after_storing("move:Done");
+}
+
+fn after_action_only_after_storing(after: &str) {
     let Some(server) = server() else { return };
     for env in backends() {
-        let user = fresh_user("seen-after");
+        let user = fresh_user("after-commit");
         let mut imap = Client::login(&server, &user);
-        imap.append("INBOX", &messages(0..3, "seenafter"));
-        let cfg = config(&env, &server, &user, "after = \"seen\"", "");
+        imap.append("INBOX", &messages(0..3, "aftercommit"));
+        let cfg = config(&env, &server, &user, &format!("after = \"{after}\""), "");
         // Create the database, then make it refuse messages.
         assert_eq!(code(&env.run(&["ingest"], message(99, "x").as_bytes())), 0);
         if env.is_postgres() {
@@ -327,7 +337,7 @@ fn seen_only_after_storing() {
         assert_eq!(
             imap.search("UNSEEN"),
             vec![1, 2, 3],
-            "nothing marked before storing"
+            "nothing marked or moved before storing"
         );
         assert_eq!(counts(&env), (1, 1, 0, 0));
         env.execute(if env.is_postgres() {
@@ -336,9 +346,14 @@ fn seen_only_after_storing() {
             "DROP TRIGGER refuse"
         });
         poll_ok(&env, &cfg);
-        imap.select("INBOX");
-        assert_eq!(imap.search("UNSEEN"), Vec::<u32>::new());
         assert_eq!(counts(&env), (4, 4, 0, 3));
+        if after == "seen" {
+            imap.select("INBOX");
+            assert_eq!(imap.search("UNSEEN"), Vec::<u32>::new());
+        } else {
+            assert_eq!(imap.count("INBOX"), 0);
+            assert_eq!(imap.count("Done"), 3);
+        }
     }
 }
 
