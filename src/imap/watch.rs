@@ -155,7 +155,12 @@ async fn session_loop<S: ImapStore>(
             source: e.into(),
         });
     }
-    let (mut session, caps) = match session::open(mb).await {
+    // Nothing is in hand while connecting: a stop need not wait for a slow server.
+    let opened = tokio::select! {
+        opened = session::open(mb) => opened,
+        _ = stop.changed() => return Ok(()),
+    };
+    let (mut session, caps) = match opened {
         Ok(s) => s,
         Err(e) => return Err(record_err(e).await),
     };
