@@ -387,6 +387,43 @@ fn move_after_storing() {
     }
 }
 
+/// On a server without MOVE (the test server hides it from clients of 127.0.0.2), the
+/// after-action copies, flags `\Deleted` and expunges those UIDs (UID EXPUNGE).
+#[test]
+fn move_without_the_move_extension() {
+    let Some(server) = server() else { return };
+    let Ok(host) = std::env::var("POSTDESK_TEST_IMAP_NO_MOVE_HOST") else {
+        eprintln!("skipped: POSTDESK_TEST_IMAP_NO_MOVE_HOST is not set (see scripts/test)");
+        return;
+    };
+    for env in backends() {
+        let user = fresh_user("copy");
+        let mut imap = Client::login(&server, &user);
+        imap.append("INBOX", &messages(0..4, "copy"));
+        let cfg = config(
+            &env,
+            &server,
+            &user,
+            "after = \"move:Done\"\nbatch_size = 3",
+            "",
+        );
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("host = \"127.0.0.1\"", &format!("host = \"{host}\""));
+        std::fs::write(&cfg, text).unwrap();
+        let out = poll_ok(&env, &cfg);
+        assert!(out.contains("help: took 4 messages"), "{out}");
+        assert_eq!(imap.count("INBOX"), 0);
+        assert_eq!(imap.count("Done"), 4);
+        imap.append("INBOX", &messages(4..6, "copy"));
+        let out = poll_ok(&env, &cfg);
+        assert!(out.contains("help: took 2 messages"), "{out}");
+        assert_eq!(imap.count("INBOX"), 0);
+        assert_eq!(imap.count("Done"), 6);
+        assert_eq!(counts(&env), (6, 6, 0, 6));
+    }
+}
+
 /// A message the pipeline cannot take is quarantined, and the messages after it are
 /// stored all the same.
 #[test]
