@@ -730,6 +730,66 @@ fn watch_stops_after_the_batch_in_hand() {
     }
 }
 
+/// One `watch` serves several mailboxes at once.
+#[test]
+fn watch_serves_several_mailboxes() {
+    let Some(server) = server() else { return };
+    for env in backends() {
+        let users = [fresh_user("watch-a"), fresh_user("watch-b")];
+        env.write("password", format!("{}\n", server.password).as_bytes());
+        let text: String = users
+            .iter()
+            .enumerate()
+            .map(|(i, user)| {
+                format!(
+                    "[[mailbox]]\nname = \"m{i}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\naccount = \"{user}\"\npassword_file = \"password\"\n",
+                    server.port
+                )
+            })
+            .collect();
+        env.write("watch.toml", text.as_bytes());
+        let cfg = env.path("watch.toml").display().to_string();
+        poll_ok(&env, &cfg);
+        let mut watch = env
+            .cmd(&["--config", &cfg, "watch"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while env.query_i64("SELECT count(*) FROM imap_leases") < 2 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "watch did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        for (i, user) in users.iter().enumerate() {
+            Client::login(&server, user).append("INBOX", &messages(i..i + 1, "watch-multi"));
+        }
+        let appended = Instant::now();
+        while env.query_i64("SELECT count(*) FROM imap_uids") < 2 {
+            assert!(
+                appended.elapsed() < Duration::from_secs(5),
+                "not stored within 5 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::process::Command::new("kill")
+            .args(["-TERM", &watch.id().to_string()])
+            .status()
+            .unwrap();
+        assert_eq!(watch.wait().unwrap().code(), Some(0));
+        assert_eq!(counts(&env), (2, 2, 0, 2));
+        assert_eq!(
+            env.query_i64("SELECT count(DISTINCT mailbox) FROM imap_uids"),
+            2
+        );
+    }
+}
+
 /// `watch` survives losing its connection: the folder it idles on is deleted under it
 /// (Dovecot then drops the session), the error goes to the health record, and after a
 /// reconnection with back-off mail in the recreated folder is stored.
