@@ -53,6 +53,9 @@ pub struct Config {
     /// Acknowledgements and agent replies: transport, addresses, templates, limits.
     #[serde(default)]
     pub outbound: crate::outbound::config::OutboundConfig,
+    /// IMAP mailboxes for `poll` and `watch` (`[[mailbox]]`, several allowed).
+    #[serde(default)]
+    pub mailbox: Vec<crate::imap::MailboxConfig>,
 }
 
 /// What happens to a message of one verdict.
@@ -729,6 +732,19 @@ impl Config {
         for (span, field, msg) in self.outbound.validate(|q| self.has_queue(q)) {
             bad(span, &field, msg);
         }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, m) in self.mailbox.iter().enumerate() {
+            for (span, field, msg) in m.problems(i, |q| self.has_queue(q)) {
+                bad(span, &field, msg);
+            }
+            if !names.insert(m.name()) {
+                bad(
+                    m.name.span(),
+                    &format!("mailbox[{i}].name"),
+                    format!("`{}` names another mailbox too", m.name()),
+                );
+            }
+        }
         // Fields without a span (plain numbers) are located by their key in the text.
         for e in &mut errors {
             if e.line == 0
@@ -845,9 +861,16 @@ fn key_at_line(text: &str, line: usize) -> Option<String> {
 fn find_key(text: &str, field: &str) -> Option<(usize, usize)> {
     let (table, key) = field.rsplit_once('.').unwrap_or(("", field));
     let mut current = String::new();
+    // `[[mailbox]]` entries are `mailbox[0]`, `mailbox[1]`, … in field names.
+    let mut arrays: BTreeMap<String, usize> = BTreeMap::new();
     for (i, l) in text.lines().enumerate() {
         let t = l.trim();
-        if t.starts_with('[') {
+        if t.starts_with("[[") {
+            let name = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            let n = arrays.entry(name.clone()).or_insert(0);
+            current = format!("{name}[{n}]");
+            *n += 1;
+        } else if t.starts_with('[') {
             current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
         } else if let Some((k, _)) = t.split_once('=')
             && current == table

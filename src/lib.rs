@@ -46,6 +46,7 @@ pub mod classify;
 pub mod config;
 pub mod error;
 pub mod exit;
+pub mod imap;
 pub mod import;
 pub mod model;
 pub mod outbound;

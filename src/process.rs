@@ -281,7 +281,7 @@ impl<S: Store> Processor<S> {
 
     /// Ask spamd about every message the classifier thinks a person wrote. A spamd
     /// verdict of spam makes it spam; no answer leaves it unchecked, with the reason.
-    async fn spam_check(&self, prepared: &mut [Prepared]) {
+    pub(crate) async fn spam_check(&self, prepared: &mut [Prepared]) {
         let Some(opts) = &self.spamd else { return };
         for p in prepared.iter_mut() {
             let PreparedBody::Message { class, .. } = &mut p.body else {
@@ -343,7 +343,7 @@ impl<S: Store> Processor<S> {
 
     /// Check the signed references of prepared messages (loads the secret only when a
     /// message has a candidate).
-    async fn verify(&self, prepared: &mut [Prepared]) -> Result<(), Error> {
+    pub(crate) async fn verify(&self, prepared: &mut [Prepared]) -> Result<(), Error> {
         let has = |p: &Prepared| matches!(&p.body, PreparedBody::Message { keys, .. } if !keys.candidates.is_empty());
         if !prepared.iter().any(has) {
             return Ok(());
@@ -719,7 +719,7 @@ impl<S: Store> Processor<S> {
     /// Decide and write a batch inside `tx`, one message after the other: each message's
     /// duplicate check and thread lookup see what the messages before it wrote, so a batch
     /// gives exactly the answers that processing its messages one at a time gives.
-    async fn apply<T: StoreTx>(
+    pub(crate) async fn apply<T: StoreTx>(
         &self,
         tx: &mut T,
         batch: &[Prepared],

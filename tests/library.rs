@@ -300,6 +300,9 @@ async fn attachments_stored_before_migration_5_survive_the_upgrade() {
          DROP TABLE message_refs;
          DROP INDEX held_messages_message_id;
          DROP TABLE outbox;
+         DROP TABLE imap_uids;
+         DROP TABLE imap_leases;
+         DROP TABLE imap_health;
          PRAGMA user_version = 4;"
     ))
     .unwrap();
@@ -320,7 +323,7 @@ async fn attachments_stored_before_migration_5_survive_the_upgrade() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
     let copies: i64 = db
         .query_row(
             "SELECT count(*) FROM attachments WHERE content IS NOT NULL AND raw_start IS NULL",

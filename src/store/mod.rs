@@ -845,3 +845,228 @@ fn stored<T: std::str::FromStr<Err = crate::error::UnknownName>>(
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+// --- IMAP: UID records, leases and health (issue 16) ------------------------------------
+
+/// One folder of a configured IMAP mailbox at one UIDVALIDITY: the key of its UID records.
+/// A new UIDVALIDITY is a new key, so the folder is read again from its first message
+/// (and the content dedupe finds what was stored before).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImapFolder {
+    /// The mailbox's name in the configuration.
+    pub mailbox: String,
+    /// The folder on the server, e.g. `INBOX`.
+    pub folder: String,
+    /// The folder's UIDVALIDITY.
+    pub uidvalidity: u32,
+}
+
+impl ImapFolder {
+    /// The thread key an IMAP batch locks ([`StoreTx::lock`]), so two pollers of one
+    /// folder take turns on PostgreSQL (SQLite's write lock covers it already).
+    pub fn lock_key(&self) -> String {
+        format!(
+            "imap:{}\u{0}{}\u{0}{}",
+            self.mailbox, self.folder, self.uidvalidity
+        )
+    }
+}
+
+/// What `postdesk mailboxes` shows of one mailbox's fetching.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MailboxHealth {
+    /// The mailbox's name in the configuration.
+    pub mailbox: String,
+    /// When a fetch last started (RFC 3339).
+    pub last_attempt_at: Option<String>,
+    /// When a fetch last went through every folder without an error (RFC 3339).
+    pub last_success_at: Option<String>,
+    /// When a fetch last failed (RFC 3339).
+    pub last_error_at: Option<String>,
+    /// Why it failed.
+    pub last_error: Option<String>,
+    /// Failed fetches since the last successful one.
+    pub consecutive_failures: i64,
+    /// Messages taken from this mailbox, ever.
+    pub messages_total: i64,
+    /// Messages taken by the last fetch.
+    pub last_run_messages: i64,
+}
+
+/// The end of one fetch of a mailbox, for its [`MailboxHealth`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchResult {
+    /// Every folder was read; this many messages were taken.
+    Success {
+        /// Messages taken.
+        messages: u64,
+    },
+    /// The fetch stopped with this error after taking this many messages.
+    Failure {
+        /// Messages taken before the error.
+        messages: u64,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// What a store needs for IMAP fetching, beyond [`Store`]: UID records written inside a
+/// message transaction, the per-mailbox lease, and health records. Both backends have it.
+pub trait ImapStore: Store {
+    /// Which of `uids` are recorded for `folder`, inside the transaction that is about to
+    /// store them (after [`StoreTx::lock`] on [`ImapFolder::lock_key`]).
+    fn imap_recorded(
+        tx: &mut Self::Tx<'_>,
+        folder: &ImapFolder,
+        uids: &[u32],
+    ) -> impl Future<Output = Result<Vec<u32>, StoreError>> + Send;
+
+    /// Record `uids` of `folder` as taken, in the transaction that stores their messages.
+    /// `after_pending`: the configured after-action is still to be done for them.
+    fn imap_record(
+        tx: &mut Self::Tx<'_>,
+        folder: &ImapFolder,
+        uids: &[u32],
+        after_pending: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The highest UID recorded for `folder`, if any: fetching resumes above it.
+    fn imap_last_uid(
+        &self,
+        folder: &ImapFolder,
+    ) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
+
+    /// Recorded UIDs of `folder` whose after-action is not done yet, in order.
+    fn imap_after_pending(
+        &self,
+        folder: &ImapFolder,
+    ) -> impl Future<Output = Result<Vec<u32>, StoreError>> + Send;
+
+    /// Mark the after-action of `uids` done.
+    fn imap_after_done(
+        &self,
+        folder: &ImapFolder,
+        uids: &[u32],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Take or renew the lease on `mailbox` for `holder`, for `ttl`. False when another
+    /// holder's lease has not expired.
+    fn imap_lease(
+        &self,
+        mailbox: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Who holds the lease on `mailbox` (expired or not), if anyone.
+    fn imap_lease_holder(
+        &self,
+        mailbox: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Take the lease on `mailbox` from `dead` (a holder known to have died), for
+    /// `holder` and `ttl`. False when `dead` no longer holds it.
+    fn imap_take_over(
+        &self,
+        mailbox: &str,
+        dead: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Give up `holder`'s lease on `mailbox` (nothing when it holds none).
+    fn imap_release(
+        &self,
+        mailbox: &str,
+        holder: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Note that a fetch of `mailbox` starts now.
+    fn imap_attempt(&self, mailbox: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Record how a fetch of `mailbox` ended.
+    fn imap_result(
+        &self,
+        mailbox: &str,
+        result: &FetchResult,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The health records of every mailbox fetched so far, by name.
+    fn imap_health(&self) -> impl Future<Output = Result<Vec<MailboxHealth>, StoreError>> + Send;
+}
+
+impl ImapStore for AnyStore {
+    async fn imap_recorded(
+        tx: &mut <Self as Store>::Tx<'_>,
+        folder: &ImapFolder,
+        uids: &[u32],
+    ) -> Result<Vec<u32>, StoreError> {
+        match tx {
+            AnyTx::Sqlite(t) => SqliteStore::imap_recorded(t, folder, uids).await,
+            AnyTx::Postgres(t) => PgStore::imap_recorded(t, folder, uids).await,
+        }
+    }
+
+    async fn imap_record(
+        tx: &mut <Self as Store>::Tx<'_>,
+        folder: &ImapFolder,
+        uids: &[u32],
+        after_pending: bool,
+    ) -> Result<(), StoreError> {
+        match tx {
+            AnyTx::Sqlite(t) => SqliteStore::imap_record(t, folder, uids, after_pending).await,
+            AnyTx::Postgres(t) => PgStore::imap_record(t, folder, uids, after_pending).await,
+        }
+    }
+
+    async fn imap_last_uid(&self, folder: &ImapFolder) -> Result<Option<u32>, StoreError> {
+        both!(self, s => s.imap_last_uid(folder).await)
+    }
+
+    async fn imap_after_pending(&self, folder: &ImapFolder) -> Result<Vec<u32>, StoreError> {
+        both!(self, s => s.imap_after_pending(folder).await)
+    }
+
+    async fn imap_after_done(&self, folder: &ImapFolder, uids: &[u32]) -> Result<(), StoreError> {
+        both!(self, s => s.imap_after_done(folder, uids).await)
+    }
+
+    async fn imap_lease(
+        &self,
+        mailbox: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        both!(self, s => s.imap_lease(mailbox, holder, ttl).await)
+    }
+
+    async fn imap_lease_holder(&self, mailbox: &str) -> Result<Option<String>, StoreError> {
+        both!(self, s => s.imap_lease_holder(mailbox).await)
+    }
+
+    async fn imap_take_over(
+        &self,
+        mailbox: &str,
+        dead: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        both!(self, s => s.imap_take_over(mailbox, dead, holder, ttl).await)
+    }
+
+    async fn imap_release(&self, mailbox: &str, holder: &str) -> Result<(), StoreError> {
+        both!(self, s => s.imap_release(mailbox, holder).await)
+    }
+
+    async fn imap_attempt(&self, mailbox: &str) -> Result<(), StoreError> {
+        both!(self, s => s.imap_attempt(mailbox).await)
+    }
+
+    async fn imap_result(&self, mailbox: &str, result: &FetchResult) -> Result<(), StoreError> {
+        both!(self, s => s.imap_result(mailbox, result).await)
+    }
+
+    async fn imap_health(&self) -> Result<Vec<MailboxHealth>, StoreError> {
+        both!(self, s => s.imap_health().await)
+    }
+}

@@ -30,6 +30,8 @@ use crate::model::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
 mod outbox;
 
+mod imap;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A [`Store`] on a PostgreSQL database.

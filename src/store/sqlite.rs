@@ -36,6 +36,8 @@ use crate::model::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
 mod outbox;
 
+mod imap;
+
 /// The schema, one step per version (`PRAGMA user_version` is the last step applied).
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_initial.sql"),
@@ -45,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_attachment_source.sql"),
     include_str!("../../migrations/sqlite/0006_trust.sql"),
     include_str!("../../migrations/sqlite/0007_outbound.sql"),
+    include_str!("../../migrations/sqlite/0008_imap.sql"),
 ];
 
 /// Page size of new databases (see the module documentation).

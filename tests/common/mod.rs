@@ -34,6 +34,41 @@ impl Env {
         }
     }
 
+    /// An environment on a SQLite file, whatever `POSTDESK_TEST_BACKEND` says.
+    pub fn sqlite() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            postgres: None,
+        }
+    }
+
+    /// One number from the test's database (SQLite or PostgreSQL), e.g. a `count(*)`.
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        match &self.postgres {
+            Some(url) => pg_query_i64(url, sql),
+            None => rusqlite::Connection::open(self.path("tickets.db"))
+                .unwrap()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap(),
+        }
+    }
+
+    /// Run SQL statements on the test's database (SQLite or PostgreSQL).
+    pub fn execute(&self, sql: &str) {
+        match &self.postgres {
+            Some(url) => pg_execute(url, sql),
+            None => rusqlite::Connection::open(self.path("tickets.db"))
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+        }
+    }
+
+    /// Whether the test runs on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
     /// An environment on a fresh PostgreSQL database, whatever `POSTDESK_TEST_BACKEND`
     /// says; `None` (skip) without a server, see [`fresh_postgres`].
     pub fn postgres() -> Option<Env> {

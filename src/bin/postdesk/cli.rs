@@ -75,6 +75,22 @@ pub(crate) enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Fetch new mail from every configured IMAP mailbox once (safe from cron).
+    ///
+    /// Each message is stored exactly once, however often this runs or is interrupted.
+    /// A mailbox another poll is working on is skipped. Exit status 1 when a mailbox
+    /// failed (its error names it); warnings for mailboxes not fetched successfully for
+    /// longer than their `warn_after_secs`.
+    Poll(PollArgs),
+    /// Keep fetching from every configured IMAP mailbox (IDLE, else polling) until
+    /// SIGTERM or SIGINT, which stop it after the batch in hand is stored.
+    Watch(WatchArgs),
+    /// Show the configured IMAP mailboxes and how their fetching went.
+    Mailboxes {
+        /// JSON array output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Answer a ticket: the reply goes to the requester, threaded, and is stored on the
     /// ticket as an outgoing message. It is sent at once; what cannot be sent now stays
     /// queued for `outbox flush`.
@@ -147,6 +163,26 @@ pub(crate) enum TemplateCommand {
         #[arg(long, value_name = "FILE")]
         message: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PollArgs {
+    /// Print the reports as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Only this mailbox (repeatable) [default: all].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) mailbox: Vec<String>,
+    /// Never show a progress bar (it is shown only on a terminal anyway).
+    #[arg(long)]
+    pub(crate) no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// Only this mailbox (repeatable) [default: all].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) mailbox: Vec<String>,
 }
 
 #[derive(Debug, Args)]

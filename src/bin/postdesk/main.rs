@@ -23,6 +23,7 @@ macro_rules! outln {
 
 mod cli;
 mod held;
+mod imap;
 mod ingest;
 mod mail;
 mod outbox;
@@ -195,6 +196,22 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             Command::Template(cmd) => {
                 let store = open_store(&cli.globals, &config, StoreUse::Preview).await?;
                 outbox::template(Processor::new(config, store), cmd).await
+            }
+            Command::Poll(args) => {
+                let store = open_store(&cli.globals, &config, StoreUse::Import)
+                    .await
+                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                imap::poll(Processor::new(config, store), args).await
+            }
+            Command::Watch(args) => {
+                let store = open_store(&cli.globals, &config, StoreUse::Import)
+                    .await
+                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                imap::watch(Processor::new(config, store), args).await
+            }
+            Command::Mailboxes { json } => {
+                let store = open_store(&cli.globals, &config, StoreUse::Preview).await?;
+                imap::mailboxes(&store, &config, *json).await
             }
             Command::Ingest { .. } | Command::Config(_) => unreachable!("handled before"),
         }
