@@ -412,34 +412,16 @@ impl<S: Store> Processor<S> {
         self.write_batch(&prepared, false).await
     }
 
-    /// One transaction for `prepared`, tried again (up to three times in all, after a
-    /// short pause) when it collided with a concurrent one: the same record stored first
-    /// (the next try finds it as a duplicate), or a deadlock or serialization conflict the
-    /// database broke. Other errors (busy past the timeout, a lost connection) are the
-    /// caller's to retry later.
-    /// `ack`: acknowledge what the batch creates (single deliveries only).
+    /// One transaction for `prepared`, tried again when it raced a concurrent one
+    /// ([`retry_races`]). `ack`: acknowledge what the batch creates (live mail only).
     async fn write_batch(&self, prepared: &[Prepared], ack: bool) -> Result<Vec<Outcome>, Error> {
-        let mut pause = Duration::from_millis(20);
-        for attempt in 1.. {
-            let result = async {
-                let mut tx = self.store.begin().await?;
-                let outcomes = self.apply(&mut tx, prepared, ack).await?;
-                tx.commit().await?;
-                Ok::<_, Error>(outcomes)
-            }
-            .await;
-            match result {
-                Err(Error::Store(e @ (StoreError::Duplicate(_) | StoreError::Conflict(_))))
-                    if attempt < 3 =>
-                {
-                    tracing::debug!("retrying after: {e}");
-                    tokio::time::sleep(pause).await;
-                    pause *= 4;
-                }
-                other => return other,
-            }
-        }
-        unreachable!("the loop returns")
+        retry_races(async || {
+            let mut tx = self.store.begin().await?;
+            let outcomes = self.apply(&mut tx, prepared, ack).await?;
+            tx.commit().await?;
+            Ok(outcomes)
+        })
+        .await
     }
 
     /// Release held record `id` into normal processing, as mail from a person: it becomes
@@ -1101,6 +1083,30 @@ fn parallel_map<T: Send, R: Send>(
     match POOL.as_ref() {
         Some(pool) if items.len() > 1 => pool.install(|| items.into_par_iter().map(f).collect()),
         _ => items.into_iter().map(f).collect(),
+    }
+}
+
+/// Run `transaction` again (up to three times in all, after a short pause) when it collided
+/// with a concurrent one: the same record stored first (the next try finds it as a
+/// duplicate), or a deadlock or serialization conflict the database broke. Other errors
+/// (busy past the timeout, a lost connection) are the caller's to retry later.
+pub(crate) async fn retry_races<T>(
+    mut transaction: impl AsyncFnMut() -> Result<T, Error>,
+) -> Result<T, Error> {
+    let mut pause = Duration::from_millis(20);
+    let mut attempt = 1;
+    loop {
+        match transaction().await {
+            Err(Error::Store(e @ (StoreError::Duplicate(_) | StoreError::Conflict(_))))
+                if attempt < 3 =>
+            {
+                tracing::debug!("retrying after: {e}");
+                tokio::time::sleep(pause).await;
+                pause *= 4;
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }
 

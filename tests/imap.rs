@@ -48,17 +48,7 @@ fn server() -> Option<Server> {
 
 /// A user name no other test (or earlier run) has used: its folders start empty.
 fn fresh_user(test: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{test}-{}-{}-{nanos}@example.test",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{}@example.test", unique(test))
 }
 
 /// The backends to run a test on: SQLite, and PostgreSQL when a server is named.

@@ -11,10 +11,9 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Env, code};
+use common::{Env, code, unique};
 use serde_json::Value;
 
 struct Sink {
@@ -43,16 +42,7 @@ fn sink() -> Option<Sink> {
 
 /// A recipient domain no other test (or run) uses.
 fn domain(name: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{name}-{}-{}-{nanos}.example",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{}.example", unique(name))
 }
 
 /// A message the sink kept: its bytes and its envelope.

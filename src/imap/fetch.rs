@@ -18,7 +18,7 @@ use super::config::{After, MailboxConfig};
 use super::plan;
 use super::session::{self, Caps, Session, timed};
 use crate::error::Error;
-use crate::process::{Action, Delivery, Outcome, Prepared, Processor};
+use crate::process::{Action, Delivery, Outcome, Prepared, Processor, retry_races};
 use crate::store::{FetchResult, ImapFolder, ImapStore, StoreError, StoreTx};
 
 /// A fetch batch holds at most this many bytes of messages (or one larger message): it
@@ -533,22 +533,12 @@ impl<S: ImapStore> Pass<'_, S> {
             .await
             .map_err(|e| self.store_err(e))?;
         processor.spam_check(&mut prepared).await;
-        let mut pause = Duration::from_millis(20);
-        for attempt in 1.. {
-            let result = write(processor, key, &mut uids, &mut prepared, after_pending).await;
-            match result {
-                Err(Error::Store(e @ (StoreError::Duplicate(_) | StoreError::Conflict(_))))
-                    if attempt < 3 =>
-                {
-                    tracing::debug!("retrying after: {e}");
-                    tokio::time::sleep(pause).await;
-                    pause *= 4;
-                }
-                Err(e) => return Err(self.store_err(e)),
-                Ok(outcomes) => return Ok(uids.into_iter().zip(outcomes).collect()),
-            }
-        }
-        unreachable!("the loop returns")
+        let outcomes = retry_races(async || {
+            write(processor, key, &mut uids, &mut prepared, after_pending).await
+        })
+        .await
+        .map_err(|e| self.store_err(e))?;
+        Ok(uids.into_iter().zip(outcomes).collect())
     }
 
     /// The after-action for `uids` of the selected `folder`.

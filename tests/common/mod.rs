@@ -283,3 +283,19 @@ where
     .join()
     .unwrap()
 }
+
+/// `prefix` made unique among the tests of this run and earlier runs (process id, a
+/// counter, the clock's nanoseconds): a user, a domain or a database name nobody used.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
