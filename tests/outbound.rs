@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Env, code, unique};
+use common::{Env, code, smtp_sink, unique};
 use serde_json::Value;
 
 struct Sink {
@@ -23,21 +23,7 @@ struct Sink {
 
 /// The sink, or `None` (skip) when the environment names none.
 fn sink() -> Option<Sink> {
-    let (Ok(port), Ok(spool)) = (
-        std::env::var("POSTDESK_TEST_SMTP_PORT"),
-        std::env::var("POSTDESK_TEST_SMTP_SPOOL"),
-    ) else {
-        assert!(
-            std::env::var("POSTDESK_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "POSTDESK_REQUIRE_SERVERS=1 but POSTDESK_TEST_SMTP_PORT/_SPOOL are not set"
-        );
-        eprintln!("skipped: no SMTP sink (set POSTDESK_TEST_SMTP_PORT and _SPOOL)");
-        return None;
-    };
-    Some(Sink {
-        port: port.parse().expect("a port number"),
-        spool: spool.into(),
-    })
+    smtp_sink().map(|(port, spool)| Sink { port, spool })
 }
 
 /// A recipient domain no other test (or run) uses.

@@ -299,3 +299,20 @@ pub fn unique(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// The SMTP sink `scripts/test` starts: its port and its spool (`SPOOL/<recipient
+/// domain>/NNNN.eml`), or `None` (skip) when the environment names none.
+pub fn smtp_sink() -> Option<(u16, PathBuf)> {
+    let (Ok(port), Ok(spool)) = (
+        std::env::var("POSTDESK_TEST_SMTP_PORT"),
+        std::env::var("POSTDESK_TEST_SMTP_SPOOL"),
+    ) else {
+        assert!(
+            std::env::var("POSTDESK_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "POSTDESK_REQUIRE_SERVERS=1 but POSTDESK_TEST_SMTP_PORT/_SPOOL are not set"
+        );
+        eprintln!("skipped: no SMTP sink (set POSTDESK_TEST_SMTP_PORT and _SPOOL)");
+        return None;
+    };
+    Some((port.parse().expect("a port number"), spool.into()))
+}
