@@ -510,7 +510,9 @@ const NOTES_HEADER_LINES: usize = 8;
 /// "cc" / "Subject" / "Re: Printer".
 fn mark_notes_headers(lines: &[&str], kinds: &mut [Kind]) {
     let bare = |kinds: &[Kind], i: usize, names: &[&str]| {
-        kinds[i] == Kind::Text && names.contains(&fold_lower(lines[i].trim()).as_str())
+        let t = lines[i].trim();
+        // Every name is at most 16 bytes: a longer line is none (and is not copied).
+        kinds[i] == Kind::Text && t.len() <= 64 && names.contains(&fold_lower(t).as_str())
     };
     let n = lines.len();
     let mut i = 0;
@@ -828,7 +830,7 @@ fn line_kind(line: &str) -> Kind {
         Kind::Quote
     } else if is_delimiter_line(line) {
         Kind::Delimiter
-    } else if maybe_mobile_signature(t) && is_mobile_signature(t) {
+    } else if t.len() <= MAX_PATTERN_LINE && maybe_mobile_signature(t) && is_mobile_signature(t) {
         Kind::MobileSignature
     } else {
         Kind::Text
