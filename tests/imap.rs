@@ -1176,7 +1176,8 @@ fn a_polled_new_ticket_is_acknowledged_once() {
              [outbound.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout_secs = 5\n"
         );
         let cfg = config(&env, &server, &user, "", &top);
-        poll_ok(&env, &cfg);
+        let polled = poll_ok(&env, &cfg);
+        let outbox = env.json(&["--config", &cfg, "outbox", "list", "--json"]);
         let sent: Vec<_> = std::fs::read_dir(spool.join(&domain))
             .map(|d| {
                 d.map(|e| e.unwrap().path())
@@ -1187,7 +1188,7 @@ fn a_polled_new_ticket_is_acknowledged_once() {
         assert_eq!(
             sent.len(),
             1,
-            "one acknowledgement, for the new ticket only"
+            "one acknowledgement, for the new ticket only; poll said {polled}, outbox: {outbox}"
         );
         let raw = String::from_utf8(std::fs::read(&sent[0]).unwrap()).unwrap();
         assert!(raw.contains("Auto-Submitted: auto-replied"), "{raw}");

@@ -533,6 +533,10 @@ impl<S: ImapStore> Pass<'_, S> {
             .await
             .map_err(|e| self.store_err(e))?;
         processor.spam_check(&mut prepared).await;
+        if processor.acknowledging() {
+            // As for `ingest`: the store's secret is read before the transaction.
+            processor.signer().await.map_err(|e| self.store_err(e))?;
+        }
         let outcomes = retry_races(async || {
             write(processor, key, &mut uids, &mut prepared, after_pending).await
         })

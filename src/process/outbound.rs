@@ -83,7 +83,7 @@ enum AckPlan {
 impl<S: Store> Processor<S> {
     /// Whether acknowledgements are on: a transport is configured and `acknowledge` is
     /// not `never`.
-    pub(super) fn acknowledging(&self) -> bool {
+    pub(crate) fn acknowledging(&self) -> bool {
         matches!(&self.composer, Ok(Some(_)) | Err(_))
             && self.config.outbound.acknowledge != Acknowledge::Never
     }
