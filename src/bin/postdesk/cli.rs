@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// Turn inbound email into support tickets.
 ///
@@ -21,6 +21,11 @@ pub(crate) struct Cli {
 
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// The whole command tree, for the generated completions and manual page.
+pub(crate) fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// The options every subcommand takes.
@@ -101,6 +106,18 @@ pub(crate) enum Command {
     /// Acknowledgement templates.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Print a shell completion script, generated from these definitions.
+    ///
+    /// bash: `postdesk completions bash > /etc/bash_completion.d/postdesk`;
+    /// zsh: into a directory of `$fpath` as `_postdesk`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), generated from these definitions.
+    ///
+    /// `postdesk man > /usr/local/share/man/man1/postdesk.1`
+    Man,
 }
 
 #[derive(Debug, Args)]

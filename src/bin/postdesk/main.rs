@@ -63,6 +63,11 @@ fn postdesk_main(args: Vec<std::ffi::OsString>) -> u8 {
     };
     init_tracing();
     match cli.command {
+        Command::Completions { shell } => print_or_fail(|out| {
+            clap_complete::generate(shell, &mut cli::command(), "postdesk", out);
+            Ok(())
+        }),
+        Command::Man => print_or_fail(|out| clap_mangen::Man::new(cli::command()).render(out)),
         Command::Ingest(ref args) => ingest::ingest(&cli.globals, args),
         _ => match run(&cli) {
             Ok(code) => code,
@@ -78,6 +83,19 @@ fn postdesk_main(args: Vec<std::ffi::OsString>) -> u8 {
                 exit::FAILURE
             }
         },
+    }
+}
+
+/// Write generated text to standard output: 0, or 1 with the error (a closed pipe is 0).
+fn print_or_fail(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> u8 {
+    let mut out = std::io::stdout().lock();
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => exit::OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            eprintln!("postdesk: writing to standard output: {e}");
+            exit::FAILURE
+        }
     }
 }
 
@@ -213,7 +231,10 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 let store = open_store(&cli.globals, &config, StoreUse::Preview).await?;
                 imap::mailboxes(&store, &config, *json).await
             }
-            Command::Ingest { .. } | Command::Config(_) => unreachable!("handled before"),
+            Command::Ingest { .. }
+            | Command::Config(_)
+            | Command::Completions { .. }
+            | Command::Man => unreachable!("handled before"),
         }
     })
 }
