@@ -11,7 +11,7 @@ fn bash_completion_names_the_commands() {
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
     let script = String::from_utf8(out.stdout).unwrap();
     assert!(script.contains("_postdesk()"), "{script}");
-    for command in ["ingest", "poll", "tickets"] {
+    for command in ["ingest", "poll", "tickets", "doctor"] {
         assert!(script.contains(command), "{command} missing");
     }
     let out = env.run(&["completions", "no-such-shell"], b"");
@@ -27,7 +27,7 @@ fn man_page_is_roff_naming_the_commands() {
     let page = String::from_utf8(out.stdout).unwrap();
     assert!(page.contains(".TH postdesk 1"), "{page}");
     assert!(page.contains(".SH SUBCOMMANDS"), "{page}");
-    for command in ["postdesk\\-ingest", "postdesk\\-poll"] {
+    for command in ["postdesk\\-ingest", "postdesk\\-poll", "postdesk\\-doctor"] {
         assert!(page.contains(command), "{command} missing: {page}");
     }
 }

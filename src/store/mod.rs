@@ -183,6 +183,31 @@ pub fn exists(url: &str) -> Result<bool, StoreError> {
     }
 }
 
+/// A database's schema and access as found, changing nothing: what `doctor` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaState {
+    /// The last migration applied to the database (0: none).
+    pub version: i64,
+    /// The last migration this build knows.
+    pub latest: i64,
+    /// Whether this process may write to it.
+    pub writable: bool,
+}
+
+/// Inspect the database at `url` without creating or migrating it (opening a store
+/// migrates): for `doctor`, which must report an out-of-date schema, not fix it.
+pub async fn inspect(url: &str, options: &StoreOptions) -> Result<SchemaState, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        PgStore::inspect(url, options).await
+    } else if url.starts_with("sqlite:") {
+        SqliteStore::inspect(url, options).await
+    } else {
+        Err(StoreError::Config(format!(
+            "`{url}` is not a database URL: use sqlite://PATH or postgres://HOST/DB"
+        )))
+    }
+}
+
 /// A stored message or held record found under one of a message's dedup keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Duplicate {

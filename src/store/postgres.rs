@@ -22,9 +22,9 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::{
     AttachmentData, AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary,
-    MAX_REFERENCES, NewMessage, Store, StoreError, StoreOptions, StoredContent, StoredMessage,
-    Suppression, TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write, Written,
-    fresh_secret, now, stored,
+    MAX_REFERENCES, NewMessage, SchemaState, Store, StoreError, StoreOptions, StoredContent,
+    StoredMessage, Suppression, TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write,
+    Written, fresh_secret, now, stored,
 };
 use crate::model::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
@@ -114,6 +114,52 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("migrating the database: {e}")))?;
         Ok(PgStore { pool })
+    }
+
+    /// The last migration applied to the database at `url` and whether this role may
+    /// write to it, without migrating (see [`super::inspect`]).
+    pub async fn inspect(url: &str, opts: &StoreOptions) -> Result<SchemaState, StoreError> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("`{url}`: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(opts.connect_timeout)
+            .connect_with(connect)
+            .await
+            .db()?;
+        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let state = async {
+            let migrated: bool =
+                sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                    .fetch_one(&pool)
+                    .await
+                    .db()?;
+            let version: i64 = if migrated {
+                sqlx::query_scalar(
+                    "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
+                )
+                .fetch_one(&pool)
+                .await
+                .db()?
+            } else {
+                0
+            };
+            let writable: bool = sqlx::query_scalar(
+                "SELECT NOT pg_is_in_recovery() AND (to_regclass('tickets') IS NULL \
+                 OR has_table_privilege('tickets', 'INSERT, UPDATE'))",
+            )
+            .fetch_one(&pool)
+            .await
+            .db()?;
+            Ok(SchemaState {
+                version,
+                latest,
+                writable,
+            })
+        }
+        .await;
+        pool.close().await;
+        state
     }
 
     /// Close the pool's connections.

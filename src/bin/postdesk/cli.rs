@@ -106,6 +106,17 @@ pub(crate) enum Command {
     /// Acknowledgement templates.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Check the whole setup, changing nothing: the configuration, the database
+    /// (reachable, schema current, writable), each IMAP mailbox (login, folders, last
+    /// successful fetch), the outbound transport (connect, EHLO, TLS, AUTH) and spamd.
+    ///
+    /// One line per check, `ok` or `FAIL` with what to do. Exit status 1 when any check
+    /// failed.
+    Doctor {
+        /// A JSON array of the checks.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script, generated from these definitions.
     ///
     /// bash: `postdesk completions bash > /etc/bash_completion.d/postdesk`;

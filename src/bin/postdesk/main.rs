@@ -158,6 +158,9 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
         return mail::config_check(file.as_deref().or(cli.globals.config.as_deref()));
     }
+    if let Command::Doctor { json } = cli.command {
+        return doctor(&cli.globals, json);
+    }
     let config = match load_config(&cli.globals) {
         Ok(c) => c,
         Err(Error::Config(errors)) => {
@@ -233,9 +236,36 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             }
             Command::Ingest { .. }
             | Command::Config(_)
+            | Command::Doctor { .. }
             | Command::Completions { .. }
             | Command::Man => unreachable!("handled before"),
         }
+    })
+}
+
+/// `doctor`: every check on its own line (or a JSON array); 1 when any failed.
+fn doctor(globals: &Globals, json: bool) -> anyhow::Result<u8> {
+    let checks = runtime_multi()?.block_on(postdesk::doctor::run(
+        globals.config.as_deref(),
+        globals.database.as_deref(),
+    ));
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        for c in &checks {
+            let status = if c.ok { "ok  " } else { "FAIL" };
+            match &c.fix {
+                Some(fix) if !c.ok => {
+                    outln!("{status} {}: {} (fix: {})", c.name, line(&c.detail), fix)
+                }
+                _ => outln!("{status} {}: {}", c.name, line(&c.detail)),
+            }
+        }
+    }
+    Ok(if checks.iter().all(|c| c.ok) {
+        exit::OK
+    } else {
+        exit::FAILURE
     })
 }
 
