@@ -560,6 +560,13 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Suppression>, StoreError>> + Send;
 
+    /// Take `address` off the suppression list (compared without regard to case), so it
+    /// is acknowledged again; false when it was not on it.
+    fn remove_suppression(
+        &self,
+        address: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Held (quarantined and dropped) messages, newest first.
     fn held(&self, limit: u32)
     -> impl Future<Output = Result<Vec<HeldSummary>, StoreError>> + Send;
@@ -711,6 +718,10 @@ impl Store for AnyStore {
 
     async fn suppressions(&self, limit: u32) -> Result<Vec<Suppression>, StoreError> {
         both!(self, s => s.suppressions(limit).await)
+    }
+
+    async fn remove_suppression(&self, address: &str) -> Result<bool, StoreError> {
+        both!(self, s => s.remove_suppression(address).await)
     }
 
     async fn held(&self, limit: u32) -> Result<Vec<HeldSummary>, StoreError> {

@@ -769,6 +769,15 @@ impl Store for PgStore {
         }))
     }
 
+    async fn remove_suppression(&self, address: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM suppressions WHERE lower(address) = lower($1)")
+            .bind(address)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn suppressions(&self, limit: u32) -> Result<Vec<Suppression>, StoreError> {
         let rows: Vec<(String, Option<String>, String, String)> = sqlx::query_as(
             "SELECT address, status, reason, created_at FROM suppressions

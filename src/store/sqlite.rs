@@ -1001,6 +1001,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn remove_suppression(&self, address: &str) -> Result<bool, StoreError> {
+        let address = address.to_string();
+        self.call(move |db| {
+            Ok(db.execute(
+                "DELETE FROM suppressions WHERE lower(address) = lower(?1)",
+                [&address],
+            )? > 0)
+        })
+        .await
+    }
+
     async fn held(&self, limit: u32) -> Result<Vec<HeldSummary>, StoreError> {
         self.call(move |db| {
             let sql = format!("SELECT {HELD_COLUMNS} FROM held_messages ORDER BY id DESC LIMIT ?1");

@@ -350,6 +350,12 @@ pub(crate) enum SuppressionsCommand {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Take an address off the list, so it is acknowledged again (e.g. after its mailbox
+    /// was fixed). Exit status 1 when it was not on the list.
+    Remove {
+        /// The address, as `suppressions list` shows it (case does not matter).
+        address: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
