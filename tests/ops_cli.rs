@@ -59,3 +59,58 @@ fn suppressions_remove_takes_an_address_off_the_list() {
         "postdesk: gone@example.net is not on the suppression list\n"
     );
 }
+
+#[test]
+fn tickets_list_is_by_last_activity_and_says_how_many_more() {
+    let env = Env::new();
+    for (n, who) in ["ann", "bob", "cy"].iter().enumerate() {
+        env.ingest(&mail(
+            &format!("{who}@example.org"),
+            &format!("Question {n}"),
+            &format!("q{n}@example.org"),
+            "",
+            "Help?",
+        ));
+        // Distinct activity times (milliseconds in the store).
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // A follow-up to the oldest ticket makes it the most recently active.
+    env.ingest(&mail(
+        "ann@example.org",
+        "Re: Question 0",
+        "r0@example.org",
+        "In-Reply-To: <q0@example.org>\r\n",
+        "Still broken.",
+    ));
+    let list = env.json(&["tickets", "list", "--json"]);
+    let ids: Vec<i64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 3, 2], "{list}");
+
+    let out = env.run(&["tickets", "list", "--limit", "2"], b"");
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[1].starts_with("PD-1 ") && lines[2].starts_with("PD-3 "),
+        "{text}"
+    );
+    assert_eq!(lines[3], "… and 1 more (raise --limit to see them)");
+    // Exactly at the limit, or filtered below it: no such line.
+    for args in [
+        &["tickets", "list", "--limit", "3"][..],
+        &["tickets", "list", "--limit", "1", "--status", "closed"][..],
+    ] {
+        let out = env.run(args, b"");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(!text.contains("more"), "{args:?}: {text}");
+    }
+    // The JSON stays a plain array.
+    let list = env.json(&["tickets", "list", "--json", "--limit", "2"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+}

@@ -326,7 +326,7 @@ pub struct TicketFilter {
     pub status: Option<TicketStatus>,
     /// Only tickets in this queue.
     pub queue: Option<String>,
-    /// At most this many, newest first.
+    /// At most this many, most recently active first.
     pub limit: Option<u32>,
 }
 
@@ -519,11 +519,17 @@ pub trait Store: Send + Sync {
         keys: &[String],
     ) -> impl Future<Output = Result<Option<Duplicate>, StoreError>> + Send;
 
-    /// Tickets, newest first.
+    /// Tickets, most recent activity (`updated_at`) first, then the newer ticket first.
     fn tickets(
         &self,
         filter: &TicketFilter,
     ) -> impl Future<Output = Result<Vec<TicketSummary>, StoreError>> + Send;
+
+    /// How many tickets match `filter`, its limit aside: how many a limited list left out.
+    fn ticket_count(
+        &self,
+        filter: &TicketFilter,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
     /// One ticket with its messages.
     fn ticket(
@@ -694,6 +700,10 @@ impl Store for AnyStore {
 
     async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
         both!(self, s => s.tickets(filter).await)
+    }
+
+    async fn ticket_count(&self, filter: &TicketFilter) -> Result<i64, StoreError> {
+        both!(self, s => s.ticket_count(filter).await)
     }
 
     async fn ticket(&self, id: i64) -> Result<Option<TicketDetail>, StoreError> {

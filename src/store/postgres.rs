@@ -598,7 +598,7 @@ impl Store for PgStore {
         let sql = format!(
             "SELECT {TICKET_COLUMNS} FROM tickets t
              WHERE ($1::text IS NULL OR t.status = $1) AND ($2::text IS NULL OR t.queue = $2)
-             ORDER BY t.id DESC LIMIT $3"
+             ORDER BY t.updated_at DESC, t.id DESC LIMIT $3"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(filter.status.map(|s| s.as_str()))
@@ -608,6 +608,18 @@ impl Store for PgStore {
             .await
             .db()?;
         rows.iter().map(ticket_summary).collect()
+    }
+
+    async fn ticket_count(&self, filter: &TicketFilter) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM tickets t
+             WHERE ($1::text IS NULL OR t.status = $1) AND ($2::text IS NULL OR t.queue = $2)",
+        )
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(&filter.queue)
+        .fetch_one(&self.pool)
+        .await
+        .db()
     }
 
     async fn ticket(&self, id: i64) -> Result<Option<TicketDetail>, StoreError> {

@@ -798,7 +798,7 @@ impl Store for SqliteStore {
             let sql = format!(
                 "SELECT {TICKET_COLUMNS} FROM tickets t
                  WHERE (?1 IS NULL OR t.status = ?1) AND (?2 IS NULL OR t.queue = ?2)
-                 ORDER BY t.id DESC LIMIT ?3"
+                 ORDER BY t.updated_at DESC, t.id DESC LIMIT ?3"
             );
             let rows = db
                 .prepare(&sql)?
@@ -812,6 +812,19 @@ impl Store for SqliteStore {
                 )?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn ticket_count(&self, filter: &TicketFilter) -> Result<i64, StoreError> {
+        let filter = filter.clone();
+        self.call(move |db| {
+            Ok(db.query_row(
+                "SELECT count(*) FROM tickets t
+                 WHERE (?1 IS NULL OR t.status = ?1) AND (?2 IS NULL OR t.queue = ?2)",
+                params![filter.status.map(|s| s.as_str()), filter.queue],
+                |r| r.get(0),
+            )?)
         })
         .await
     }

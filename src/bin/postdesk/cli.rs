@@ -250,7 +250,8 @@ pub(crate) struct ImportArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TicketsCommand {
-    /// List tickets, newest first.
+    /// List tickets, most recently active first (a line says how many more there are
+    /// past --limit).
     List {
         /// JSON array output.
         #[arg(long)]
