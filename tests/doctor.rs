@@ -97,6 +97,12 @@ fn a_good_setup_is_all_ok() {
         lines.iter().any(|l| l.contains("INBOX (0 messages)")),
         "{lines:#?}"
     );
+    if std::env::var("POSTDESK_TEST_SPAMD").is_ok() {
+        assert!(
+            lines.iter().any(|l| l.starts_with("ok   spamd: ")),
+            "{lines:#?}"
+        );
+    }
     let json = env.json(&["--config", &cfg, "doctor", "--json"]);
     let checks = json.as_array().unwrap();
     assert_eq!(checks.len(), lines.len());
@@ -150,6 +156,25 @@ fn an_unreachable_smtp_server_is_one_failure() {
         failed[0].starts_with(&format!("FAIL outbound smtp 127.0.0.1:{port}: "))
             && failed[0].to_lowercase().contains("connection refused")
             && failed[0].contains("(fix: "),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn an_unreachable_spamd_is_one_failure() {
+    let env = Env::new();
+    create_database(&env);
+    let port = closed_port();
+    let cfg = env.write(
+        "postdesk.toml",
+        format!("[spam]\nspamd = \"127.0.0.1:{port}\"\n").as_bytes(),
+    );
+    let (status, lines) = doctor(&env, cfg.to_str().unwrap());
+    assert_eq!(status, 1, "{lines:#?}");
+    let failed = failures(&lines);
+    assert_eq!(failed.len(), 1, "{lines:#?}");
+    assert!(
+        failed[0].starts_with("FAIL spamd: ") && failed[0].contains("start spamd"),
         "{lines:#?}"
     );
 }
