@@ -44,6 +44,7 @@ pub mod address;
 pub mod bounce;
 pub mod classify;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod exit;
 pub mod imap;

@@ -22,6 +22,7 @@ pub mod fetch;
 pub mod health;
 pub mod plan;
 mod session;
+pub(crate) use session::probe;
 pub mod watch;
 
 pub use config::{After, AuthMechanism, MailboxConfig, TlsMode};

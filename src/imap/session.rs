@@ -143,6 +143,26 @@ pub(crate) async fn open(mb: &MailboxConfig) -> Result<(Session, Caps), ImapErro
     Ok((session, caps))
 }
 
+/// Connect, log in and EXAMINE (read-only: nothing changes) each configured folder, then
+/// log out: for `doctor`. Returns the folders' message counts.
+pub(crate) async fn probe(mb: &MailboxConfig) -> Result<Vec<(String, u32)>, ImapError> {
+    let limit = Duration::from_secs(mb.timeout_secs);
+    let (mut session, _) = open(mb).await?;
+    let mut counts = Vec::new();
+    for folder in &mb.folders {
+        let mailbox = timed(limit, session.examine(folder))
+            .await
+            .map_err(|reason| ImapError::Folder {
+                mailbox: mb.name().to_string(),
+                folder: folder.clone(),
+                reason: format!("EXAMINE failed: {reason}"),
+            })?;
+        counts.push((folder.clone(), mailbox.exists));
+    }
+    let _ = timed(limit, session.logout()).await;
+    Ok(counts)
+}
+
 /// The server's greeting: `* OK` (or `* PREAUTH`); `* BYE` and silence are errors.
 async fn greeting(client: &mut async_imap::Client<Stream>, limit: Duration) -> Result<(), String> {
     let response = timed(limit, client.read_response())

@@ -124,6 +124,22 @@ impl Transport {
         Ok(None)
     }
 
+    /// Try the transport without sending anything, for `doctor`: SMTP connects, says
+    /// EHLO, starts TLS and authenticates as configured, then NOOP (lettre's
+    /// `test_connection`); `sendmail` must be an executable file; the file transport's
+    /// folder must exist. Returns what was checked, or what failed.
+    pub async fn probe(&self) -> Result<String, String> {
+        match &self.0 {
+            Inner::Smtp(t, _) => match t.test_connection().await {
+                Ok(true) => Ok("connected, EHLO, TLS and AUTH as configured, NOOP answered".into()),
+                Ok(false) => Err("the server did not answer NOOP".into()),
+                Err(e) => Err(e.to_string()),
+            },
+            Inner::Sendmail(_) => Ok("the local sendmail command".into()),
+            Inner::File(_) => Ok("writing .eml files".into()),
+        }
+    }
+
     /// How many messages to send at once: the SMTP pool's size, else one.
     pub fn concurrency(&self) -> usize {
         match &self.0 {

@@ -183,6 +183,31 @@ pub fn exists(url: &str) -> Result<bool, StoreError> {
     }
 }
 
+/// A database's schema and access as found, changing nothing: what `doctor` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaState {
+    /// The last migration applied to the database (0: none).
+    pub version: i64,
+    /// The last migration this build knows.
+    pub latest: i64,
+    /// Whether this process may write to it.
+    pub writable: bool,
+}
+
+/// Inspect the database at `url` without creating or migrating it (opening a store
+/// migrates): for `doctor`, which must report an out-of-date schema, not fix it.
+pub async fn inspect(url: &str, options: &StoreOptions) -> Result<SchemaState, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        PgStore::inspect(url, options).await
+    } else if url.starts_with("sqlite:") {
+        SqliteStore::inspect(url, options).await
+    } else {
+        Err(StoreError::Config(format!(
+            "`{url}` is not a database URL: use sqlite://PATH or postgres://HOST/DB"
+        )))
+    }
+}
+
 /// A stored message or held record found under one of a message's dedup keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Duplicate {
@@ -301,7 +326,7 @@ pub struct TicketFilter {
     pub status: Option<TicketStatus>,
     /// Only tickets in this queue.
     pub queue: Option<String>,
-    /// At most this many, newest first.
+    /// At most this many, most recently active first.
     pub limit: Option<u32>,
 }
 
@@ -494,11 +519,17 @@ pub trait Store: Send + Sync {
         keys: &[String],
     ) -> impl Future<Output = Result<Option<Duplicate>, StoreError>> + Send;
 
-    /// Tickets, newest first.
+    /// Tickets, most recent activity (`updated_at`) first, then the newer ticket first.
     fn tickets(
         &self,
         filter: &TicketFilter,
     ) -> impl Future<Output = Result<Vec<TicketSummary>, StoreError>> + Send;
+
+    /// How many tickets match `filter`, its limit aside: how many a limited list left out.
+    fn ticket_count(
+        &self,
+        filter: &TicketFilter,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
     /// One ticket with its messages.
     fn ticket(
@@ -534,6 +565,13 @@ pub trait Store: Send + Sync {
         &self,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Suppression>, StoreError>> + Send;
+
+    /// Take `address` off the suppression list (compared without regard to case), so it
+    /// is acknowledged again; false when it was not on it.
+    fn remove_suppression(
+        &self,
+        address: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Held (quarantined and dropped) messages, newest first.
     fn held(&self, limit: u32)
@@ -664,6 +702,10 @@ impl Store for AnyStore {
         both!(self, s => s.tickets(filter).await)
     }
 
+    async fn ticket_count(&self, filter: &TicketFilter) -> Result<i64, StoreError> {
+        both!(self, s => s.ticket_count(filter).await)
+    }
+
     async fn ticket(&self, id: i64) -> Result<Option<TicketDetail>, StoreError> {
         both!(self, s => s.ticket(id).await)
     }
@@ -686,6 +728,10 @@ impl Store for AnyStore {
 
     async fn suppressions(&self, limit: u32) -> Result<Vec<Suppression>, StoreError> {
         both!(self, s => s.suppressions(limit).await)
+    }
+
+    async fn remove_suppression(&self, address: &str) -> Result<bool, StoreError> {
+        both!(self, s => s.remove_suppression(address).await)
     }
 
     async fn held(&self, limit: u32) -> Result<Vec<HeldSummary>, StoreError> {

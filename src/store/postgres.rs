@@ -22,9 +22,9 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::{
     AttachmentData, AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary,
-    MAX_REFERENCES, NewMessage, Store, StoreError, StoreOptions, StoredContent, StoredMessage,
-    Suppression, TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write, Written,
-    fresh_secret, now, stored,
+    MAX_REFERENCES, NewMessage, SchemaState, Store, StoreError, StoreOptions, StoredContent,
+    StoredMessage, Suppression, TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write,
+    Written, fresh_secret, now, stored,
 };
 use crate::model::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
@@ -114,6 +114,52 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("migrating the database: {e}")))?;
         Ok(PgStore { pool })
+    }
+
+    /// The last migration applied to the database at `url` and whether this role may
+    /// write to it, without migrating (see [`super::inspect`]).
+    pub async fn inspect(url: &str, opts: &StoreOptions) -> Result<SchemaState, StoreError> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("`{url}`: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(opts.connect_timeout)
+            .connect_with(connect)
+            .await
+            .db()?;
+        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let state = async {
+            let migrated: bool =
+                sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                    .fetch_one(&pool)
+                    .await
+                    .db()?;
+            let version: i64 = if migrated {
+                sqlx::query_scalar(
+                    "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
+                )
+                .fetch_one(&pool)
+                .await
+                .db()?
+            } else {
+                0
+            };
+            let writable: bool = sqlx::query_scalar(
+                "SELECT NOT pg_is_in_recovery() AND (to_regclass('tickets') IS NULL \
+                 OR has_table_privilege('tickets', 'INSERT, UPDATE'))",
+            )
+            .fetch_one(&pool)
+            .await
+            .db()?;
+            Ok(SchemaState {
+                version,
+                latest,
+                writable,
+            })
+        }
+        .await;
+        pool.close().await;
+        state
     }
 
     /// Close the pool's connections.
@@ -552,7 +598,7 @@ impl Store for PgStore {
         let sql = format!(
             "SELECT {TICKET_COLUMNS} FROM tickets t
              WHERE ($1::text IS NULL OR t.status = $1) AND ($2::text IS NULL OR t.queue = $2)
-             ORDER BY t.id DESC LIMIT $3"
+             ORDER BY t.updated_at DESC, t.id DESC LIMIT $3"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(filter.status.map(|s| s.as_str()))
@@ -562,6 +608,18 @@ impl Store for PgStore {
             .await
             .db()?;
         rows.iter().map(ticket_summary).collect()
+    }
+
+    async fn ticket_count(&self, filter: &TicketFilter) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM tickets t
+             WHERE ($1::text IS NULL OR t.status = $1) AND ($2::text IS NULL OR t.queue = $2)",
+        )
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(&filter.queue)
+        .fetch_one(&self.pool)
+        .await
+        .db()
     }
 
     async fn ticket(&self, id: i64) -> Result<Option<TicketDetail>, StoreError> {
@@ -721,6 +779,15 @@ impl Store for PgStore {
             queue: r.try_get("queue").db()?,
             released_at: r.try_get("released_at").db()?,
         }))
+    }
+
+    async fn remove_suppression(&self, address: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM suppressions WHERE lower(address) = lower($1)")
+            .bind(address)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn suppressions(&self, limit: u32) -> Result<Vec<Suppression>, StoreError> {

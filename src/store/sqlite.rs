@@ -28,9 +28,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{
     AttachmentData, AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary,
-    MAX_REFERENCES, NewMessage, Store, StoreError, StoreOptions, StoredContent, StoredMessage,
-    Suppression, TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write, Written,
-    fresh_secret, now,
+    MAX_REFERENCES, NewMessage, SchemaState, Store, StoreError, StoreOptions, StoredContent,
+    StoredMessage, Suppression, TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write,
+    Written, fresh_secret, now,
 };
 use crate::model::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
@@ -277,6 +277,47 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
         })
+    }
+
+    /// The schema version of the file at `url` and whether it can be written, without
+    /// creating or migrating it (see [`super::inspect`]). Writability is tried with a
+    /// `BEGIN IMMEDIATE` that is rolled back.
+    pub async fn inspect(url: &str, opts: &StoreOptions) -> Result<SchemaState, StoreError> {
+        let t = target(url, false)?;
+        if t.memory {
+            return Ok(SchemaState {
+                version: MIGRATIONS.len() as i64,
+                latest: MIGRATIONS.len() as i64,
+                writable: true,
+            });
+        }
+        if !t.path.exists() {
+            return Err(StoreError::Unavailable(format!(
+                "no database at {}",
+                t.path.display()
+            )));
+        }
+        let patience = opts.busy_timeout;
+        blocking(move || {
+            let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | if t.read_only {
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                } else {
+                    OpenFlags::SQLITE_OPEN_READ_WRITE
+                };
+            let conn = Connection::open_with_flags(&t.path, flags)?;
+            conn.busy_timeout(patience)?;
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let writable = !t.read_only
+                && !conn.is_readonly(rusqlite::MAIN_DB)?
+                && conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK").is_ok();
+            Ok(SchemaState {
+                version,
+                latest: MIGRATIONS.len() as i64,
+                writable,
+            })
+        })
+        .await
     }
 
     /// A fresh, empty in-memory store. For tests, previews, examples.
@@ -757,7 +798,7 @@ impl Store for SqliteStore {
             let sql = format!(
                 "SELECT {TICKET_COLUMNS} FROM tickets t
                  WHERE (?1 IS NULL OR t.status = ?1) AND (?2 IS NULL OR t.queue = ?2)
-                 ORDER BY t.id DESC LIMIT ?3"
+                 ORDER BY t.updated_at DESC, t.id DESC LIMIT ?3"
             );
             let rows = db
                 .prepare(&sql)?
@@ -771,6 +812,19 @@ impl Store for SqliteStore {
                 )?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn ticket_count(&self, filter: &TicketFilter) -> Result<i64, StoreError> {
+        let filter = filter.clone();
+        self.call(move |db| {
+            Ok(db.query_row(
+                "SELECT count(*) FROM tickets t
+                 WHERE (?1 IS NULL OR t.status = ?1) AND (?2 IS NULL OR t.queue = ?2)",
+                params![filter.status.map(|s| s.as_str()), filter.queue],
+                |r| r.get(0),
+            )?)
         })
         .await
     }
@@ -956,6 +1010,17 @@ impl Store for SqliteStore {
                     })
                 })?
                 .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn remove_suppression(&self, address: &str) -> Result<bool, StoreError> {
+        let address = address.to_string();
+        self.call(move |db| {
+            Ok(db.execute(
+                "DELETE FROM suppressions WHERE lower(address) = lower(?1)",
+                [&address],
+            )? > 0)
         })
         .await
     }

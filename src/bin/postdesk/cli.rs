@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// Turn inbound email into support tickets.
 ///
@@ -21,6 +21,11 @@ pub(crate) struct Cli {
 
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// The whole command tree, for the generated completions and manual page.
+pub(crate) fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// The options every subcommand takes.
@@ -101,6 +106,29 @@ pub(crate) enum Command {
     /// Acknowledgement templates.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Check the whole setup, changing nothing: the configuration, the database
+    /// (reachable, schema current, writable), each IMAP mailbox (login, folders, last
+    /// successful fetch), the outbound transport (connect, EHLO, TLS, AUTH) and spamd.
+    ///
+    /// One line per check, `ok` or `FAIL` with what to do. Exit status 1 when any check
+    /// failed.
+    Doctor {
+        /// A JSON array of the checks.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script, generated from these definitions.
+    ///
+    /// bash: `postdesk completions bash > /etc/bash_completion.d/postdesk`;
+    /// zsh: into a directory of `$fpath` as `_postdesk`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), generated from these definitions.
+    ///
+    /// `postdesk man > /usr/local/share/man/man1/postdesk.1`
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -222,7 +250,8 @@ pub(crate) struct ImportArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TicketsCommand {
-    /// List tickets, newest first.
+    /// List tickets, most recently active first (a line says how many more there are
+    /// past --limit).
     List {
         /// JSON array output.
         #[arg(long)]
@@ -321,6 +350,12 @@ pub(crate) enum SuppressionsCommand {
         /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+    },
+    /// Take an address off the list, so it is acknowledged again (e.g. after its mailbox
+    /// was fixed). Exit status 1 when it was not on the list.
+    Remove {
+        /// The address, as `suppressions list` shows it (case does not matter).
+        address: String,
     },
 }
 

@@ -117,5 +117,14 @@ pub(crate) async fn suppressions(
             }
             Ok(exit::OK)
         }
+        SuppressionsCommand::Remove { address } => {
+            if store.remove_suppression(address).await? {
+                outln!("removed {}", line(address));
+                Ok(exit::OK)
+            } else {
+                eprintln!("postdesk: {} is not on the suppression list", line(address));
+                Ok(exit::FAILURE)
+            }
+        }
     }
 }

@@ -63,6 +63,11 @@ fn postdesk_main(args: Vec<std::ffi::OsString>) -> u8 {
     };
     init_tracing();
     match cli.command {
+        Command::Completions { shell } => print_or_fail(|out| {
+            clap_complete::generate(shell, &mut cli::command(), "postdesk", out);
+            Ok(())
+        }),
+        Command::Man => print_or_fail(|out| clap_mangen::Man::new(cli::command()).render(out)),
         Command::Ingest(ref args) => ingest::ingest(&cli.globals, args),
         _ => match run(&cli) {
             Ok(code) => code,
@@ -78,6 +83,19 @@ fn postdesk_main(args: Vec<std::ffi::OsString>) -> u8 {
                 exit::FAILURE
             }
         },
+    }
+}
+
+/// Write generated text to standard output: 0, or 1 with the error (a closed pipe is 0).
+fn print_or_fail(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> u8 {
+    let mut out = std::io::stdout().lock();
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => exit::OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            eprintln!("postdesk: writing to standard output: {e}");
+            exit::FAILURE
+        }
     }
 }
 
@@ -139,6 +157,9 @@ pub(crate) async fn open_store(
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
         return mail::config_check(file.as_deref().or(cli.globals.config.as_deref()));
+    }
+    if let Command::Doctor { json } = cli.command {
+        return doctor(&cli.globals, json);
     }
     let config = match load_config(&cli.globals) {
         Ok(c) => c,
@@ -213,8 +234,38 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 let store = open_store(&cli.globals, &config, StoreUse::Preview).await?;
                 imap::mailboxes(&store, &config, *json).await
             }
-            Command::Ingest { .. } | Command::Config(_) => unreachable!("handled before"),
+            Command::Ingest { .. }
+            | Command::Config(_)
+            | Command::Doctor { .. }
+            | Command::Completions { .. }
+            | Command::Man => unreachable!("handled before"),
         }
+    })
+}
+
+/// `doctor`: every check on its own line (or a JSON array); 1 when any failed.
+fn doctor(globals: &Globals, json: bool) -> anyhow::Result<u8> {
+    let checks = runtime_multi()?.block_on(postdesk::doctor::run(
+        globals.config.as_deref(),
+        globals.database.as_deref(),
+    ));
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        for c in &checks {
+            let status = if c.ok { "ok  " } else { "FAIL" };
+            match &c.fix {
+                Some(fix) if !c.ok => {
+                    outln!("{status} {}: {} (fix: {})", c.name, line(&c.detail), fix)
+                }
+                _ => outln!("{status} {}: {}", c.name, line(&c.detail)),
+            }
+        }
+    }
+    Ok(if checks.iter().all(|c| c.ok) {
+        exit::OK
+    } else {
+        exit::FAILURE
     })
 }
 

@@ -47,7 +47,7 @@ pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> any
                     "UPDATED",
                     "REQUESTER"
                 );
-                for t in list {
+                for t in &list {
                     outln!(
                         "{:<10}  {:<6}  {:<10}  {:>4}  {:<24}  {:<28}  {}",
                         p.tag().reference(t.id),
@@ -58,6 +58,12 @@ pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> any
                         clip(&line(&t.requester), 27),
                         clip(&line(&t.subject), 59)
                     );
+                }
+                if list.len() as u64 >= u64::from(*limit) {
+                    let more = p.store().ticket_count(&filter).await? - list.len() as i64;
+                    if more > 0 {
+                        outln!("… and {more} more (raise --limit to see them)");
+                    }
                 }
             }
             Ok(exit::OK)
