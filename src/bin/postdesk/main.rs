@@ -25,6 +25,7 @@ mod cli;
 mod held;
 mod imap;
 mod ingest;
+mod log;
 mod mail;
 mod outbox;
 mod tickets;
@@ -61,7 +62,7 @@ fn postdesk_main(args: Vec<std::ffi::OsString>) -> u8 {
             };
         }
     };
-    init_tracing();
+    log::init(cli.globals.log_format);
     match cli.command {
         Command::Ingest(ref args) => ingest::ingest(&cli.globals, args),
         _ => match run(&cli) {
@@ -79,18 +80,6 @@ fn postdesk_main(args: Vec<std::ffi::OsString>) -> u8 {
             }
         },
     }
-}
-
-fn init_tracing() {
-    // Warnings and errors by default (libraries' warnings about their own settings only
-    // when they are errors: an MTA puts whatever `ingest` prints into its bounce text).
-    let filter = tracing_subscriber::EnvFilter::try_from_env("POSTDESK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// The runtime for one delivery: one thread (the store's statements go to the blocking
