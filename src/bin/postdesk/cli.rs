@@ -122,6 +122,23 @@ pub(crate) enum Command {
     /// Acknowledgement templates.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// What happened to the mail, per day (UTC) and queue: messages by verdict, tickets
+    /// opened, follow-ups, acknowledgements, quarantined, dropped and released messages,
+    /// and the median time from a ticket's first message to its first agent reply.
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatsArgs {
+    /// How far back: a number and a unit (m, h, d, w).
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    pub(crate) since: String,
+    /// Only this queue.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) queue: Option<String>,
+    /// One JSON array of days.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,7 @@ mod ingest;
 mod log;
 mod mail;
 mod outbox;
+mod stats;
 mod tickets;
 
 use cli::{Cli, Command, ConfigCommand, Globals};
@@ -201,6 +202,12 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             Command::Mailboxes { json } => {
                 let store = open_store(&cli.globals, &config, StoreUse::Preview).await?;
                 imap::mailboxes(&store, &config, *json).await
+            }
+            Command::Stats(args) => {
+                let store = open_store(&cli.globals, &config, StoreUse::Read)
+                    .await
+                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                stats::stats(&store, args).await
             }
             Command::Ingest { .. } | Command::Config(_) => unreachable!("handled before"),
         }
