@@ -490,6 +490,8 @@ impl<S: Store> Processor<S> {
         let mut prepared = [self.prepare(&raw, &delivery)?];
         match &mut prepared[0].body {
             PreparedBody::Message { class, .. } => {
+                // The store's statistics recognise a released message by this first
+                // reason (`Store::stats_rows`): keep the two in step.
                 class.reasons.insert(
                     0,
                     format!(

@@ -51,7 +51,8 @@ pub struct DayStats {
     pub day: String,
     /// The queue (`-` for held messages whose queue was never known).
     pub queue: String,
-    /// Messages received, by verdict (stored in tickets and held alike).
+    /// Messages received, by verdict (stored in tickets and held alike; a released
+    /// message once, by the verdict it was held with).
     pub messages: BTreeMap<String, u64>,
     /// Tickets opened.
     pub tickets_created: u64,
@@ -130,7 +131,10 @@ pub fn aggregate(rows: &StatsRows, since: &str, queue: Option<&str>) -> Vec<DayS
     let wanted = |q: &str| queue.is_none_or(|w| w == q);
     for m in &rows.messages {
         if let Some(s) = entry(&mut days, since, &wanted, &m.received_at, &m.queue) {
-            *s.messages.entry(m.verdict.clone()).or_default() += 1;
+            // A released message arrived once: its held record counts it.
+            if !m.released {
+                *s.messages.entry(m.verdict.clone()).or_default() += 1;
+            }
             if m.opened_ticket {
                 s.tickets_created += 1;
             } else {
@@ -205,6 +209,7 @@ mod tests {
             queue: queue.into(),
             verdict: verdict.into(),
             opened_ticket: opened,
+            released: false,
         }
     }
 
@@ -238,6 +243,10 @@ mod tests {
                 message("2026-12-01T12:00:00.000Z", "support", "autoreply", false),
                 message("2026-12-02T09:00:00.000Z", "sales", "human", true),
                 message("2026-11-01T09:00:00.000Z", "sales", "human", true),
+                StatsMessage {
+                    released: true,
+                    ..message("2026-12-02T08:00:00.000Z", "support", "human", true)
+                },
             ],
             held: vec![
                 StatsHeld {
@@ -319,6 +328,9 @@ mod tests {
         assert_eq!(days[2].tickets_created, 1);
         assert_eq!(days[2].median_first_reply_secs, None);
         assert_eq!(days[3].released, 1);
+        // The released message opened a ticket but is counted once, as held.
+        assert_eq!(days[3].tickets_created, 1);
+        assert!(days[3].messages.is_empty());
 
         let sales = aggregate(&rows, "2026-11-30T00:00:00.000Z", Some("sales"));
         assert_eq!(sales.len(), 1);

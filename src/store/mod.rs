@@ -592,6 +592,8 @@ pub struct StatsMessage {
     pub verdict: String,
     /// Whether it is the first inbound message of its ticket (opened it).
     pub opened_ticket: bool,
+    /// Whether it was released from quarantine (its held record counts it already).
+    pub released: bool,
 }
 
 /// One held record, for [`StatsRows`].

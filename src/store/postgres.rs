@@ -529,10 +529,12 @@ fn held_summary(r: &PgRow) -> Result<HeldSummary, StoreError> {
     })
 }
 
-// `postdesk stats` (see `crate::stats`): agents' replies are the messages keyed `out:`.
+// `postdesk stats` (see `crate::stats`): agents' replies are the messages keyed `out:`;
+// released messages have `Processor::release`'s reason first.
 const STATS_MESSAGES: &str = "SELECT m.received_at, t.queue, m.verdict,
            m.id = (SELECT min(f.id) FROM messages f
-                   WHERE f.ticket_id = m.ticket_id AND f.dedup_key NOT LIKE 'out:%') AS opened
+                   WHERE f.ticket_id = m.ticket_id AND f.dedup_key NOT LIKE 'out:%') AS opened,
+           m.reasons LIKE '[\"released from quarantine by an operator (%' AS released
     FROM messages m JOIN tickets t ON t.id = m.ticket_id
     WHERE m.received_at >= $1 AND m.dedup_key NOT LIKE 'out:%'
     ORDER BY m.id";
@@ -813,6 +815,7 @@ impl Store for PgStore {
                         .try_get::<Option<bool>, _>("opened")
                         .db()?
                         .unwrap_or(false),
+                    released: r.try_get("released").db()?,
                 })
             })
             .collect::<Result<_, StoreError>>()?;

@@ -723,10 +723,12 @@ fn held_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<HeldSummary> {
     })
 }
 
-// `postdesk stats` (see `crate::stats`): agents' replies are the messages keyed `out:`.
+// `postdesk stats` (see `crate::stats`): agents' replies are the messages keyed `out:`;
+// released messages have `Processor::release`'s reason first.
 const STATS_MESSAGES: &str = "SELECT m.received_at, t.queue, m.verdict,
            m.id = (SELECT min(f.id) FROM messages f
-                   WHERE f.ticket_id = m.ticket_id AND f.dedup_key NOT LIKE 'out:%') AS opened
+                   WHERE f.ticket_id = m.ticket_id AND f.dedup_key NOT LIKE 'out:%') AS opened,
+           m.reasons LIKE '[\"released from quarantine by an operator (%' AS released
     FROM messages m JOIN tickets t ON t.id = m.ticket_id
     WHERE m.received_at >= ?1 AND m.dedup_key NOT LIKE 'out:%'
     ORDER BY m.id";
@@ -1024,6 +1026,7 @@ impl Store for SqliteStore {
                         queue: r.get(1)?,
                         verdict: r.get(2)?,
                         opened_ticket: r.get(3)?,
+                        released: r.get(4)?,
                     })
                 })?
                 .collect::<Result<_, _>>()?;
