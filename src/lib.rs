@@ -55,6 +55,7 @@ pub mod parse;
 pub mod process;
 pub mod source;
 pub mod spamd;
+pub mod stats;
 pub mod store;
 pub mod term;
 pub mod thread;

@@ -104,6 +104,48 @@ pub struct Outcome {
     pub outbound: Option<OutboundNote>,
 }
 
+impl Outcome {
+    /// The tracing target of the one line logged per message (`postdesk::delivery`): the
+    /// binary's default filter shows it at info level.
+    pub const LOG_TARGET: &'static str = "postdesk::delivery";
+
+    /// Log this outcome as the one line per message an operator greps for: Message-ID,
+    /// the MTA's queue id when given (Postfix `${queue_id}`), verdict, action, ticket (or
+    /// held record) and the milliseconds it took. Values are logged as they are (the
+    /// formatter escapes them); `level` is info for a delivery, debug for a bulk import.
+    pub fn log(&self, level: tracing::Level, queue_id: Option<&str>, elapsed: std::time::Duration) {
+        let ticket = self
+            .ticket_ref
+            .clone()
+            .or(self.held_id.map(|h| format!("held #{h}")))
+            .unwrap_or_else(|| "-".into());
+        let message_id = self.message_id.as_deref().unwrap_or("-");
+        let queue_id = queue_id.unwrap_or("-");
+        let ms = elapsed.as_millis() as u64;
+        macro_rules! event {
+            ($lvl:expr) => {
+                tracing::event!(
+                    target: "postdesk::delivery",
+                    $lvl,
+                    message_id,
+                    queue_id,
+                    verdict = self.verdict.as_str(),
+                    action = self.action.as_str(),
+                    ticket = ticket.as_str(),
+                    queue = self.queue.as_str(),
+                    ms,
+                    "message"
+                )
+            };
+        }
+        if level == tracing::Level::INFO {
+            event!(tracing::Level::INFO);
+        } else {
+            event!(tracing::Level::DEBUG);
+        }
+    }
+}
+
 /// `explain`'s view of a message: everything the pipeline decides, without storing.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Explanation {
@@ -448,6 +490,8 @@ impl<S: Store> Processor<S> {
         let mut prepared = [self.prepare(&raw, &delivery)?];
         match &mut prepared[0].body {
             PreparedBody::Message { class, .. } => {
+                // The store's statistics recognise a released message by this first
+                // reason (`Store::stats_rows`): keep the two in step.
                 class.reasons.insert(
                     0,
                     format!(

@@ -597,6 +597,80 @@ pub trait Store: Send + Sync {
         &self,
         filter: &OutboundFilter,
     ) -> impl Future<Output = Result<Vec<OutboundSummary>, StoreError>> + Send;
+
+    /// The raw rows `postdesk stats` aggregates (see [`crate::stats`]): inbound messages,
+    /// held records, acknowledgements and tickets' first reply times, each from `since`
+    /// (an RFC 3339 UTC time as the store writes them) on.
+    fn stats_rows(&self, since: &str)
+    -> impl Future<Output = Result<StatsRows, StoreError>> + Send;
+}
+
+/// The rows of [`Store::stats_rows`], as stored (times are RFC 3339 UTC strings).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsRows {
+    /// Inbound messages stored in tickets (agents' replies excluded).
+    pub messages: Vec<StatsMessage>,
+    /// Held (quarantined or dropped) records received or released since the time.
+    pub held: Vec<StatsHeld>,
+    /// Acknowledgement rows of the outbox.
+    pub acks: Vec<StatsAck>,
+    /// Tickets with a message since the time: their first inbound message and their
+    /// first agent reply.
+    pub responses: Vec<StatsResponse>,
+}
+
+/// One inbound message, for [`StatsRows`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsMessage {
+    /// When postdesk received it.
+    pub received_at: String,
+    /// Its ticket's queue.
+    pub queue: String,
+    /// Classifier verdict.
+    pub verdict: String,
+    /// Whether it is the first inbound message of its ticket (opened it).
+    pub opened_ticket: bool,
+    /// Whether it was released from quarantine (its held record counts it already).
+    pub released: bool,
+}
+
+/// One held record, for [`StatsRows`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsHeld {
+    /// When it was held.
+    pub received_at: String,
+    /// Its queue, when it was known.
+    pub queue: Option<String>,
+    /// Classifier verdict.
+    pub verdict: String,
+    /// `quarantined` or `dropped`.
+    pub action: String,
+    /// When it was released, if it was.
+    pub released_at: Option<String>,
+}
+
+/// One acknowledgement row of the outbox, for [`StatsRows`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsAck {
+    /// When it was queued (or skipped).
+    pub created_at: String,
+    /// Its ticket's queue.
+    pub queue: String,
+    /// `queued`, `sent`, `failed` or `skipped`.
+    pub status: String,
+    /// Why it was skipped.
+    pub reason: Option<String>,
+}
+
+/// A ticket's first inbound message and first agent reply, for [`StatsRows`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsResponse {
+    /// The ticket's queue.
+    pub queue: String,
+    /// When its first inbound message was received.
+    pub first_message_at: String,
+    /// When an agent first replied (`postdesk reply`), if one did.
+    pub first_reply_at: Option<String>,
 }
 
 /// A store of either backend, as [`open`] returns it.
@@ -748,6 +822,10 @@ impl Store for AnyStore {
 
     async fn outbound(&self, filter: &OutboundFilter) -> Result<Vec<OutboundSummary>, StoreError> {
         both!(self, s => s.outbound(filter).await)
+    }
+
+    async fn stats_rows(&self, since: &str) -> Result<StatsRows, StoreError> {
+        both!(self, s => s.stats_rows(since).await)
     }
 }
 

@@ -22,9 +22,10 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::{
     AttachmentData, AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary,
-    MAX_REFERENCES, NewMessage, SchemaState, Store, StoreError, StoreOptions, StoredContent,
-    StoredMessage, Suppression, TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write,
-    Written, fresh_secret, now, stored,
+    MAX_REFERENCES, NewMessage, SchemaState, StatsAck, StatsHeld, StatsMessage, StatsResponse,
+    StatsRows, Store, StoreError, StoreOptions, StoredContent, StoredMessage, Suppression,
+    TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write, Written, fresh_secret, now,
+    stored,
 };
 use crate::model::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
@@ -575,6 +576,28 @@ fn held_summary(r: &PgRow) -> Result<HeldSummary, StoreError> {
     })
 }
 
+// `postdesk stats` (see `crate::stats`): agents' replies are the messages keyed `out:`;
+// released messages have `Processor::release`'s reason first.
+const STATS_MESSAGES: &str = "SELECT m.received_at, t.queue, m.verdict,
+           m.id = (SELECT min(f.id) FROM messages f
+                   WHERE f.ticket_id = m.ticket_id AND f.dedup_key NOT LIKE 'out:%') AS opened,
+           m.reasons LIKE '[\"released from quarantine by an operator (%' AS released
+    FROM messages m JOIN tickets t ON t.id = m.ticket_id
+    WHERE m.received_at >= $1 AND m.dedup_key NOT LIKE 'out:%'
+    ORDER BY m.id";
+const STATS_HELD: &str =
+    "SELECT received_at, queue, verdict, action, released_at FROM held_messages
+    WHERE received_at >= $1 OR released_at >= $1 ORDER BY id";
+const STATS_ACKS: &str = "SELECT o.created_at, t.queue, o.status, o.reason
+    FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+    WHERE o.kind = 'ack' AND o.created_at >= $1 ORDER BY o.id";
+const STATS_RESPONSES: &str = "SELECT t.queue,
+           min(CASE WHEN m.dedup_key NOT LIKE 'out:%' THEN m.received_at END) AS first_in,
+           min(CASE WHEN m.dedup_key LIKE 'out:%' THEN m.received_at END) AS first_reply
+    FROM tickets t JOIN messages m ON m.ticket_id = t.id
+    WHERE t.id IN (SELECT ticket_id FROM messages WHERE received_at >= $1)
+    GROUP BY t.id, t.queue ORDER BY t.id";
+
 impl Store for PgStore {
     type Tx<'a> = PgTx;
 
@@ -839,5 +862,74 @@ impl Store for PgStore {
         filter: &super::OutboundFilter,
     ) -> Result<Vec<super::OutboundSummary>, StoreError> {
         self.list_outbound(filter).await
+    }
+
+    async fn stats_rows(&self, since: &str) -> Result<StatsRows, StoreError> {
+        let fetch = |sql: &'static str| {
+            sqlx::query(sql)
+                .bind(since.to_string())
+                .fetch_all(&self.pool)
+        };
+        let messages = fetch(STATS_MESSAGES)
+            .await
+            .db()?
+            .iter()
+            .map(|r| {
+                Ok(StatsMessage {
+                    received_at: r.try_get("received_at").db()?,
+                    queue: r.try_get("queue").db()?,
+                    verdict: r.try_get("verdict").db()?,
+                    opened_ticket: r
+                        .try_get::<Option<bool>, _>("opened")
+                        .db()?
+                        .unwrap_or(false),
+                    released: r.try_get("released").db()?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let held = fetch(STATS_HELD)
+            .await
+            .db()?
+            .iter()
+            .map(|r| {
+                Ok(StatsHeld {
+                    received_at: r.try_get("received_at").db()?,
+                    queue: r.try_get("queue").db()?,
+                    verdict: r.try_get("verdict").db()?,
+                    action: r.try_get("action").db()?,
+                    released_at: r.try_get("released_at").db()?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let acks = fetch(STATS_ACKS)
+            .await
+            .db()?
+            .iter()
+            .map(|r| {
+                Ok(StatsAck {
+                    created_at: r.try_get("created_at").db()?,
+                    queue: r.try_get("queue").db()?,
+                    status: r.try_get("status").db()?,
+                    reason: r.try_get("reason").db()?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let mut responses = Vec::new();
+        for r in fetch(STATS_RESPONSES).await.db()? {
+            let first: Option<String> = r.try_get("first_in").db()?;
+            if let Some(first_message_at) = first {
+                responses.push(StatsResponse {
+                    queue: r.try_get("queue").db()?,
+                    first_message_at,
+                    first_reply_at: r.try_get("first_reply").db()?,
+                });
+            }
+        }
+        Ok(StatsRows {
+            messages,
+            held,
+            acks,
+            responses,
+        })
     }
 }

@@ -28,9 +28,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{
     AttachmentData, AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary,
-    MAX_REFERENCES, NewMessage, SchemaState, Store, StoreError, StoreOptions, StoredContent,
-    StoredMessage, Suppression, TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write,
-    Written, fresh_secret, now,
+    MAX_REFERENCES, NewMessage, SchemaState, StatsAck, StatsHeld, StatsMessage, StatsResponse,
+    StatsRows, Store, StoreError, StoreOptions, StoredContent, StoredMessage, Suppression,
+    TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write, Written, fresh_secret, now,
 };
 use crate::model::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
@@ -764,6 +764,28 @@ fn held_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<HeldSummary> {
     })
 }
 
+// `postdesk stats` (see `crate::stats`): agents' replies are the messages keyed `out:`;
+// released messages have `Processor::release`'s reason first.
+const STATS_MESSAGES: &str = "SELECT m.received_at, t.queue, m.verdict,
+           m.id = (SELECT min(f.id) FROM messages f
+                   WHERE f.ticket_id = m.ticket_id AND f.dedup_key NOT LIKE 'out:%') AS opened,
+           m.reasons LIKE '[\"released from quarantine by an operator (%' AS released
+    FROM messages m JOIN tickets t ON t.id = m.ticket_id
+    WHERE m.received_at >= ?1 AND m.dedup_key NOT LIKE 'out:%'
+    ORDER BY m.id";
+const STATS_HELD: &str =
+    "SELECT received_at, queue, verdict, action, released_at FROM held_messages
+    WHERE received_at >= ?1 OR released_at >= ?1 ORDER BY id";
+const STATS_ACKS: &str = "SELECT o.created_at, t.queue, o.status, o.reason
+    FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+    WHERE o.kind = 'ack' AND o.created_at >= ?1 ORDER BY o.id";
+const STATS_RESPONSES: &str = "SELECT t.queue,
+           min(CASE WHEN m.dedup_key NOT LIKE 'out:%' THEN m.received_at END) AS first_in,
+           min(CASE WHEN m.dedup_key LIKE 'out:%' THEN m.received_at END) AS first_reply
+    FROM tickets t JOIN messages m ON m.ticket_id = t.id
+    WHERE t.id IN (SELECT ticket_id FROM messages WHERE received_at >= ?1)
+    GROUP BY t.id, t.queue ORDER BY t.id";
+
 impl Store for SqliteStore {
     type Tx<'a> = SqliteTx;
 
@@ -1056,5 +1078,74 @@ impl Store for SqliteStore {
         filter: &super::OutboundFilter,
     ) -> Result<Vec<super::OutboundSummary>, StoreError> {
         self.list_outbound(filter).await
+    }
+
+    async fn stats_rows(&self, since: &str) -> Result<StatsRows, StoreError> {
+        let since = since.to_string();
+        self.call(move |db| {
+            let messages = db
+                .prepare(STATS_MESSAGES)?
+                .query_map([&since], |r| {
+                    Ok(StatsMessage {
+                        received_at: r.get(0)?,
+                        queue: r.get(1)?,
+                        verdict: r.get(2)?,
+                        opened_ticket: r.get(3)?,
+                        released: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let held = db
+                .prepare(STATS_HELD)?
+                .query_map([&since], |r| {
+                    Ok(StatsHeld {
+                        received_at: r.get(0)?,
+                        queue: r.get(1)?,
+                        verdict: r.get(2)?,
+                        action: r.get(3)?,
+                        released_at: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let acks = db
+                .prepare(STATS_ACKS)?
+                .query_map([&since], |r| {
+                    Ok(StatsAck {
+                        created_at: r.get(0)?,
+                        queue: r.get(1)?,
+                        status: r.get(2)?,
+                        reason: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let responses = db
+                .prepare(STATS_RESPONSES)?
+                .query_map([&since], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get(2)?,
+                    ))
+                })?
+                .filter_map(|r| match r {
+                    Ok((queue, Some(first_message_at), first_reply_at)) => {
+                        Some(Ok(StatsResponse {
+                            queue,
+                            first_message_at,
+                            first_reply_at,
+                        }))
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(StatsRows {
+                messages,
+                held,
+                acks,
+                responses,
+            })
+        })
+        .await
     }
 }

@@ -38,6 +38,26 @@ pub(crate) struct Globals {
     /// Database URL [default: the config's `database`, else sqlite://postdesk.db].
     #[arg(long, global = true, env = "POSTDESK_DATABASE_URL", value_name = "URL")]
     pub(crate) database: Option<String>,
+
+    /// Log lines on standard error as text, or as one JSON object per line (for log
+    /// shippers). Set POSTDESK_LOG=debug for more, POSTDESK_LOG=warn for less.
+    #[arg(
+        long,
+        global = true,
+        env = "POSTDESK_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// `TIME LEVEL target: message key=value ...`, values escaped.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +72,7 @@ pub(crate) enum Command {
     /// Postfix master.cf example:
     ///   postdesk unix - n n - - pipe flags=Rq user=postdesk
     ///     argv=/usr/local/bin/postdesk ingest --recipient ${recipient}
+    ///     --queue-id ${queue_id}
     Ingest(IngestArgs),
     /// Classify and thread-preview messages without storing them.
     Explain {
@@ -129,6 +150,23 @@ pub(crate) enum Command {
     ///
     /// `postdesk man > /usr/local/share/man/man1/postdesk.1`
     Man,
+    /// What happened to the mail, per day (UTC) and queue: messages by verdict, tickets
+    /// opened, follow-ups, acknowledgements, quarantined, dropped and released messages,
+    /// and the median time from a ticket's first message to its first agent reply.
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatsArgs {
+    /// How far back: a number and a unit (m, h, d, w).
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    pub(crate) since: String,
+    /// Only this queue.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) queue: Option<String>,
+    /// One JSON array of days.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +265,10 @@ pub(crate) struct IngestArgs {
     /// Envelope sender (Postfix `${sender}`).
     #[arg(long, value_name = "ADDR")]
     pub(crate) sender: Option<String>,
+    /// The MTA's queue id (Postfix `${queue_id}`), logged with the message so a Postfix
+    /// log line leads to it.
+    #[arg(long, value_name = "ID")]
+    pub(crate) queue_id: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ pub(crate) fn ingest(globals: &Globals, args: &IngestArgs) -> u8 {
         recipient,
         queue,
         sender,
+        queue_id,
     } = args;
     let started = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<postdesk::Outcome, Error> {
@@ -72,6 +73,7 @@ pub(crate) fn ingest(globals: &Globals, args: &IngestArgs) -> u8 {
     });
     match result {
         Ok(outcome) => {
+            outcome.log(tracing::Level::INFO, queue_id.as_deref(), started.elapsed());
             let line = if *json {
                 serde_json::to_string(&outcome).unwrap_or_default()
             } else {

@@ -25,8 +25,10 @@ mod cli;
 mod held;
 mod imap;
 mod ingest;
+mod log;
 mod mail;
 mod outbox;
+mod stats;
 mod tickets;
 
 use cli::{Cli, Command, ConfigCommand, Globals};
@@ -61,7 +63,7 @@ fn postdesk_main(args: Vec<std::ffi::OsString>) -> u8 {
             };
         }
     };
-    init_tracing();
+    log::init(cli.globals.log_format);
     match cli.command {
         Command::Completions { shell } => print_or_fail(|out| {
             clap_complete::generate(shell, &mut cli::command(), "postdesk", out);
@@ -97,18 +99,6 @@ fn print_or_fail(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<
             exit::FAILURE
         }
     }
-}
-
-fn init_tracing() {
-    // Warnings and errors by default (libraries' warnings about their own settings only
-    // when they are errors: an MTA puts whatever `ingest` prints into its bounce text).
-    let filter = tracing_subscriber::EnvFilter::try_from_env("POSTDESK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// The runtime for one delivery: one thread (the store's statements go to the blocking
@@ -233,6 +223,12 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             Command::Mailboxes { json } => {
                 let store = open_store(&cli.globals, &config, StoreUse::Preview).await?;
                 imap::mailboxes(&store, &config, *json).await
+            }
+            Command::Stats(args) => {
+                let store = open_store(&cli.globals, &config, StoreUse::Read)
+                    .await
+                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                stats::stats(&store, args).await
             }
             Command::Ingest { .. }
             | Command::Config(_)
