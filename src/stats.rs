@@ -1,5 +1,5 @@
 //! `postdesk stats`: what happened to the mail of each day and queue, computed from the
-//! plain rows of [`Store::stats_rows`](crate::store::Store::stats_rows) by pure functions
+//! plain rows of [`Store::stats_rows`] by pure functions
 //! (so both backends count alike and the counting is tested without a database).
 
 use std::collections::BTreeMap;
