@@ -1390,3 +1390,29 @@ fn tickets_list_columns_line_up() {
         assert_eq!(head.find(column), row.find(value), "{text}");
     }
 }
+
+/// Asking `import` to check spam without a spamd to ask is an error that says what to set,
+/// not a silent import without the check.
+#[test]
+fn import_spam_check_without_a_spamd_is_an_error() {
+    let env = Env::new();
+    env.write(
+        "one.eml",
+        mail("a@example.org", "Hello", "sc1@example.org", "", "Hi.").as_bytes(),
+    );
+    let out = env.run(&["import", "--spam-check", "one.eml"], b"");
+    assert_ne!(code(&out), 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--spam-check needs a spamd"), "{err}");
+    assert!(err.contains("[spam]"), "{err}");
+}
+
+/// `ingest --help` shows a master.cf line that names the database, as the README does.
+#[test]
+fn ingest_help_shows_a_master_cf_line_with_the_database() {
+    let env = Env::new();
+    let out = env.run(&["ingest", "--help"], b"");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--database sqlite:///"), "{help}");
+    assert!(help.contains("--queue-id ${queue_id}"), "{help}");
+}

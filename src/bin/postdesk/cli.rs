@@ -69,10 +69,12 @@ pub(crate) enum Command {
     /// disk full, configuration error, deadline, internal error), so the MTA keeps the
     /// message and retries. No other status is ever used.
     ///
-    /// Postfix master.cf example:
+    /// Postfix master.cf example (and `postdesk_destination_recipient_limit = 1` in
+    /// main.cf):
     ///   postdesk unix - n n - - pipe flags=Rq user=postdesk
-    ///     argv=/usr/local/bin/postdesk ingest --recipient ${recipient}
-    ///     --queue-id ${queue_id}
+    ///     argv=/usr/local/bin/postdesk --database sqlite:///var/lib/postdesk/tickets.db
+    ///     ingest --recipient ${recipient} --sender ${sender} --queue-id ${queue_id}
+    #[command(verbatim_doc_comment)]
     Ingest(IngestArgs),
     /// Classify and thread-preview messages without storing them.
     Explain {

@@ -169,6 +169,11 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 mail::explain(Processor::new(config, store), files, *json).await
             }
             Command::Import(args) => {
+                if args.spam_check && config.spam.spamd_options().is_none() {
+                    bail!(
+                        "--spam-check needs a spamd: set `spamd = \"HOST:PORT\"` under [spam] in the configuration"
+                    );
+                }
                 let store = open_store(&cli.globals, &config, StoreUse::Import).await?;
                 let mut processor = Processor::new(config, store);
                 processor.set_spam_check(args.spam_check);
