@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
-use common::{Env, code, mail};
+use common::{Env, code, mail, output};
 
 /// Run `postdesk` with `vars` set (and the log variables otherwise unset), `raw` on stdin.
 fn run_with(env: &Env, args: &[&str], vars: &[(&str, &str)], raw: &str) -> Output {
@@ -16,19 +15,7 @@ fn run_with(env: &Env, args: &[&str], vars: &[(&str, &str)], raw: &str) -> Outpu
     for (k, v) in vars {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(raw.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    output(cmd, raw.as_bytes())
 }
 
 /// The lines of standard error from the per-message target.

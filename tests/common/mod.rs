@@ -108,21 +108,7 @@ impl Env {
     }
 
     pub fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        let data = stdin.to_vec();
-        let writer = std::thread::spawn(move || {
-            let _ = input.write_all(&data);
-        });
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        out
+        output(self.cmd(args), stdin)
     }
 
     /// `ingest --json` with `raw`; asserts exit 0 and returns the outcome.
@@ -315,4 +301,23 @@ pub fn smtp_sink() -> Option<(u16, PathBuf)> {
         return None;
     };
     Some((port.parse().expect("a port number"), spool.into()))
+}
+
+/// Run `cmd` with `stdin` on its standard input (written from a thread, so a command that
+/// writes much before reading all of it cannot block) and collect what it printed.
+pub fn output(mut cmd: Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
 }
