@@ -95,6 +95,12 @@ impl Mta {
 
     /// Submit `raw` to Postfix over SMTP, as a customer's mail server would.
     fn send(&self, from: &str, to: &str, raw: &str) {
+        let reply = self.submit(from, to, raw);
+        assert!(reply.starts_with("250"), "end of DATA: {reply}");
+    }
+
+    /// Submit `raw`; Postfix's answer to the end of DATA.
+    fn submit(&self, from: &str, to: &str, raw: &str) -> String {
         let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -129,8 +135,10 @@ impl Mta {
         }
         data.push_str(".\r\n");
         say(&mut writer, &data);
-        expect("250");
+        let mut reply = String::new();
+        reader.read_line(&mut reply).unwrap();
         say(&mut writer, "QUIT\r\n");
+        reply
     }
 
     /// Poll until `check` gives a value, or fail after `secs` saying what was awaited.
@@ -472,6 +480,99 @@ fn the_aliases_form_delivers_as_the_postdesk_user() {
     assert_eq!(owner, user_id("postdesk"), "written as the postdesk user");
 }
 
+/// The form the document warns against: a `|postdesk` line in root's own aliases file runs
+/// as `default_privs` (nobody), cannot open the database, and defers (never bounces).
+#[test]
+fn a_command_in_roots_aliases_runs_as_nobody_and_defers() {
+    let Some(mta) = mta() else { return };
+    let aliases = mta.root.join("etc/aliases");
+    let before = std::fs::read_to_string(&aliases).unwrap();
+    let root = mta.root.display().to_string();
+    let line = recipe("aliases")
+        .replace("support:", "rootowned:")
+        .replace("/usr/local/bin/", &format!("{root}/usr/local/bin/"))
+        .replace("/etc/postdesk/", &format!("{root}/etc/postdesk/"));
+    std::fs::write(&aliases, format!("{before}{line}")).unwrap();
+    let _restore = RestoreFile(aliases.clone(), before);
+    mta.postfix("postalias", &[aliases.to_str().unwrap()]);
+    mta.postfix("postfix", &["reload"]);
+    std::thread::sleep(Duration::from_secs(1));
+
+    let dave = customer("dave");
+    let id = format!("{}@customer.test", unique("rootalias"));
+    mta.send(
+        &dave,
+        "rootowned@localhost",
+        &request(
+            &dave,
+            "rootowned@localhost",
+            "via root's aliases",
+            &id,
+            "",
+            "Hi.",
+        ),
+    );
+    let line = mta.wait("local(8) deferring the command", 30, || {
+        mta.log_of(&id)
+            .into_iter()
+            .find(|l| l.contains("to=<rootowned@localhost>") && l.contains("status=deferred"))
+    });
+    assert!(line.contains("dsn=4.3.0"), "{line}");
+    assert!(
+        line.contains("postdesk: "),
+        "postdesk ran, and tempfailed: {line}"
+    );
+    let queue_id = line.split(':').nth(3).unwrap().trim().to_string();
+    mta.postfix("postsuper", &["-d", &queue_id]);
+    assert!(mta.inbox(&dave).is_empty(), "a deferral sends no bounce");
+}
+
+/// Puts a file's old content back (and rebuilds the alias map) however the test ends.
+struct RestoreFile(PathBuf, String);
+
+impl Drop for RestoreFile {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, &self.1);
+        let _ = Command::new("postalias").arg(&self.0).status();
+        let _ = Command::new("postfix").arg("reload").status();
+    }
+}
+
+/// Postfix's `message_size_limit` sits above postdesk's `max_message_size`: mail between
+/// the two reaches postdesk and is quarantined where an operator finds it; larger mail is
+/// refused at the SMTP stage, so the sender knows at once.
+#[test]
+fn mail_between_the_two_size_limits_is_quarantined_and_larger_mail_refused() {
+    let Some(mta) = mta() else { return };
+    let erin = customer("erin");
+    let id = format!("{}@customer.test", unique("big"));
+    let line = "x".repeat(76) + "\r\n";
+    let body = line.repeat(27 * 1024 * 1024 / line.len());
+    let raw = request(&erin, "support@example.com", "a large file", &id, "", &body);
+    mta.send(&erin, "support@example.com", &raw);
+    let held = mta.wait("the oversize message in quarantine", 60, || {
+        let out = mta.postdesk(&["quarantine", "list", "--json"], b"");
+        let list: Value = serde_json::from_slice(&out.stdout).ok()?;
+        list.as_array()?
+            .iter()
+            .find(|h| h.to_string().contains(&id))
+            .cloned()
+    });
+    assert!(held.to_string().contains("max_message_size"), "{held}");
+
+    let body = line.repeat(31 * 1024 * 1024 / line.len());
+    let raw = request(
+        &erin,
+        "support@example.com",
+        "a larger file",
+        "huge@x",
+        "",
+        &body,
+    );
+    let reply = mta.submit(&erin, "support@example.com", &raw);
+    assert!(reply.starts_with("552"), "refused by Postfix: {reply}");
+}
+
 fn file_owner(path: &Path) -> u32 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).unwrap().uid()
@@ -515,6 +616,12 @@ fn every_recipe_in_the_document_is_run() {
         let in_tests = here.contains(&format!("\"{name}\""));
         assert!(in_script || in_tests, "nothing runs the recipe {name}");
     }
+}
+
+#[test]
+fn the_readme_shows_the_tested_pipe_transport() {
+    let readme = include_str!("../README.md");
+    assert!(readme.contains(&recipe("master.cf")));
 }
 
 /// A recipe's command line with the installation's paths replaced by the test's.
