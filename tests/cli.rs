@@ -1415,4 +1415,6 @@ fn ingest_help_shows_a_master_cf_line_with_the_database() {
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("--database sqlite:///"), "{help}");
     assert!(help.contains("--queue-id ${queue_id}"), "{help}");
+    // the tested recipe's attributes (docs/OPERATIONS.md): bounces reach us as <>
+    assert!(help.contains("flags=DRq user=postdesk null_sender="), "{help}");
 }

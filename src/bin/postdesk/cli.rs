@@ -70,8 +70,8 @@ pub(crate) enum Command {
     /// message and retries. No other status is ever used.
     ///
     /// Postfix master.cf example (and `postdesk_destination_recipient_limit = 1` in
-    /// main.cf):
-    ///   postdesk unix - n n - - pipe flags=Rq user=postdesk
+    /// main.cf; docs/OPERATIONS.md has the whole recipe, transport map included):
+    ///   postdesk unix - n n - - pipe flags=DRq user=postdesk null_sender=
     ///     argv=/usr/local/bin/postdesk --database sqlite:///var/lib/postdesk/tickets.db
     ///     ingest --recipient ${recipient} --sender ${sender} --queue-id ${queue_id}
     #[command(verbatim_doc_comment)]
