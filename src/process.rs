@@ -614,7 +614,18 @@ impl<S: Store> Processor<S> {
     }
 
     /// Classify, thread keys, bounce report and trimming of a parsed message.
-    fn analyse(&self, msg: Box<ParsedMessage>, delivery: &Delivery) -> PreparedBody {
+    fn analyse(&self, mut msg: Box<ParsedMessage>, delivery: &Delivery) -> PreparedBody {
+        // The envelope sender the MTA hands over is the return path (RFC 5321 4.4), whatever
+        // a `Return-Path:` field in the message says: `--sender ''` is the null sender.
+        if let Some(sender) = &delivery.sender {
+            msg.return_path = Some(
+                sender
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string(),
+            );
+        }
         let class = classify_with(&msg, &self.classify_options);
         let mut keys = ThreadKeys::of(
             &msg,

@@ -1416,5 +1416,31 @@ fn ingest_help_shows_a_master_cf_line_with_the_database() {
     assert!(help.contains("--database sqlite:///"), "{help}");
     assert!(help.contains("--queue-id ${queue_id}"), "{help}");
     // the tested recipe's attributes (docs/OPERATIONS.md): bounces reach us as <>
-    assert!(help.contains("flags=DRq user=postdesk null_sender="), "{help}");
+    assert!(
+        help.contains("flags=DRq user=postdesk null_sender="),
+        "{help}"
+    );
+}
+
+/// Regression: `ingest --sender ''` (Postfix's `${sender}` for a bounce with
+/// `null_sender=`) was not read as the null return path when the message had no
+/// `Return-Path:` field, so automatic mail from `<>` looked like a person's.
+#[test]
+fn an_empty_envelope_sender_is_the_null_return_path() {
+    let env = Env::new();
+    let raw = mail("a@b.test", "hi", "<nullenv@b.test>", "", "hello");
+    let out = env.ingest_args(&["--sender", ""], &raw);
+    assert_eq!(out["verdict"], "autoreply", "{out}");
+    let raw = mail(
+        "a@b.test",
+        "hi",
+        "<envelope@b.test>",
+        "Return-Path: <>\r\n",
+        "hello",
+    );
+    let out = env.ingest_args(&["--sender", "ann@b.test"], &raw);
+    assert_eq!(
+        out["verdict"], "human",
+        "the envelope wins over the field: {out}"
+    );
 }

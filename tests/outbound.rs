@@ -1481,17 +1481,13 @@ fn the_acknowledgement_goes_to_the_envelope_sender() {
         got[0].envelope["rcpt_tos"],
         serde_json::json!([format!("prvs=1a2b3c4d=ann@{d}")])
     );
-    // A null envelope sender is never answered, whatever the header fields say.
+    // A null envelope sender is never answered, whatever the header fields say: it marks
+    // automatic mail (RFC 3834), which is held, not acknowledged.
     let out = env.ingest_args(
         &["--config", &cfg, "--sender", ""],
         &raw.replace("e1@", "e2@").replace("Help", "Other"),
     );
-    assert_eq!(out["outbound"]["status"], "skipped", "{out}");
-    assert!(
-        out["outbound"]["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("null-sender")
-    );
+    assert_eq!(out["verdict"], "autoreply", "{out}");
+    assert!(out["outbound"].is_null(), "{out}");
     assert_eq!(sink.received(&d).len(), 1);
 }

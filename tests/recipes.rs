@@ -394,6 +394,45 @@ fn a_conversation_through_postfix_lands_on_one_ticket_both_ways() {
     );
 }
 
+/// `null_sender=` in the recipe: mail with the null envelope sender reaches postdesk as
+/// `<>` (Postfix's default would pass `MAILER-DAEMON`): automatic mail (RFC 3834), held,
+/// and never answered.
+#[test]
+fn mail_from_the_null_sender_is_held_as_automatic_and_never_answered() {
+    let Some(mta) = mta() else { return };
+    let subject = unique("From nobody");
+    let id = format!("{}@customer.test", unique("null"));
+    let from = customer("frank");
+    mta.send(
+        "",
+        "support@example.com",
+        &request(
+            &from,
+            "support@example.com",
+            &subject,
+            &id,
+            "",
+            "Please call me.",
+        ),
+    );
+    let held = mta.wait("the held message", 30, || {
+        let out = mta.postdesk(&["quarantine", "list", "--json"], b"");
+        let list: Value = serde_json::from_slice(&out.stdout).ok()?;
+        list.as_array()?
+            .iter()
+            .find(|h| h.to_string().contains(&id))
+            .cloned()
+    });
+    let shown = mta.json(&["quarantine", "show", &held["id"].to_string(), "--json"]);
+    assert_eq!(shown["verdict"], "autoreply", "{shown}");
+    assert!(
+        shown["detail"].as_str().unwrap().contains("null sender"),
+        "{shown}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(mta.inbox(&from).is_empty(), "never answered");
+}
+
 /// `postqueue -p`'s listing of the deferred queue.
 fn queued(mta: &Mta) -> String {
     mta.postfix("postqueue", &["-p"])
