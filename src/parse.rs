@@ -247,6 +247,29 @@ impl RejectReason {
             RejectReason::OverLimit(Limit::MaxAttachmentBytes) => "limits.max_attachment_bytes",
         }
     }
+
+    /// The `[limits]` setting a message rejected for this reason is over, as the
+    /// configuration file names it (`max_message_size`): raising it lets such a message
+    /// through. `None` for reasons no setting changes (empty input, not a message, a
+    /// panic).
+    ///
+    /// ```
+    /// use postdesk::parse::{Limit, RejectReason};
+    /// assert_eq!(RejectReason::TooLarge.limit_setting(), Some("max_message_size"));
+    /// assert_eq!(RejectReason::OverLimit(Limit::MaxMimeDepth).limit_setting(), Some("max_mime_depth"));
+    /// assert_eq!(RejectReason::NotAMessage.limit_setting(), None);
+    /// ```
+    pub fn limit_setting(self) -> Option<&'static str> {
+        match self {
+            RejectReason::TooLarge => Some("max_message_size"),
+            RejectReason::TooManyParts => Some("max_mime_parts"),
+            RejectReason::OverLimit(_) => self.as_str().strip_prefix("limits."),
+            RejectReason::Empty
+            | RejectReason::NotAMessage
+            | RejectReason::ParserPanic
+            | RejectReason::StagePanic => None,
+        }
+    }
 }
 
 /// The result of parsing: a message, or a reason to quarantine the input.

@@ -474,17 +474,20 @@ impl<S: Store> Processor<S> {
             .held_message(id)
             .await?
             .ok_or_else(|| Error::Release(format!("no held message #{id}")))?;
-        if record.released_at.is_some() {
+        if record.summary.released_at.is_some() {
             return Err(Error::Release(format!("#{id} was released before")));
         }
         let raw = record.raw.ok_or_else(|| {
             Error::Release(format!(
-                "#{id} was above the hard cap: only its headers were kept"
+                "#{id} ({} bytes) was above `quarantine_raw_cap` under [limits] ({} bytes): \
+                 only its headers were kept, so it cannot be released (raise \
+                 `quarantine_raw_cap` to keep such messages whole from now on)",
+                record.summary.size, self.config.limits.quarantine_raw_cap
             ))
         })?;
         let delivery = Delivery {
             recipient: record.envelope_recipient,
-            queue: record.queue.filter(|q| self.config.has_queue(q)),
+            queue: record.summary.queue.filter(|q| self.config.has_queue(q)),
             ..Delivery::default()
         };
         let mut prepared = [self.prepare(&raw, &delivery)?];
@@ -501,10 +504,14 @@ impl<S: Store> Processor<S> {
                 );
                 class.verdict = Verdict::Human;
             }
-            PreparedBody::Rejected { detail, .. } => {
-                return Err(Error::Release(format!(
-                    "#{id} is not a usable message: {detail}"
-                )));
+            PreparedBody::Rejected { reason, detail, .. } => {
+                return Err(Error::Release(match reason.limit_setting() {
+                    Some(setting) => format!(
+                        "#{id} is still over a limit: {detail}; raise `{setting}` under \
+                         [limits] in the configuration file (--config) and release it again"
+                    ),
+                    None => format!("#{id} is not a usable message: {detail}"),
+                }));
             }
         }
         self.verify(&mut prepared).await?;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use postdesk::classify::Verdict;
 use postdesk::store::{
-    self, AnyStore, HeldAction, HeldMessage, NewAttachment, NewMessage, Store, StoreOptions,
-    StoreTx, StoredContent, TicketFilter, TicketStatus, Write, Written,
+    self, AnyStore, HeldAction, HeldFilter, HeldMessage, NewAttachment, NewMessage, Store,
+    StoreOptions, StoreTx, StoredContent, TicketFilter, TicketStatus, Write, Written,
 };
 use postdesk::thread::ThreadKeys;
 
@@ -55,7 +55,7 @@ fn message(key: &str, message_id: &str, references: &[&str]) -> Box<NewMessage> 
         reasons: vec!["no automatic-mail signals".into()],
         thread_reason: "new ticket".into(),
         reply_text: "It is on fire.".into(),
-        elided: "".into(),
+        elided: "> Is it on fire?\n>\n-- \nAnn\n".into(),
         received_at: "2026-12-01T10:00:00.000Z".into(),
     })
 }
@@ -104,7 +104,16 @@ async fn conformance(store: AnyStore) {
             .is_empty()
     );
     assert!(store.ticket(1).await.unwrap().is_none());
-    assert!(store.held(10).await.unwrap().is_empty());
+    assert!(
+        store
+            .held(&HeldFilter {
+                limit: Some(10),
+                ..HeldFilter::default()
+            })
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         store
             .find_duplicate(&["fp:a".into()])
@@ -248,6 +257,20 @@ async fn conformance(store: AnyStore) {
     );
     assert_eq!(detail.thread.len(), 2);
     assert_eq!(detail.thread[1].message_id.as_deref(), Some("b@x"));
+    // The sender's name, and the lines trimming hid.
+    assert_eq!(detail.thread[0].from_name.as_deref(), Some("Ann"));
+    assert_eq!(
+        detail.thread[0].sender().as_deref(),
+        Some("Ann <ann@example.org>")
+    );
+    assert_eq!(detail.thread[0].quoted_lines, 4);
+    // Each message's bytes exactly as they arrived, by number in the ticket (NUL kept).
+    let raw = store.message_raw(t, 2).await.unwrap().unwrap();
+    assert!(raw.starts_with(b"From: ann@example.org\r\nMessage-ID: <b@x>"));
+    assert!(raw.ends_with(b"It\0 is on fire.\r\n"));
+    assert!(store.message_raw(t, 3).await.unwrap().is_none());
+    assert!(store.message_raw(t, 0).await.unwrap().is_none());
+    assert!(store.message_raw(9999, 1).await.unwrap().is_none());
     let atts = &detail.thread[0].attachments;
     assert_eq!(atts.len(), 2);
     assert!(atts[0].damaged && !atts[1].damaged);
@@ -263,11 +286,34 @@ async fn conformance(store: AnyStore) {
     assert_eq!(store.tickets(&filtered).await.unwrap().len(), 1);
 
     // Held records and release.
-    let list = store.held(10).await.unwrap();
+    let list = store
+        .held(&HeldFilter {
+            limit: Some(10),
+            ..HeldFilter::default()
+        })
+        .await
+        .unwrap();
     assert_eq!((list.len(), list[0].id, list[0].raw_kept), (1, h, true));
+    assert_eq!(list[0].queue.as_deref(), Some("support"));
+    assert_eq!(list[0].released_at, None);
+    // Filters: by reason, by time received.
+    for (reason, since, n) in [
+        (Some("verdict:bulk"), None, 1),
+        (Some("too_large"), None, 0),
+        (None, Some("2026-12-01T10:00:00.000Z"), 1),
+        (None, Some("2026-12-01T10:00:00.001Z"), 0),
+        (Some("verdict:bulk"), Some("2026-11-01T00:00:00.000Z"), 1),
+    ] {
+        let filter = HeldFilter {
+            reason: reason.map(Into::into),
+            since: since.map(Into::into),
+            limit: None,
+        };
+        assert_eq!(store.held(&filter).await.unwrap().len(), n, "{filter:?}");
+    }
     let rec = store.held_message(h).await.unwrap().unwrap();
     assert_eq!(rec.raw.as_deref(), Some(&b"Subject: News\r\n\r\nx"[..]));
-    assert_eq!(rec.queue.as_deref(), Some("support"));
+    assert_eq!(rec.summary.queue.as_deref(), Some("support"));
     let mut tx = store.begin().await.unwrap();
     assert!(tx.release(h).await.unwrap());
     assert!(!tx.release(h).await.unwrap());
@@ -279,6 +325,7 @@ async fn conformance(store: AnyStore) {
             .await
             .unwrap()
             .unwrap()
+            .summary
             .released_at
             .is_some()
     );

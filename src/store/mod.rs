@@ -406,6 +406,8 @@ pub struct StoredMessage {
     pub message_id: Option<String>,
     /// Sender address.
     pub from: Option<String>,
+    /// The sender's display name (`Ann Smith` of `Ann Smith <ann@example.org>`), if given.
+    pub from_name: Option<String>,
     /// Subject.
     pub subject: String,
     /// `Date` header (RFC 3339).
@@ -418,10 +420,67 @@ pub struct StoredMessage {
     pub thread_reason: String,
     /// New text.
     pub reply_text: String,
-    /// What trimming cut away.
+    /// What trimming cut away (quoted history, quote headers, signatures).
     pub elided_text: String,
+    /// How many lines [`StoredMessage::elided_text`] has: the quoted lines a view of the
+    /// new text hides (see [`line_count`]).
+    pub quoted_lines: u64,
     /// Attachments.
     pub attachments: Vec<AttachmentInfo>,
+}
+
+impl StoredMessage {
+    /// The sender as a mail client writes it: `Ann Smith <ann@example.org>`, the name
+    /// quoted when it holds a character RFC 5322 reserves (`"Smith, Ann" <ann@…>`), the
+    /// bare address without a display name, `None` without an address. Mail text: escape
+    /// it (see [`crate::term`]) before printing it to a terminal.
+    ///
+    /// ```
+    /// # use postdesk::store::StoredMessage;
+    /// # fn sender(name: Option<&str>) -> Option<String> {
+    /// #     StoredMessage {
+    /// #         id: 1, message_id: None, from: Some("ann@example.org".into()),
+    /// #         from_name: name.map(Into::into), subject: String::new(), sent_at: None,
+    /// #         received_at: String::new(), verdict: postdesk::classify::Verdict::Human,
+    /// #         thread_reason: String::new(), reply_text: String::new(),
+    /// #         elided_text: String::new(), quoted_lines: 0, attachments: vec![],
+    /// #     }.sender()
+    /// # }
+    /// assert_eq!(sender(Some("Ann Smith")).unwrap(), "Ann Smith <ann@example.org>");
+    /// assert_eq!(sender(Some("Smith, Ann")).unwrap(), r#""Smith, Ann" <ann@example.org>"#);
+    /// assert_eq!(sender(Some(r#"Ann "Fire" S."#)).unwrap(), r#""Ann \"Fire\" S." <ann@example.org>"#);
+    /// assert_eq!(sender(None).unwrap(), "ann@example.org");
+    /// ```
+    pub fn sender(&self) -> Option<String> {
+        let address = self.from.as_deref()?;
+        let name = self.from_name.as_deref().map(str::trim).unwrap_or_default();
+        if name.is_empty() {
+            return Some(address.to_string());
+        }
+        const SPECIALS: &[char] = &[
+            '(', ')', '<', '>', '[', ']', ':', ';', '@', '\\', ',', '.', '"',
+        ];
+        Some(if name.contains(SPECIALS) {
+            let quoted = name.replace('\\', "\\\\").replace('"', "\\\"");
+            format!("\"{quoted}\" <{address}>")
+        } else {
+            format!("{name} <{address}>")
+        })
+    }
+}
+
+/// The number of lines of `text` as a reader counts them: line feeds, plus one for a last
+/// line without one; blank lines at the end are not counted (`""` has none).
+///
+/// ```
+/// use postdesk::store::line_count;
+/// assert_eq!(line_count(""), 0);
+/// assert_eq!(line_count("> a\n> b\n"), 2);
+/// assert_eq!(line_count("> a\n> b\n\n\n"), 2);
+/// assert_eq!(line_count("-- \nAnn"), 2);
+/// ```
+pub fn line_count(text: &str) -> u64 {
+    text.trim_end_matches(['\n', '\r']).lines().count() as u64
 }
 
 /// A ticket with its messages in order.
@@ -461,6 +520,23 @@ pub struct HeldSummary {
     pub raw_kept: bool,
     /// Received (RFC 3339).
     pub received_at: String,
+    /// The queue it was addressed to, when known.
+    pub queue: Option<String>,
+    /// When an operator released it (RFC 3339), if they did.
+    pub released_at: Option<String>,
+}
+
+/// Filter for [`Store::held`].
+#[derive(Debug, Clone, Default)]
+pub struct HeldFilter {
+    /// Only records held for this reason (exactly as stored and listed, e.g.
+    /// `too_large`).
+    pub reason: Option<String>,
+    /// Only records received at or after this time (RFC 3339 UTC, as the store writes
+    /// times; see [`crate::stats::since`]).
+    pub since: Option<String>,
+    /// At most this many, newest first.
+    pub limit: Option<u32>,
 }
 
 /// A held record with what was kept of its message.
@@ -477,10 +553,6 @@ pub struct HeldRecord {
     pub headers: Vec<u8>,
     /// Envelope recipient it was delivered to.
     pub envelope_recipient: Option<String>,
-    /// The queue it was addressed to.
-    pub queue: Option<String>,
-    /// When an operator released it, if they did.
-    pub released_at: Option<String>,
 }
 
 /// An address on the suppression list.
@@ -573,9 +645,20 @@ pub trait Store: Send + Sync {
         address: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Held (quarantined and dropped) messages, newest first.
-    fn held(&self, limit: u32)
-    -> impl Future<Output = Result<Vec<HeldSummary>, StoreError>> + Send;
+    /// Held (quarantined and dropped) messages that match `filter`, newest first.
+    fn held(
+        &self,
+        filter: &HeldFilter,
+    ) -> impl Future<Output = Result<Vec<HeldSummary>, StoreError>> + Send;
+
+    /// The bytes of message `number` (from 1, in the order [`Store::ticket`] lists them)
+    /// of ticket `ticket_id`, exactly as they arrived; `None` when there is no such
+    /// message.
+    fn message_raw(
+        &self,
+        ticket_id: i64,
+        number: u32,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 
     /// Take queued outbox rows that are due and not leased (at most `limit`; only row
     /// `only` when given), leasing them until `lease_until`, so that no other flush takes
@@ -808,8 +891,16 @@ impl Store for AnyStore {
         both!(self, s => s.remove_suppression(address).await)
     }
 
-    async fn held(&self, limit: u32) -> Result<Vec<HeldSummary>, StoreError> {
-        both!(self, s => s.held(limit).await)
+    async fn held(&self, filter: &HeldFilter) -> Result<Vec<HeldSummary>, StoreError> {
+        both!(self, s => s.held(filter).await)
+    }
+
+    async fn message_raw(
+        &self,
+        ticket_id: i64,
+        number: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        both!(self, s => s.message_raw(ticket_id, number).await)
     }
 
     async fn claim_outbound(&self, claim: &OutboundClaim) -> Result<Vec<OutboundItem>, StoreError> {

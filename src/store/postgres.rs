@@ -21,11 +21,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{
-    AttachmentData, AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary,
+    AttachmentData, AttachmentInfo, Duplicate, HeldFilter, HeldMessage, HeldRecord, HeldSummary,
     MAX_REFERENCES, NewMessage, SchemaState, StatsAck, StatsHeld, StatsMessage, StatsResponse,
     StatsRows, Store, StoreError, StoreOptions, StoredContent, StoredMessage, Suppression,
-    TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write, Written, fresh_secret, now,
-    stored,
+    TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write, Written, fresh_secret,
+    line_count, now, stored,
 };
 use crate::model::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
@@ -558,7 +558,7 @@ fn ticket_summary(r: &PgRow) -> Result<TicketSummary, StoreError> {
 }
 
 const HELD_COLUMNS: &str = "id, action, reason, detail, verdict, message_id, from_address,
-    subject, size, raw IS NOT NULL AS raw_kept, received_at";
+    subject, size, raw IS NOT NULL AS raw_kept, received_at, queue, released_at";
 
 fn held_summary(r: &PgRow) -> Result<HeldSummary, StoreError> {
     Ok(HeldSummary {
@@ -573,6 +573,8 @@ fn held_summary(r: &PgRow) -> Result<HeldSummary, StoreError> {
         size: r.try_get("size").db()?,
         raw_kept: r.try_get("raw_kept").db()?,
         received_at: r.try_get("received_at").db()?,
+        queue: r.try_get("queue").db()?,
+        released_at: r.try_get("released_at").db()?,
     })
 }
 
@@ -664,8 +666,8 @@ impl Store for PgStore {
         .await
         .db()?;
         let rows = sqlx::query(
-            "SELECT id, message_id, from_address, subject, sent_at, received_at, verdict,
-                    thread_reason, reply_text, elided_text
+            "SELECT id, message_id, from_address, from_name, subject, sent_at, received_at,
+                    verdict, thread_reason, reply_text, elided_text
              FROM messages WHERE ticket_id = $1 ORDER BY id",
         )
         .bind(id)
@@ -695,17 +697,20 @@ impl Store for PgStore {
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .db()?;
+            let elided_text: String = r.try_get("elided_text").db()?;
             thread.push(StoredMessage {
                 id: mid,
                 message_id: r.try_get("message_id").db()?,
                 from: r.try_get("from_address").db()?,
+                from_name: r.try_get("from_name").db()?,
                 subject: r.try_get("subject").db()?,
                 sent_at: r.try_get("sent_at").db()?,
                 received_at: r.try_get("received_at").db()?,
                 verdict: stored(&r.try_get::<String, _>("verdict").db()?)?,
                 thread_reason: r.try_get("thread_reason").db()?,
                 reply_text: r.try_get("reply_text").db()?,
-                elided_text: r.try_get("elided_text").db()?,
+                quoted_lines: line_count(&elided_text),
+                elided_text,
                 attachments,
             });
         }
@@ -783,7 +788,7 @@ impl Store for PgStore {
 
     async fn held_message(&self, id: i64) -> Result<Option<HeldRecord>, StoreError> {
         let sql = format!(
-            "SELECT {HELD_COLUMNS}, raw, headers, envelope_recipient, queue, released_at
+            "SELECT {HELD_COLUMNS}, raw, headers, envelope_recipient
              FROM held_messages WHERE id = $1"
         );
         let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -799,8 +804,6 @@ impl Store for PgStore {
             raw: r.try_get("raw").db()?,
             headers: r.try_get("headers").db()?,
             envelope_recipient: r.try_get("envelope_recipient").db()?,
-            queue: r.try_get("queue").db()?,
-            released_at: r.try_get("released_at").db()?,
         }))
     }
 
@@ -833,15 +836,40 @@ impl Store for PgStore {
             .collect())
     }
 
-    async fn held(&self, limit: u32) -> Result<Vec<HeldSummary>, StoreError> {
-        let sql = format!("SELECT {HELD_COLUMNS} FROM held_messages ORDER BY id DESC LIMIT $1");
+    async fn held(&self, filter: &HeldFilter) -> Result<Vec<HeldSummary>, StoreError> {
+        let sql = format!(
+            "SELECT {HELD_COLUMNS} FROM held_messages
+             WHERE ($1::text IS NULL OR reason = $1) AND ($2::text IS NULL OR received_at >= $2)
+             ORDER BY id DESC LIMIT $3"
+        );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(i64::from(limit))
+            .bind(&filter.reason)
+            .bind(&filter.since)
+            .bind(i64::from(filter.limit.unwrap_or(u32::MAX)))
             .fetch_all(&self.pool)
             .await
             .db()?;
         rows.iter().map(held_summary).collect()
     }
+
+    async fn message_raw(
+        &self,
+        ticket_id: i64,
+        number: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if number == 0 {
+            return Ok(None);
+        }
+        sqlx::query_scalar(
+            "SELECT raw FROM messages WHERE ticket_id = $1 ORDER BY id LIMIT 1 OFFSET $2",
+        )
+        .bind(ticket_id)
+        .bind(i64::from(number) - 1)
+        .fetch_optional(&self.pool)
+        .await
+        .db()
+    }
+
     async fn claim_outbound(
         &self,
         claim: &super::OutboundClaim,

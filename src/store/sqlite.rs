@@ -27,10 +27,11 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{
-    AttachmentData, AttachmentInfo, Duplicate, HeldMessage, HeldRecord, HeldSummary,
+    AttachmentData, AttachmentInfo, Duplicate, HeldFilter, HeldMessage, HeldRecord, HeldSummary,
     MAX_REFERENCES, NewMessage, SchemaState, StatsAck, StatsHeld, StatsMessage, StatsResponse,
     StatsRows, Store, StoreError, StoreOptions, StoredContent, StoredMessage, Suppression,
-    TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write, Written, fresh_secret, now,
+    TicketDetail, TicketFilter, TicketStatus, TicketSummary, Write, Written, fresh_secret,
+    line_count, now,
 };
 use crate::model::{IdCollision, ThreadKeys, ThreadLookup, TicketHit};
 
@@ -746,7 +747,7 @@ fn ticket_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
 }
 
 const HELD_COLUMNS: &str = "id, action, reason, detail, verdict, message_id, from_address,
-    subject, size, raw IS NOT NULL, received_at";
+    subject, size, raw IS NOT NULL, received_at, queue, released_at";
 
 fn held_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<HeldSummary> {
     Ok(HeldSummary {
@@ -761,6 +762,8 @@ fn held_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<HeldSummary> {
         size: r.get(8)?,
         raw_kept: r.get(9)?,
         received_at: r.get(10)?,
+        queue: r.get(11)?,
+        released_at: r.get(12)?,
     })
 }
 
@@ -867,22 +870,25 @@ impl Store for SqliteStore {
             )?;
             let mut messages = db.prepare(
                 "SELECT id, message_id, from_address, subject, sent_at, received_at, verdict,
-                        thread_reason, reply_text, elided_text
+                        thread_reason, reply_text, elided_text, from_name
                  FROM messages WHERE ticket_id = ?1 ORDER BY id",
             )?;
             let rows: Vec<StoredMessage> = messages
                 .query_map([id], |r| {
+                    let elided_text: String = r.get(9)?;
                     Ok(StoredMessage {
                         id: r.get(0)?,
                         message_id: r.get(1)?,
                         from: r.get(2)?,
+                        from_name: r.get(10)?,
                         subject: r.get(3)?,
                         sent_at: r.get(4)?,
                         received_at: r.get(5)?,
                         verdict: named(r, 6)?,
                         thread_reason: r.get(7)?,
                         reply_text: r.get(8)?,
-                        elided_text: r.get(9)?,
+                        quoted_lines: line_count(&elided_text),
+                        elided_text,
                         attachments: Vec::new(),
                     })
                 })?
@@ -997,18 +1003,16 @@ impl Store for SqliteStore {
     async fn held_message(&self, id: i64) -> Result<Option<HeldRecord>, StoreError> {
         self.call(move |db| {
             let sql = format!(
-                "SELECT {HELD_COLUMNS}, raw, headers, envelope_recipient, queue, released_at
+                "SELECT {HELD_COLUMNS}, raw, headers, envelope_recipient
                  FROM held_messages WHERE id = ?1"
             );
             Ok(db
                 .query_row(&sql, [id], |r| {
                     Ok(HeldRecord {
                         summary: held_summary(r)?,
-                        raw: r.get(11)?,
-                        headers: r.get(12)?,
-                        envelope_recipient: r.get(13)?,
-                        queue: r.get(14)?,
-                        released_at: r.get(15)?,
+                        raw: r.get(13)?,
+                        headers: r.get(14)?,
+                        envelope_recipient: r.get(15)?,
                     })
                 })
                 .optional()?)
@@ -1047,13 +1051,45 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn held(&self, limit: u32) -> Result<Vec<HeldSummary>, StoreError> {
+    async fn held(&self, filter: &HeldFilter) -> Result<Vec<HeldSummary>, StoreError> {
+        let filter = filter.clone();
         self.call(move |db| {
-            let sql = format!("SELECT {HELD_COLUMNS} FROM held_messages ORDER BY id DESC LIMIT ?1");
+            let sql = format!(
+                "SELECT {HELD_COLUMNS} FROM held_messages
+                 WHERE (?1 IS NULL OR reason = ?1) AND (?2 IS NULL OR received_at >= ?2)
+                 ORDER BY id DESC LIMIT ?3"
+            );
             Ok(db
                 .prepare(&sql)?
-                .query_map([i64::from(limit)], held_summary)?
+                .query_map(
+                    params![
+                        filter.reason,
+                        filter.since,
+                        i64::from(filter.limit.unwrap_or(u32::MAX))
+                    ],
+                    held_summary,
+                )?
                 .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn message_raw(
+        &self,
+        ticket_id: i64,
+        number: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if number == 0 {
+            return Ok(None);
+        }
+        self.call(move |db| {
+            Ok(db
+                .query_row(
+                    "SELECT raw FROM messages WHERE ticket_id = ?1 ORDER BY id LIMIT 1 OFFSET ?2",
+                    params![ticket_id, i64::from(number) - 1],
+                    |r| r.get(0),
+                )
+                .optional()?)
         })
         .await
     }

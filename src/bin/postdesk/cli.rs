@@ -77,12 +77,20 @@ pub(crate) enum Command {
     #[command(verbatim_doc_comment)]
     Ingest(IngestArgs),
     /// Classify and thread-preview messages without storing them.
+    ///
+    /// One report per message, in order: its verdict and evidence, sender, subject,
+    /// bounce details, new text, where it would thread, what `ingest` would do and
+    /// whether it would be acknowledged. Exit status 1 when an input could not be read.
     Explain {
-        /// One JSON object per line and per file, in order.
+        /// One JSON object per line and per message, in order (with `file`: where the
+        /// message came from, `PATH#N` for the N-th message of an mbox, `-` for
+        /// standard input).
         #[arg(long)]
         json: bool,
-        /// Message files (.eml).
-        #[arg(required = true, value_name = "FILE")]
+        /// Message files (.eml), mbox files, Maildir folders (cur/ and new/) or folders
+        /// of .eml files, read as `import` reads them; `-` reads one message from
+        /// standard input.
+        #[arg(required = true, value_name = "PATH")]
         files: Vec<PathBuf>,
     },
     /// Import mbox files, Maildir folders, folders of .eml files or single messages.
@@ -310,13 +318,24 @@ pub(crate) enum TicketsCommand {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
-    /// Show one ticket with its messages.
+    /// Show one ticket with its messages: each one's sender, `Date:` and the time
+    /// postdesk received it, and its new text (how many quoted lines were hidden is
+    /// said; --full shows them).
     Show {
         /// Ticket reference, e.g. PD-42 (or just 42).
         reference: String,
         /// JSON output.
         #[arg(long)]
         json: bool,
+        /// Show each message's whole text: the quoted history and signature that are
+        /// hidden by default too.
+        #[arg(long, conflicts_with = "raw")]
+        full: bool,
+        /// Print message N of the ticket (numbered from 1, as in `--- message N of M`)
+        /// exactly as it arrived, bytes unchanged, and nothing else. On a terminal its
+        /// control characters are escaped instead; redirect to a file for the bytes.
+        #[arg(long, value_name = "N", conflicts_with = "json")]
+        raw: Option<u32>,
     },
     /// Close a ticket (a later follow-up reopens it, by default).
     Close {
@@ -354,11 +373,20 @@ pub(crate) enum TicketsCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum QuarantineCommand {
-    /// List held messages, newest first.
+    /// List held messages, newest first: when each was received, its queue, why it was
+    /// held, and when it was released, if it was.
     List {
         /// JSON array output.
         #[arg(long)]
         json: bool,
+        /// Only messages held for this reason, as listed (e.g. too_large,
+        /// limits.max_header_bytes, verdict:bulk).
+        #[arg(long, value_name = "REASON")]
+        reason: Option<String>,
+        /// Only messages received this recently: a number and a unit (m, h, d, w), as
+        /// for `stats --since`.
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: u32,

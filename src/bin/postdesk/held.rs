@@ -2,7 +2,9 @@
 
 use std::io::Write as _;
 
-use postdesk::store::{AnyStore, Store};
+use anyhow::Context as _;
+
+use postdesk::store::{AnyStore, HeldFilter, Store};
 use postdesk::term::{block, line};
 use postdesk::{Processor, exit};
 
@@ -18,23 +20,46 @@ pub(crate) async fn quarantine(
 ) -> anyhow::Result<u8> {
     let store = p.store();
     match cmd {
-        QuarantineCommand::List { json, limit } => {
-            let held = store.held(*limit).await?;
+        QuarantineCommand::List {
+            json,
+            reason,
+            since,
+            limit,
+        } => {
+            let filter = HeldFilter {
+                reason: reason.clone(),
+                since: since
+                    .as_deref()
+                    .map(|s| postdesk::stats::since(s, chrono::Utc::now()))
+                    .transpose()
+                    .context("--since")?,
+                limit: Some(*limit),
+            };
+            let held = store.held(&filter).await?;
             if *json {
                 outln!("{}", serde_json::to_string_pretty(&held)?);
             } else {
                 outln!(
-                    "{:>6}  {:<11}  {:<22}  {:<28}  SUBJECT",
+                    "{:>6}  {:<24}  {:<11}  {:<10}  {:<10}  {:<22}  {:<28}  SUBJECT",
                     "ID",
+                    "RECEIVED",
                     "ACTION",
+                    "QUEUE",
+                    "RELEASED",
                     "REASON",
                     "FROM"
                 );
                 for h in held {
                     outln!(
-                        "{:>6}  {:<11}  {:<22}  {:<28}  {}",
+                        "{:>6}  {:<24}  {:<11}  {:<10}  {:<10}  {:<22}  {:<28}  {}",
                         h.id,
+                        h.received_at,
                         h.action,
+                        clip(&line(h.queue.as_deref().unwrap_or("-")), 9),
+                        // The day it was released: a flag, and when.
+                        h.released_at
+                            .as_deref()
+                            .map_or("-", |r| r.get(..10).unwrap_or(r)),
                         clip(&line(&h.reason), 21),
                         clip(&line(h.from.as_deref().unwrap_or("-")), 27),
                         clip(&line(h.subject.as_deref().unwrap_or("-")), 59)
@@ -70,7 +95,8 @@ pub(crate) async fn quarantine(
                     }
                 );
                 outln!("  received: {}", s.received_at);
-                if let Some(r) = &h.released_at {
+                outln!("  queue:    {}", line(s.queue.as_deref().unwrap_or("-")));
+                if let Some(r) = &s.released_at {
                     outln!("  released: {r}");
                 }
                 outln!();

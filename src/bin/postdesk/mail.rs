@@ -1,7 +1,7 @@
 //! `postdesk explain`, `postdesk import` and `postdesk config check`: reading mail and
 //! configuration from files.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::{IsTerminal as _, Read as _, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -12,7 +12,8 @@ use postdesk::import::ImportEvent;
 use postdesk::process::Action;
 use postdesk::source;
 use postdesk::store::AnyStore;
-use postdesk::term::line;
+use postdesk::term::{block, line};
+use postdesk::thread::ThreadDecision;
 use postdesk::{Processor, exit};
 
 use crate::cli::ImportArgs;
@@ -39,76 +40,190 @@ pub(crate) fn config_check(file: Option<&Path>) -> anyhow::Result<u8> {
     }
 }
 
+/// `explain`: one report per message of every input (`-`, files, mbox files, folders),
+/// in order; 1 when an input could not be read.
 pub(crate) async fn explain(
     p: Processor<AnyStore>,
-    files: &[PathBuf],
+    inputs: &[PathBuf],
     json: bool,
 ) -> anyhow::Result<u8> {
     let mut code = exit::OK;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for file in files {
-        let result = match std::fs::read(file) {
-            Ok(raw) => p.explain(&raw).await.map_err(anyhow::Error::from),
-            Err(e) => Err(anyhow::Error::from(e)),
-        };
-        match result {
-            Ok(x) if json => {
-                let mut v = serde_json::to_value(&x)?;
-                v["file"] = serde_json::Value::String(file.display().to_string());
-                writeln!(out, "{v}")?;
-            }
-            Ok(x) => {
-                writeln!(out, "{}", line(&file.display().to_string()))?;
-                writeln!(out, "  verdict:  {}", x.verdict)?;
-                for r in &x.reasons {
-                    writeln!(out, "    because {}", line(r))?;
-                }
-                writeln!(
-                    out,
-                    "  from:     {}",
-                    line(x.from.as_deref().unwrap_or("-"))
-                )?;
-                writeln!(
-                    out,
-                    "  subject:  {}",
-                    line(x.subject.as_deref().unwrap_or("-"))
-                )?;
-                if let Some(c) = &x.collision {
-                    writeln!(out, "  note:     {}", line(c))?;
-                }
-                match &x.thread {
-                    Some(postdesk::thread::ThreadDecision::Existing {
-                        ticket_id, reason, ..
-                    }) => writeln!(
-                        out,
-                        "  thread:   {} ({})",
-                        p.tag().reference(*ticket_id),
-                        line(reason)
-                    )?,
-                    Some(postdesk::thread::ThreadDecision::New { reason, .. }) => {
-                        writeln!(out, "  thread:   new ticket ({})", line(reason))?
-                    }
-                    None => {}
-                }
-                writeln!(out, "  action:   {} (queue {})", x.action.as_str(), x.queue)?;
-                if let Some(a) = &x.acknowledgement {
-                    writeln!(out, "  ack:      {}", line(a))?;
-                }
-            }
+    for input in inputs {
+        if input.as_os_str() == "-" {
+            let mut raw = Vec::new();
+            let read = std::io::stdin()
+                .lock()
+                .read_to_end(&mut raw)
+                .map(|_| raw)
+                .context("reading standard input");
+            code = code.max(explain_one(&p, &mut out, "-", read, json).await?);
+            continue;
+        }
+        let files = match source::expand(input) {
+            Ok(files) => files,
             Err(e) => {
-                code = exit::FAILURE;
-                if json {
-                    let v = serde_json::json!({"file": file.display().to_string(), "error": format!("{e:#}")});
-                    writeln!(out, "{v}")?;
-                } else {
-                    writeln!(out, "{}: error: {e:#}", file.display())?;
+                let e = Err(anyhow::Error::from(e));
+                code = code
+                    .max(explain_one(&p, &mut out, &input.display().to_string(), e, json).await?);
+                continue;
+            }
+        };
+        for file in files {
+            let messages = match source::messages(&file) {
+                Ok(messages) => messages,
+                Err(e) => {
+                    let origin = file.path().display().to_string();
+                    code = code.max(explain_one(&p, &mut out, &origin, Err(e.into()), json).await?);
+                    continue;
                 }
+            };
+            for m in messages {
+                let (origin, raw) = match m {
+                    Ok(m) => (m.origin, Ok(m.raw)),
+                    Err(e) => (file.path().display().to_string(), Err(e.into())),
+                };
+                code = code.max(explain_one(&p, &mut out, &origin, raw, json).await?);
             }
         }
     }
     out.flush()?;
     Ok(code)
+}
+
+/// The report on one message from `origin` (or on why it could not be read): the same
+/// facts as text or as one JSON object. Returns the exit status it calls for.
+async fn explain_one(
+    p: &Processor<AnyStore>,
+    out: &mut impl Write,
+    origin: &str,
+    raw: anyhow::Result<Vec<u8>>,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let result = match raw {
+        Ok(raw) => p.explain(&raw).await.map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    let x = match result {
+        Ok(x) => x,
+        Err(e) => {
+            if json {
+                let v = serde_json::json!({"file": origin, "error": format!("{e:#}")});
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(out, "{}: error: {}", line(origin), line(&format!("{e:#}")))?;
+            }
+            return Ok(exit::FAILURE);
+        }
+    };
+    if json {
+        let mut v = serde_json::to_value(&x)?;
+        v["file"] = serde_json::Value::String(origin.to_string());
+        writeln!(out, "{v}")?;
+        return Ok(exit::OK);
+    }
+    writeln!(out, "{}", line(origin))?;
+    writeln!(out, "  verdict:  {}", x.verdict)?;
+    for r in &x.reasons {
+        writeln!(out, "    because {}", line(r))?;
+    }
+    let id = x.message_id.as_deref().map(|id| format!("<{id}>"));
+    writeln!(out, "  message:  {}", line(id.as_deref().unwrap_or("-")))?;
+    writeln!(
+        out,
+        "  from:     {}",
+        line(x.from.as_deref().unwrap_or("-"))
+    )?;
+    writeln!(
+        out,
+        "  subject:  {}",
+        line(x.subject.as_deref().unwrap_or("-"))
+    )?;
+    if let Some(b) = &x.bounce {
+        let kind = match b.permanent {
+            Some(true) => "permanent failure",
+            Some(false) => "temporary failure or delay",
+            None => "failure (permanence not stated)",
+        };
+        writeln!(
+            out,
+            "  bounce:   {kind}, status {}",
+            line(b.status.as_deref().unwrap_or("-"))
+        )?;
+        let recipients = if b.recipients.is_empty() {
+            "-".to_string()
+        } else {
+            b.recipients.join(", ")
+        };
+        writeln!(out, "    recipients: {}", line(&recipients))?;
+        let original = b.original_message_id.as_deref().map(|id| format!("<{id}>"));
+        writeln!(
+            out,
+            "    original:   {}",
+            line(original.as_deref().unwrap_or("-"))
+        )?;
+        writeln!(
+            out,
+            "    diagnostic: {}",
+            line(b.diagnostic.as_deref().unwrap_or("-"))
+        )?;
+    }
+    if let Some(c) = &x.collision {
+        writeln!(out, "  note:     {}", line(c))?;
+    }
+    match &x.thread {
+        Some(ThreadDecision::Existing {
+            ticket_id,
+            method,
+            reason,
+            reopen,
+        }) => writeln!(
+            out,
+            "  thread:   {} by {} ({}){}",
+            p.tag().reference(*ticket_id),
+            serde_json::to_value(method)?.as_str().unwrap_or("?"),
+            line(reason),
+            if *reopen { ", reopening it" } else { "" }
+        )?,
+        Some(ThreadDecision::New {
+            reason,
+            linked_ticket_id,
+        }) => writeln!(
+            out,
+            "  thread:   new ticket ({}){}",
+            line(reason),
+            linked_ticket_id
+                .map(|t| format!(", linked to {}", p.tag().reference(t)))
+                .unwrap_or_default()
+        )?,
+        None => writeln!(out, "  thread:   - (not a usable message)")?,
+    }
+    writeln!(
+        out,
+        "  action:   {} (queue {})",
+        x.action.as_str(),
+        line(&x.queue)
+    )?;
+    let no_ack = if x.thread.is_none() {
+        "none: not a usable message"
+    } else {
+        "- (no [outbound] transport configured)"
+    };
+    writeln!(
+        out,
+        "  ack:      {}",
+        line(x.acknowledgement.as_deref().unwrap_or(no_ack))
+    )?;
+    if x.reply_text.trim().is_empty() {
+        writeln!(out, "  new text: (none)")?;
+    } else {
+        writeln!(out, "  new text:")?;
+        for text in block(&x.reply_text).lines() {
+            writeln!(out, "    {text}")?;
+        }
+    }
+    Ok(exit::OK)
 }
 
 pub(crate) async fn import(p: Processor<AnyStore>, args: &ImportArgs) -> anyhow::Result<u8> {

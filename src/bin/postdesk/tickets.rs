@@ -142,8 +142,25 @@ pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> any
             }
             Ok(exit::OK)
         }
-        TicketsCommand::Show { reference, json } => {
+        TicketsCommand::Show {
+            reference,
+            json,
+            full,
+            raw,
+        } => {
             let id = ticket_id(&p, reference)?;
+            if let Some(n) = raw {
+                let Some(bytes) = p.store().message_raw(id, *n).await? else {
+                    eprintln!(
+                        "postdesk: {} has no message {n} (`tickets show {}` numbers them from 1)",
+                        p.tag().reference(id),
+                        p.tag().reference(id)
+                    );
+                    return Ok(exit::FAILURE);
+                };
+                write_bytes(&bytes)?;
+                return Ok(exit::OK);
+            }
             let Some(t) = p.store().ticket(id).await? else {
                 eprintln!("postdesk: no ticket {}", p.tag().reference(id));
                 return Ok(exit::FAILURE);
@@ -159,6 +176,12 @@ pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> any
                 let mut v = serde_json::to_value(&t)?;
                 v["ref"] = p.tag().reference(id).into();
                 v["outbound"] = serde_json::to_value(&outbound)?;
+                // The number `--raw N` takes.
+                if let Some(thread) = v["thread"].as_array_mut() {
+                    for (i, m) in thread.iter_mut().enumerate() {
+                        m["number"] = (i + 1).into();
+                    }
+                }
                 outln!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(exit::OK);
             }
@@ -176,16 +199,14 @@ pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> any
                     t.thread.len(),
                     m.verdict
                 );
-                outln!("  from:    {}", line(m.from.as_deref().unwrap_or("-")));
-                outln!(
-                    "  date:    {}",
-                    m.sent_at.as_deref().unwrap_or(&m.received_at)
-                );
-                outln!("  subject: {}", line(&m.subject));
-                outln!("  thread:  {}", line(&m.thread_reason));
+                outln!("  from:     {}", line(m.sender().as_deref().unwrap_or("-")));
+                outln!("  date:     {}", m.sent_at.as_deref().unwrap_or("-"));
+                outln!("  received: {}", m.received_at);
+                outln!("  subject:  {}", line(&m.subject));
+                outln!("  thread:   {}", line(&m.thread_reason));
                 for a in &m.attachments {
                     outln!(
-                        "  attach:  #{} {} ({}, {} bytes{})",
+                        "  attach:   #{} {} ({}, {} bytes{})",
                         a.id,
                         line(a.filename.as_deref().unwrap_or("(unnamed)")),
                         line(&a.content_type),
@@ -201,6 +222,23 @@ pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> any
                 for text in block(&m.reply_text).lines() {
                     outln!("  {text}");
                 }
+                match m.quoted_lines {
+                    0 => {}
+                    n if *full => {
+                        outln!();
+                        outln!(
+                            "  ({n} quoted line{} below, hidden without --full)",
+                            plural(n)
+                        );
+                        for text in block(m.elided_text.trim_end_matches(['\n', '\r'])).lines() {
+                            outln!("  {text}");
+                        }
+                    }
+                    n => {
+                        outln!();
+                        outln!("  ({n} quoted line{} hidden; --full shows them)", plural(n));
+                    }
+                }
             }
             if !outbound.is_empty() {
                 outln!();
@@ -212,6 +250,11 @@ pub(crate) async fn tickets(p: Processor<AnyStore>, cmd: &TicketsCommand) -> any
             Ok(exit::OK)
         }
     }
+}
+
+/// `s` after a count other than one.
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 pub(crate) fn ticket_id(p: &Processor<AnyStore>, reference: &str) -> anyhow::Result<i64> {
