@@ -242,6 +242,11 @@ pub struct NewMessage {
     pub elided: Arc<str>,
     /// When postdesk received it (RFC 3339).
     pub received_at: String,
+    /// When the message counts as activity on its ticket (RFC 3339, as the store writes
+    /// times): the new ticket's `created_at`, and its `updated_at` when later than what
+    /// the ticket has. `received_at` for live mail; an import's message's own `Date:`
+    /// when sane (see [`crate::process::message_time`]), so old mail keeps its age.
+    pub activity_at: String,
 }
 
 /// Whether a held message is waiting for an operator or was dropped by policy.

@@ -57,6 +57,7 @@ fn message(key: &str, message_id: &str, references: &[&str]) -> Box<NewMessage> 
         reply_text: "It is on fire.".into(),
         elided: "".into(),
         received_at: "2026-12-01T10:00:00.000Z".into(),
+        activity_at: "2026-12-01T10:00:00.000Z".into(),
     })
 }
 

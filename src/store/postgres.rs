@@ -364,7 +364,7 @@ async fn write(db: &mut Conn, w: &Write) -> Result<Written, StoreError> {
             .bind(text(queue))
             .bind(text(requester))
             .bind(text(subject))
-            .bind(&message.received_at)
+            .bind(&message.activity_at)
             .bind(linked_ticket_id)
             .fetch_one(&mut *db)
             .await
@@ -381,13 +381,14 @@ async fn write(db: &mut Conn, w: &Write) -> Result<Written, StoreError> {
         } => {
             insert_message(db, *ticket_id, message).await?;
             insert_participants(db, *ticket_id, participants).await?;
+            // Old mail (an import) does not make a ticket look recently active.
             sqlx::query(
-                "UPDATE tickets SET updated_at = $2,
+                "UPDATE tickets SET updated_at = GREATEST(updated_at, $2),
                     status = CASE WHEN $3 THEN 'open' ELSE status END
                  WHERE id = $1",
             )
             .bind(ticket_id)
-            .bind(&message.received_at)
+            .bind(&message.activity_at)
             .bind(reopen)
             .execute(&mut *db)
             .await

@@ -561,7 +561,7 @@ fn write(db: &Connection, w: &Write) -> Res<Written> {
                 queue,
                 requester,
                 subject,
-                message.received_at,
+                message.activity_at,
                 linked_ticket_id
             ])?;
             let id = db.last_insert_rowid();
@@ -577,12 +577,13 @@ fn write(db: &Connection, w: &Write) -> Res<Written> {
         } => {
             insert_message(db, *ticket_id, message)?;
             insert_participants(db, *ticket_id, participants)?;
+            // Old mail (an import) does not make a ticket look recently active.
             db.prepare_cached(
-                "UPDATE tickets SET updated_at = ?2,
+                "UPDATE tickets SET updated_at = max(updated_at, ?2),
                     status = CASE WHEN ?3 THEN 'open' ELSE status END
                  WHERE id = ?1",
             )?
-            .execute(params![ticket_id, message.received_at, reopen])?;
+            .execute(params![ticket_id, message.activity_at, reopen])?;
             Written::Ticket(*ticket_id)
         }
         Write::Hold(h) => Written::Held(insert_held(db, h)?),
