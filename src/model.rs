@@ -273,6 +273,24 @@ pub enum TicketStatus {
 
 names!(TicketStatus, "ticket status", [Open => "open", Closed => "closed"]);
 
+/// What `postdesk purge` deletes (see [`crate::purge`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PurgeKind {
+    /// Quarantine records (released or not), by the time they were received.
+    Quarantine,
+    /// Records of messages dropped by policy, by the time they were received.
+    Dropped,
+    /// Closed tickets with everything that belongs to them, by their last activity.
+    ClosedTickets,
+}
+
+names!(PurgeKind, "purge kind", [
+    Quarantine => "quarantine",
+    Dropped => "dropped",
+    ClosedTickets => "closed-tickets",
+]);
+
 /// A message that does not join a ticket.
 #[derive(Debug, Clone)]
 pub struct HeldMessage {

@@ -301,3 +301,209 @@ fn imported_tickets_keep_their_messages_dates_and_live_mail_its_time_received() 
         .sum();
     assert_eq!(created, 6, "{days}");
 }
+
+/// `purge` with `args`; asserts exit 0 and returns what it printed.
+fn purge(env: &Env, args: &[&str]) -> String {
+    let out = env.run(&[&["purge"], args].concat(), b"");
+    assert_eq!(
+        code(&out),
+        0,
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn count(env: &Env, table: &str) -> i64 {
+    env.query_i64(&format!("SELECT count(*) FROM {table}"))
+}
+
+const LONG_AGO: &str = "2020-01-01T00:00:00.000Z";
+
+#[test]
+fn purge_deletes_old_held_records_and_old_closed_tickets_with_all_they_hold_never_open_ones() {
+    let env = Env::new();
+    let cfg = env.write("drop.toml", b"[policy]\nautoreply = \"drop\"\n");
+    let cfg = cfg.to_str().unwrap();
+    // PD-1: closed long ago; two messages, one with an attachment, an outbox row.
+    let with_attachment = "From: ann@example.org\r\nTo: support@example.com\r\nSubject: Old closed\r\nMessage-ID: <a1@x>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee the scan.\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"scan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n--b--\r\n";
+    assert_eq!(env.ingest(with_attachment)["ticket_ref"], "PD-1");
+    let reply = dated(
+        "ann@example.org",
+        "Re: Old closed",
+        "a2@x",
+        None,
+        "In-Reply-To: <a1@x>\r\nReferences: <a1@x>\r\n",
+    );
+    assert_eq!(env.ingest(&reply)["ticket_ref"], "PD-1");
+    // PD-2: open, untouched as long: never purged.
+    env.ingest(&dated("bob@example.org", "Old open", "b1@x", None, ""));
+    // PD-3: closed recently.
+    env.ingest(&dated("cy@example.org", "Recent closed", "c1@x", None, ""));
+    // PD-4: a follow-up that links to PD-1.
+    env.ingest(&dated("ann@example.org", "Follow-up", "d1@x", None, ""));
+    for t in ["PD-1", "PD-3"] {
+        assert_eq!(code(&env.run(&["tickets", "close", t], b"")), 0);
+    }
+    env.execute(&format!(
+        "UPDATE tickets SET updated_at = '{LONG_AGO}' WHERE id IN (1, 2)"
+    ));
+    env.execute("UPDATE tickets SET linked_ticket_id = 1 WHERE id = 4");
+    env.execute(&format!(
+        "INSERT INTO outbox (ticket_id, kind, status, reason, recipients, created_at)
+         VALUES (1, 'ack', 'skipped', 'test', '[]', '{LONG_AGO}')"
+    ));
+    // Held: two quarantined (one old), two dropped (one old).
+    let bulk = |i: u32| {
+        dated(
+            "news@example.org",
+            &format!("News {i}"),
+            &format!("n{i}@x"),
+            None,
+            "Precedence: bulk\r\nList-Unsubscribe: <mailto:u@example.org>\r\n",
+        )
+    };
+    let away = |i: u32| {
+        dated(
+            "away@example.org",
+            &format!("Out of office {i}"),
+            &format!("o{i}@x"),
+            None,
+            "Auto-Submitted: auto-replied\r\n",
+        )
+    };
+    for i in 1..=2 {
+        assert_eq!(env.ingest(&bulk(i))["action"], "quarantined");
+        assert_eq!(
+            env.ingest_args(&["--config", cfg], &away(i))["action"],
+            "dropped"
+        );
+    }
+    env.execute(&format!(
+        "UPDATE held_messages SET received_at = '{LONG_AGO}'
+         WHERE message_id IN ('n1@x', 'o1@x')"
+    ));
+    let (messages, attachments) = (count(&env, "messages"), count(&env, "attachments"));
+    assert_eq!((messages, attachments), (5, 1));
+
+    // A dry run counts and deletes nothing.
+    let dry: Value = serde_json::from_str(&purge(
+        &env,
+        &["--older-than", "180d", "--dry-run", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["quarantine"]["records"], 1, "{dry}");
+    assert_eq!(dry["dropped"]["records"], 1, "{dry}");
+    let t = &dry["closed-tickets"];
+    assert_eq!(
+        (
+            &t["records"],
+            &t["messages"],
+            &t["attachments"],
+            &t["outbound"]
+        ),
+        (
+            &Value::from(1),
+            &Value::from(2),
+            &Value::from(1),
+            &Value::from(1)
+        ),
+        "{dry}"
+    );
+    assert_eq!(count(&env, "tickets"), 4);
+    assert_eq!(count(&env, "held_messages"), 4);
+    let text = purge(&env, &["--older-than", "180d", "--dry-run"]);
+    assert!(text.contains("dry run"), "{text}");
+
+    // One kind only.
+    let q: Value = serde_json::from_str(&purge(
+        &env,
+        &["--older-than", "26w", "--what", "quarantine", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(q["quarantine"]["records"], 1, "{q}");
+    assert!(
+        q.get("dropped").is_none() && q.get("closed-tickets").is_none(),
+        "{q}"
+    );
+    assert_eq!(
+        env.query_i64("SELECT count(*) FROM held_messages WHERE message_id = 'n1@x'"),
+        0
+    );
+    assert_eq!(count(&env, "held_messages"), 3);
+
+    // Everything else that is old.
+    let text = purge(&env, &["--older-than", "180d"]);
+    assert!(
+        text.contains("closed-tickets  1 tickets (2 messages, 1 attachments, 1 outbox rows)"),
+        "{text}"
+    );
+    assert!(text.contains("dropped         1 records"), "{text}");
+    assert!(text.contains("quarantine      0 records"), "{text}");
+    let mut left: Vec<i64> = tickets(&env)
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec![2, 3, 4], "the open one stays, however old");
+    assert_eq!(code(&env.run(&["tickets", "show", "PD-1"], b"")), 1);
+    assert_eq!(count(&env, "messages"), 3);
+    assert_eq!(count(&env, "attachments"), 0);
+    assert_eq!(count(&env, "outbox"), 0);
+    assert_eq!(
+        env.query_i64("SELECT count(*) FROM participants WHERE ticket_id = 1"),
+        0
+    );
+    assert_eq!(
+        env.query_i64("SELECT count(*) FROM message_refs r LEFT JOIN messages m ON m.id = r.message_id WHERE m.id IS NULL"),
+        0
+    );
+    assert_eq!(
+        env.query_i64("SELECT count(*) FROM tickets WHERE linked_ticket_id IS NOT NULL"),
+        0
+    );
+    let held = env.json(&["quarantine", "list", "--json"]);
+    let ids: Vec<&str> = held
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["message_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["o2@x", "n2@x"]);
+
+    // Nothing old is left: a second purge deletes nothing.
+    let again: Value =
+        serde_json::from_str(&purge(&env, &["--older-than", "180d", "--json"])).unwrap();
+    for kind in ["quarantine", "dropped", "closed-tickets"] {
+        assert_eq!(again[kind]["records"], 0, "{again}");
+    }
+    // A late reply to the purged ticket opens a new one.
+    let late = dated(
+        "ann@example.org",
+        "Re: Old closed",
+        "a3@x",
+        None,
+        "In-Reply-To: <a2@x>\r\n",
+    );
+    assert_eq!(env.ingest(&late)["action"], "created");
+}
+
+#[test]
+fn purge_refuses_a_cutoff_that_is_not_a_duration_and_a_kind_it_does_not_know() {
+    let env = Env::new();
+    first(&env);
+    let out = env.run(&["purge", "--older-than", "soon"], b"");
+    assert_eq!(code(&out), 1);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid duration `soon`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env.run(&["purge", "--older-than", "1d", "--what", "tickets"], b"");
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("closed-tickets"));
+    // No cutoff, no purge.
+    assert_eq!(code(&env.run(&["purge"], b"")), 2);
+    assert_eq!(count(&env, "tickets"), 1);
+}

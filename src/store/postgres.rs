@@ -33,6 +33,8 @@ mod outbox;
 
 mod imap;
 
+mod purge;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A [`Store`] on a PostgreSQL database.
@@ -47,6 +49,9 @@ fn store_error(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) => match db.code().as_deref() {
             Some("23505") => StoreError::Duplicate(text),
+            // A foreign key to a row a concurrent transaction deleted (`purge` took the
+            // ticket a message was about to join): looked up again, it is gone.
+            Some("23503") => StoreError::Conflict(text),
             // serialization failure, deadlock
             Some("40001" | "40P01") => StoreError::Conflict(text),
             // lock or statement timeout
@@ -863,6 +868,23 @@ impl Store for PgStore {
         filter: &super::OutboundFilter,
     ) -> Result<Vec<super::OutboundSummary>, StoreError> {
         self.list_outbound(filter).await
+    }
+
+    async fn purge_count(
+        &self,
+        kind: super::PurgeKind,
+        before: &str,
+    ) -> Result<super::PurgeCounts, StoreError> {
+        self.count_purgeable(kind, before).await
+    }
+
+    async fn purge_batch(
+        &self,
+        kind: super::PurgeKind,
+        before: &str,
+        limit: u32,
+    ) -> Result<super::PurgeCounts, StoreError> {
+        self.purge_some(kind, before, limit).await
     }
 
     async fn stats_rows(&self, since: &str) -> Result<StatsRows, StoreError> {

@@ -38,6 +38,8 @@ mod outbox;
 
 mod imap;
 
+mod purge;
+
 /// The schema, one step per version (`PRAGMA user_version` is the last step applied).
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_initial.sql"),
@@ -48,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0006_trust.sql"),
     include_str!("../../migrations/sqlite/0007_outbound.sql"),
     include_str!("../../migrations/sqlite/0008_imap.sql"),
+    include_str!("../../migrations/sqlite/0009_purge.sql"),
 ];
 
 /// Page size of new databases (see the module documentation).
@@ -1079,6 +1082,23 @@ impl Store for SqliteStore {
         filter: &super::OutboundFilter,
     ) -> Result<Vec<super::OutboundSummary>, StoreError> {
         self.list_outbound(filter).await
+    }
+
+    async fn purge_count(
+        &self,
+        kind: super::PurgeKind,
+        before: &str,
+    ) -> Result<super::PurgeCounts, StoreError> {
+        self.count_purgeable(kind, before).await
+    }
+
+    async fn purge_batch(
+        &self,
+        kind: super::PurgeKind,
+        before: &str,
+        limit: u32,
+    ) -> Result<super::PurgeCounts, StoreError> {
+        self.purge_some(kind, before, limit).await
     }
 
     async fn stats_rows(&self, since: &str) -> Result<StatsRows, StoreError> {
