@@ -13,7 +13,7 @@ use std::time::Instant;
 use crate::classify::Verdict;
 use crate::error::Error;
 use crate::process::{Action, Delivery, Prepared, Processor};
-use crate::source::{self, SourceFile, SourceMessage};
+use crate::source::{self, Expansion, NotMail, SourceFile, SourceMessage};
 use crate::store::Store;
 
 /// What an import did.
@@ -27,6 +27,9 @@ pub struct ImportSummary {
     pub by_verdict: BTreeMap<Verdict, u64>,
     /// Messages that could not be read (each reported through [`ImportEvent::ReadError`]).
     pub read_errors: u64,
+    /// Files left out because they are not mail (each reported through
+    /// [`ImportEvent::Skipped`]; see [`source::sniff`]).
+    pub skipped: u64,
     /// Wall-clock time of the import.
     pub seconds: f64,
     /// `messages / seconds`.
@@ -43,6 +46,15 @@ pub enum ImportEvent {
         /// Messages processed so far.
         messages: u64,
     },
+    /// A file was left out because it is not mail (reported before anything is stored).
+    Skipped {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        reason: NotMail,
+        /// It was named on its own rather than found in a folder (worth a warning).
+        named: bool,
+    },
     /// One message could not be read (the import goes on).
     ReadError {
         /// The file it was in.
@@ -58,18 +70,34 @@ struct Batch {
     prepared: Vec<Prepared>,
 }
 
-/// Import `files` (see [`source::expand`]) in batches of `batch_size` messages, telling
-/// `on_event` about each committed batch and each unreadable message. A file that cannot
-/// be opened, or a batch that cannot be stored, ends the import with the error; what was
-/// committed before stays.
+/// Import `sources` (see [`source::expand`]) in batches of `batch_size` messages, telling
+/// `on_event` about each file left out, each committed batch and each unreadable message.
+/// Each message is dated by its own `Date:` when sane ([`Delivery::use_message_date`]). A
+/// file that cannot be opened, or a batch that cannot be stored, ends the import with the
+/// error; what was committed before stays.
 pub async fn import<S: Store + 'static>(
     processor: Arc<Processor<S>>,
-    files: Vec<SourceFile>,
+    sources: Expansion,
     batch_size: usize,
     mut on_event: impl FnMut(ImportEvent),
 ) -> Result<ImportSummary, Error> {
     let started = Instant::now();
     let mut summary = ImportSummary::default();
+    let Expansion { files, skipped } = sources;
+    for s in skipped {
+        tracing::debug!(
+            target: "postdesk::import",
+            path = %s.path.display(),
+            reason = %s.reason,
+            "skipped: not mail"
+        );
+        summary.skipped += 1;
+        on_event(ImportEvent::Skipped {
+            path: s.path,
+            reason: s.reason,
+            named: s.named,
+        });
+    }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Batch, Error>>(1);
     let (errors_tx, errors_rx) = std::sync::mpsc::channel::<ImportEvent>();
     let reader = {
@@ -128,7 +156,13 @@ fn read_batches<S: Store>(
         let bytes = batch.iter().map(|m| m.raw.len() as u64).sum();
         let items = batch
             .drain(..)
-            .map(|m| (m.raw, Delivery::default()))
+            .map(|m| {
+                let delivery = Delivery {
+                    use_message_date: true,
+                    ..Delivery::default()
+                };
+                (m.raw, delivery)
+            })
             .collect();
         let prepared = processor
             .prepare_batch(items)

@@ -20,6 +20,7 @@
 //! - [`outbound`]: acknowledgements and agent replies, queued in the store's transaction
 //!   and sent after the commit (RFC 3834-safe, rate-limited).
 //! - [`source`]: reading mbox files, Maildir folders and `.eml` files for import.
+//! - [`purge`]: retention: old quarantine and dropped records and closed tickets.
 //! - [`exit`]: the sysexits contract with MTAs.
 //!
 //! # Example
@@ -53,6 +54,7 @@ pub mod model;
 pub mod outbound;
 pub mod parse;
 pub mod process;
+pub mod purge;
 pub mod source;
 pub mod spamd;
 pub mod stats;

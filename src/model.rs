@@ -242,6 +242,11 @@ pub struct NewMessage {
     pub elided: Arc<str>,
     /// When postdesk received it (RFC 3339).
     pub received_at: String,
+    /// When the message counts as activity on its ticket (RFC 3339, as the store writes
+    /// times): the new ticket's `created_at`, and its `updated_at` when later than what
+    /// the ticket has. `received_at` for live mail; an import's message's own `Date:`
+    /// when sane (see [`crate::process::message_time`]), so old mail keeps its age.
+    pub activity_at: String,
 }
 
 /// Whether a held message is waiting for an operator or was dropped by policy.
@@ -267,6 +272,24 @@ pub enum TicketStatus {
 }
 
 names!(TicketStatus, "ticket status", [Open => "open", Closed => "closed"]);
+
+/// What `postdesk purge` deletes (see [`crate::purge`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PurgeKind {
+    /// Quarantine records (released or not), by the time they were received.
+    Quarantine,
+    /// Records of messages dropped by policy, by the time they were received.
+    Dropped,
+    /// Closed tickets with everything that belongs to them, by their last activity.
+    ClosedTickets,
+}
+
+names!(PurgeKind, "purge kind", [
+    Quarantine => "quarantine",
+    Dropped => "dropped",
+    ClosedTickets => "closed-tickets",
+]);
 
 /// A message that does not join a ticket.
 #[derive(Debug, Clone)]

@@ -46,6 +46,45 @@ pub struct Delivery {
     /// The size of the whole message when the bytes handed over are only its beginning
     /// (input above the hard cap); `None` when they are all of it.
     pub total_size: Option<u64>,
+    /// Date a new ticket (and the last activity of the ticket it joins) by the message's
+    /// own `Date:` when that is sane ([`message_time`]), else by the time received. Set by
+    /// `import`, so an archive of old mail does not make every ticket "created today".
+    ///
+    /// Off for live delivery (`ingest`, IMAP `poll`, `release`): there the time received
+    /// is the truth. A sender writes its own `Date:`, and a wrong clock or a forged date
+    /// would file a new request among last year's tickets, out of sight at the bottom of
+    /// `tickets list`. The message's `Date:` is stored either way (`sent_at`).
+    pub use_message_date: bool,
+}
+
+/// How far in the future a message's `Date:` may lie (clock skew between the sender and
+/// us) and still count as its time for [`message_time`].
+pub const DATE_SKEW: Duration = Duration::from_secs(15 * 60);
+
+/// The earliest `Date:` [`message_time`] believes (1990-01-01, UTC): older dates are
+/// broken clocks (1970, the epoch) rather than archives.
+pub const EARLIEST_DATE: &str = "1990-01-01T00:00:00.000Z";
+
+/// The time an imported message counts for on its ticket: its own `Date:` (RFC 3339, as
+/// [`ParsedMessage::date`] gives it) when present and sane (not before [`EARLIEST_DATE`],
+/// not later than `received` plus [`DATE_SKEW`]), else `received`. Returned as the store
+/// writes times (RFC 3339 UTC with milliseconds), so it compares as text with them.
+pub fn message_time(date: Option<&str>, received: &str) -> String {
+    let parse = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.to_utc())
+    };
+    let (Some(date), Some(received_t), Some(earliest)) =
+        (date.and_then(parse), parse(received), parse(EARLIEST_DATE))
+    else {
+        return received.to_string();
+    };
+    let latest = received_t + chrono::Duration::from_std(DATE_SKEW).unwrap_or_default();
+    if date < earliest || date > latest {
+        return received.to_string();
+    }
+    date.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// What happened to a message.
@@ -886,6 +925,11 @@ impl<S: Store> Processor<S> {
             thread_reason = format!("{}; {thread_reason}", self.collision_note(keys, c));
         }
         let step = policy(class.verdict, &decision, &self.config.policy);
+        let activity_at = if p.delivery.use_message_date {
+            message_time(msg.date.as_deref(), now)
+        } else {
+            now.to_string()
+        };
         let message = || {
             Box::new(NewMessage {
                 dedup_key: p.dedup_key(),
@@ -919,6 +963,7 @@ impl<S: Store> Processor<S> {
                 reply_text: reply_text.clone(),
                 elided: elided.clone(),
                 received_at: now.to_string(),
+                activity_at: activity_at.clone(),
             })
         };
         let mut writes = vec![match step {
@@ -1175,6 +1220,32 @@ pub(crate) async fn retry_races<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_time_takes_a_sane_date_else_the_time_received() {
+        let now = "2026-12-07T04:00:00.000Z";
+        // In another zone, normalised to UTC with milliseconds.
+        assert_eq!(
+            message_time(Some("2019-03-01T10:00:00+02:00"), now),
+            "2019-03-01T08:00:00.000Z"
+        );
+        // A little ahead (clock skew) is believed; further ahead is not.
+        assert_eq!(
+            message_time(Some("2026-12-07T04:10:00Z"), now),
+            "2026-12-07T04:10:00.000Z"
+        );
+        assert_eq!(message_time(Some("2026-12-07T05:00:00Z"), now), now);
+        assert_eq!(message_time(Some("2031-01-01T00:00:00Z"), now), now);
+        // Broken clocks and missing or unreadable dates.
+        assert_eq!(message_time(Some("1970-01-01T00:00:00Z"), now), now);
+        assert_eq!(message_time(Some("1989-12-31T23:59:59Z"), now), now);
+        assert_eq!(
+            message_time(Some("1990-01-01T00:00:00Z"), now),
+            "1990-01-01T00:00:00.000Z"
+        );
+        assert_eq!(message_time(None, now), now);
+        assert_eq!(message_time(Some("yesterday"), now), now);
+    }
 
     #[test]
     fn ticket_subjects() {

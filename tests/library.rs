@@ -284,7 +284,7 @@ async fn attachments_stored_before_migration_5_survive_the_upgrade() {
     assert_eq!(names_and_contents(&before), expected);
 
     // Back to version 4: the `attachments` table as migration 1 made it (migrations 2 to 4
-    // left it alone), its content the decoded copies, and nothing of versions 6 and 7.
+    // left it alone), its content the decoded copies, and nothing of versions 6 to 9.
     const MIGRATION_1: &str = include_str!("../migrations/sqlite/0001_initial.sql");
     let start = MIGRATION_1.find("CREATE TABLE attachments (").unwrap();
     let v4_table = &MIGRATION_1[start..start + MIGRATION_1[start..].find(");").unwrap() + 2];
@@ -303,6 +303,7 @@ async fn attachments_stored_before_migration_5_survive_the_upgrade() {
          DROP TABLE imap_uids;
          DROP TABLE imap_leases;
          DROP TABLE imap_health;
+         DROP INDEX tickets_linked;
          PRAGMA user_version = 4;"
     ))
     .unwrap();
@@ -323,7 +324,7 @@ async fn attachments_stored_before_migration_5_survive_the_upgrade() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
     let copies: i64 = db
         .query_row(
             "SELECT count(*) FROM attachments WHERE content IS NOT NULL AND raw_start IS NULL",

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use postdesk::classify::Verdict;
 use postdesk::store::{
-    self, AnyStore, HeldAction, HeldFilter, HeldMessage, NewAttachment, NewMessage, Store,
-    StoreOptions, StoreTx, StoredContent, TicketFilter, TicketStatus, Write, Written,
+    self, AnyStore, HeldAction, HeldFilter, HeldMessage, NewAttachment, NewMessage, NewOutbound,
+    OutboundKind, OutboundStatus, PurgeCounts, PurgeKind, Store, StoreOptions, StoreTx,
+    StoredContent, TicketFilter, TicketStatus, Write, Written,
 };
 use postdesk::thread::ThreadKeys;
 
@@ -57,6 +58,7 @@ fn message(key: &str, message_id: &str, references: &[&str]) -> Box<NewMessage> 
         reply_text: "It is on fire.".into(),
         elided: "> Is it on fire?\n>\n-- \nAnn\n".into(),
         received_at: "2026-12-01T10:00:00.000Z".into(),
+        activity_at: "2026-12-01T10:00:00.000Z".into(),
     })
 }
 
@@ -351,6 +353,245 @@ async fn conformance(store: AnyStore) {
     let b = store.secret().await.unwrap();
     assert_eq!(a, b);
     assert_eq!(a.len(), 64);
+}
+
+/// A message (see [`message`]) that counts as activity at `at`.
+fn message_at(key: &str, message_id: &str, references: &[&str], at: &str) -> Box<NewMessage> {
+    let mut m = message(key, message_id, references);
+    m.activity_at = at.into();
+    m
+}
+
+fn new_ticket(message: Box<NewMessage>, linked: Option<i64>) -> Write {
+    Write::NewTicket {
+        queue: "support".into(),
+        requester: "ann@example.org".into(),
+        subject: "Printer".into(),
+        linked_ticket_id: linked,
+        participants: vec!["ann@example.org".into()],
+        message,
+    }
+}
+
+fn ticket_of(written: &[Written]) -> i64 {
+    match written[0] {
+        Written::Ticket(t) => t,
+        ref w => panic!("{w:?}"),
+    }
+}
+
+fn held_at(key: &str, action: HeldAction, at: &str) -> Write {
+    let mut h = held(key, &format!("{key}@x"));
+    h.action = action;
+    h.received_at = at.into();
+    Write::Hold(h)
+}
+
+/// A ticket's times come from its messages' activity time, and an older message never
+/// moves its last activity back; a purge deletes old held records and old closed tickets
+/// with every row that refers to them, and never an open ticket.
+async fn times_and_purge(store: AnyStore) {
+    let mut tx = store.begin().await.unwrap();
+    let old = ticket_of(
+        &tx.write(vec![new_ticket(
+            message_at("fp:o1", "o1@x", &[], "2019-03-01T10:00:00.000Z"),
+            None,
+        )])
+        .await
+        .unwrap(),
+    );
+    tx.write(vec![
+        Write::Append {
+            ticket_id: old,
+            reopen: false,
+            participants: vec!["bob@example.org".into()],
+            message: message_at("fp:o2", "o2@x", &["o1@x"], "2019-03-04T10:00:00.000Z"),
+        },
+        // Older than the last activity: changes nothing.
+        Write::Append {
+            ticket_id: old,
+            reopen: false,
+            participants: vec![],
+            message: message_at("fp:o3", "o3@x", &["o1@x"], "2019-01-01T10:00:00.000Z"),
+        },
+        Write::Outbound(Box::new(NewOutbound {
+            ticket_id: old,
+            kind: OutboundKind::Ack,
+            status: OutboundStatus::Skipped,
+            reason: Some("test".into()),
+            recipient: None,
+            recipients: vec![],
+            envelope_from: None,
+            message_id: None,
+            subject: None,
+            raw: None,
+            created_at: "2019-03-01T10:00:00.000Z".into(),
+        })),
+    ])
+    .await
+    .unwrap();
+    let open_old = ticket_of(
+        &tx.write(vec![new_ticket(
+            message_at("fp:p1", "p1@x", &[], "2018-01-01T00:00:00.000Z"),
+            None,
+        )])
+        .await
+        .unwrap(),
+    );
+    let follow_up = ticket_of(
+        &tx.write(vec![new_ticket(
+            message_at("fp:f1", "f1@x", &[], "2026-12-01T10:00:00.000Z"),
+            Some(old),
+        )])
+        .await
+        .unwrap(),
+    );
+    tx.write(vec![
+        held_at(
+            "fp:q-old",
+            HeldAction::Quarantined,
+            "2019-01-01T00:00:00.000Z",
+        ),
+        held_at(
+            "fp:q-new",
+            HeldAction::Quarantined,
+            "2026-12-01T00:00:00.000Z",
+        ),
+        held_at("fp:d-old", HeldAction::Dropped, "2019-01-01T00:00:00.000Z"),
+    ])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let t = store.ticket(old).await.unwrap().unwrap().ticket;
+    assert_eq!(
+        (t.created_at.as_str(), t.updated_at.as_str()),
+        ("2019-03-01T10:00:00.000Z", "2019-03-04T10:00:00.000Z")
+    );
+
+    // Closing is activity: a ticket closed now is not old yet.
+    store.set_status(old, TicketStatus::Closed).await.unwrap();
+    let cutoff = "2020-01-01T00:00:00.000Z";
+    for kind in PurgeKind::ALL {
+        let c = store.purge_count(*kind, cutoff).await.unwrap();
+        let expected = match kind {
+            PurgeKind::ClosedTickets => 0,
+            _ => 1,
+        };
+        assert_eq!(c.records, expected, "{kind}");
+    }
+    let soon = "2999-01-01T00:00:00.000Z";
+    let c = store
+        .purge_count(PurgeKind::ClosedTickets, soon)
+        .await
+        .unwrap();
+    assert_eq!(
+        c,
+        PurgeCounts {
+            records: 1,
+            messages: 3,
+            attachments: 6,
+            outbound: 1
+        }
+    );
+    // Counting deleted nothing.
+    assert!(store.ticket(old).await.unwrap().is_some());
+
+    // Batches: one record at a time.
+    let c = store
+        .purge_batch(PurgeKind::Quarantine, soon, 1)
+        .await
+        .unwrap();
+    assert_eq!(c.records, 1);
+    let c = store
+        .purge_batch(PurgeKind::Quarantine, soon, 1)
+        .await
+        .unwrap();
+    assert_eq!(c.records, 1);
+    let c = store
+        .purge_batch(PurgeKind::Quarantine, soon, 1)
+        .await
+        .unwrap();
+    assert_eq!(c.records, 0);
+    assert!(
+        store
+            .find_duplicate(&["fp:q-old".into()])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_duplicate(&["fp:d-old".into()])
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let c = store
+        .purge_batch(PurgeKind::ClosedTickets, soon, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        c,
+        PurgeCounts {
+            records: 1,
+            messages: 3,
+            attachments: 6,
+            outbound: 1
+        }
+    );
+    assert!(store.ticket(old).await.unwrap().is_none());
+    // Its messages are gone from threading and deduplication.
+    assert!(
+        store
+            .find_duplicate(&["fp:o2".into()])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let l = store
+        .lookup(&keys("o9@x", &["o2@x"], "ann@example.org"))
+        .await
+        .unwrap();
+    assert!(l.by_header.is_empty());
+    let l = store
+        .lookup(&keys("o1@x", &[], "ann@example.org"))
+        .await
+        .unwrap();
+    assert!(l.referenced_by.is_empty() && l.id_collision.is_none());
+    // The open ticket stays however old; the follow-up stays, without its link.
+    let left = store.tickets(&TicketFilter::default()).await.unwrap();
+    let mut ids: Vec<i64> = left.iter().map(|t| t.id).collect();
+    ids.sort();
+    assert_eq!(ids, vec![open_old, follow_up]);
+    assert!(left.iter().all(|t| t.linked_ticket_id.is_none()));
+    let outbox = store
+        .outbound(&store::OutboundFilter::default())
+        .await
+        .unwrap();
+    assert!(outbox.is_empty());
+    // Open tickets are never purged, whatever the cutoff.
+    let c = store
+        .purge_batch(PurgeKind::ClosedTickets, soon, 10)
+        .await
+        .unwrap();
+    assert_eq!(c.records, 0);
+    assert!(store.ticket(open_old).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn sqlite_store_keeps_message_times_and_purges() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    times_and_purge(store::open(&url, &StoreOptions::default()).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_store_keeps_message_times_and_purges() {
+    let Some(url) = common::fresh_postgres() else {
+        return;
+    };
+    times_and_purge(store::open(&url, &StoreOptions::default()).await.unwrap()).await;
 }
 
 #[tokio::test]

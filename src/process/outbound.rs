@@ -486,6 +486,7 @@ impl<S: Store> Processor<S> {
             reply_text: reply.body.as_str().into(),
             elided: "".into(),
             received_at: now.clone(),
+            activity_at: now.clone(),
         };
         let mut recipients = vec![to.clone()];
         recipients.extend(cc.iter().cloned());

@@ -25,7 +25,7 @@ pub use sqlite::SqliteStore;
 
 pub use crate::model::{
     HeldAction, HeldMessage, MAX_REFERENCES, NewAttachment, NewMessage, NewOutbound, OutboundKind,
-    OutboundStatus, TicketStatus,
+    OutboundStatus, PurgeKind, TicketStatus,
 };
 use crate::model::{ThreadKeys, ThreadLookup, Verdict};
 
@@ -686,6 +686,52 @@ pub trait Store: Send + Sync {
     /// (an RFC 3339 UTC time as the store writes them) on.
     fn stats_rows(&self, since: &str)
     -> impl Future<Output = Result<StatsRows, StoreError>> + Send;
+
+    /// What [`Store::purge_batch`] would delete of `kind` older than `before` (an RFC 3339
+    /// UTC time as the store writes them), all batches together; deletes nothing.
+    ///
+    /// Older: quarantine and dropped records received before `before`; closed tickets
+    /// whose last activity (`updated_at`: their latest message, or closing them) is
+    /// before it. An open ticket is never counted nor deleted, however old.
+    fn purge_count(
+        &self,
+        kind: PurgeKind,
+        before: &str,
+    ) -> impl Future<Output = Result<PurgeCounts, StoreError>> + Send;
+
+    /// Delete at most `limit` records of `kind` older than `before` (as for
+    /// [`Store::purge_count`]), the oldest ids first, in one transaction. A ticket goes
+    /// with everything that refers to it: its messages, their attachments and references,
+    /// its participants and outbox rows; a ticket that linked to it as its follow-up keeps
+    /// no link. Returns what was deleted: fewer than `limit` records means none is left.
+    fn purge_batch(
+        &self,
+        kind: PurgeKind,
+        before: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<PurgeCounts, StoreError>> + Send;
+}
+
+/// What a purge deleted (or would delete) of one [`PurgeKind`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PurgeCounts {
+    /// Held records, or tickets.
+    pub records: u64,
+    /// The tickets' messages.
+    pub messages: u64,
+    /// Those messages' attachments.
+    pub attachments: u64,
+    /// The tickets' outbox rows.
+    pub outbound: u64,
+}
+
+impl std::ops::AddAssign for PurgeCounts {
+    fn add_assign(&mut self, other: PurgeCounts) {
+        self.records += other.records;
+        self.messages += other.messages;
+        self.attachments += other.attachments;
+        self.outbound += other.outbound;
+    }
 }
 
 /// The rows of [`Store::stats_rows`], as stored (times are RFC 3339 UTC strings).
@@ -917,6 +963,19 @@ impl Store for AnyStore {
 
     async fn stats_rows(&self, since: &str) -> Result<StatsRows, StoreError> {
         both!(self, s => s.stats_rows(since).await)
+    }
+
+    async fn purge_count(&self, kind: PurgeKind, before: &str) -> Result<PurgeCounts, StoreError> {
+        both!(self, s => s.purge_count(kind, before).await)
+    }
+
+    async fn purge_batch(
+        &self,
+        kind: PurgeKind,
+        before: &str,
+        limit: u32,
+    ) -> Result<PurgeCounts, StoreError> {
+        both!(self, s => s.purge_batch(kind, before, limit).await)
     }
 }
 

@@ -33,6 +33,8 @@ mod outbox;
 
 mod imap;
 
+mod purge;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A [`Store`] on a PostgreSQL database.
@@ -47,6 +49,9 @@ fn store_error(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) => match db.code().as_deref() {
             Some("23505") => StoreError::Duplicate(text),
+            // A foreign key to a row a concurrent transaction deleted (`purge` took the
+            // ticket a message was about to join): looked up again, it is gone.
+            Some("23503") => StoreError::Conflict(text),
             // serialization failure, deadlock
             Some("40001" | "40P01") => StoreError::Conflict(text),
             // lock or statement timeout
@@ -364,7 +369,7 @@ async fn write(db: &mut Conn, w: &Write) -> Result<Written, StoreError> {
             .bind(text(queue))
             .bind(text(requester))
             .bind(text(subject))
-            .bind(&message.received_at)
+            .bind(&message.activity_at)
             .bind(linked_ticket_id)
             .fetch_one(&mut *db)
             .await
@@ -381,13 +386,14 @@ async fn write(db: &mut Conn, w: &Write) -> Result<Written, StoreError> {
         } => {
             insert_message(db, *ticket_id, message).await?;
             insert_participants(db, *ticket_id, participants).await?;
+            // Old mail (an import) does not make a ticket look recently active.
             sqlx::query(
-                "UPDATE tickets SET updated_at = $2,
+                "UPDATE tickets SET updated_at = GREATEST(updated_at, $2),
                     status = CASE WHEN $3 THEN 'open' ELSE status END
                  WHERE id = $1",
             )
             .bind(ticket_id)
-            .bind(&message.received_at)
+            .bind(&message.activity_at)
             .bind(reopen)
             .execute(&mut *db)
             .await
@@ -890,6 +896,23 @@ impl Store for PgStore {
         filter: &super::OutboundFilter,
     ) -> Result<Vec<super::OutboundSummary>, StoreError> {
         self.list_outbound(filter).await
+    }
+
+    async fn purge_count(
+        &self,
+        kind: super::PurgeKind,
+        before: &str,
+    ) -> Result<super::PurgeCounts, StoreError> {
+        self.count_purgeable(kind, before).await
+    }
+
+    async fn purge_batch(
+        &self,
+        kind: super::PurgeKind,
+        before: &str,
+        limit: u32,
+    ) -> Result<super::PurgeCounts, StoreError> {
+        self.purge_some(kind, before, limit).await
     }
 
     async fn stats_rows(&self, since: &str) -> Result<StatsRows, StoreError> {

@@ -39,6 +39,8 @@ mod outbox;
 
 mod imap;
 
+mod purge;
+
 /// The schema, one step per version (`PRAGMA user_version` is the last step applied).
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_initial.sql"),
@@ -49,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0006_trust.sql"),
     include_str!("../../migrations/sqlite/0007_outbound.sql"),
     include_str!("../../migrations/sqlite/0008_imap.sql"),
+    include_str!("../../migrations/sqlite/0009_purge.sql"),
 ];
 
 /// Page size of new databases (see the module documentation).
@@ -562,7 +565,7 @@ fn write(db: &Connection, w: &Write) -> Res<Written> {
                 queue,
                 requester,
                 subject,
-                message.received_at,
+                message.activity_at,
                 linked_ticket_id
             ])?;
             let id = db.last_insert_rowid();
@@ -578,12 +581,13 @@ fn write(db: &Connection, w: &Write) -> Res<Written> {
         } => {
             insert_message(db, *ticket_id, message)?;
             insert_participants(db, *ticket_id, participants)?;
+            // Old mail (an import) does not make a ticket look recently active.
             db.prepare_cached(
-                "UPDATE tickets SET updated_at = ?2,
+                "UPDATE tickets SET updated_at = max(updated_at, ?2),
                     status = CASE WHEN ?3 THEN 'open' ELSE status END
                  WHERE id = ?1",
             )?
-            .execute(params![ticket_id, message.received_at, reopen])?;
+            .execute(params![ticket_id, message.activity_at, reopen])?;
             Written::Ticket(*ticket_id)
         }
         Write::Hold(h) => Written::Held(insert_held(db, h)?),
@@ -1114,6 +1118,23 @@ impl Store for SqliteStore {
         filter: &super::OutboundFilter,
     ) -> Result<Vec<super::OutboundSummary>, StoreError> {
         self.list_outbound(filter).await
+    }
+
+    async fn purge_count(
+        &self,
+        kind: super::PurgeKind,
+        before: &str,
+    ) -> Result<super::PurgeCounts, StoreError> {
+        self.count_purgeable(kind, before).await
+    }
+
+    async fn purge_batch(
+        &self,
+        kind: super::PurgeKind,
+        before: &str,
+        limit: u32,
+    ) -> Result<super::PurgeCounts, StoreError> {
+        self.purge_some(kind, before, limit).await
     }
 
     async fn stats_rows(&self, since: &str) -> Result<StatsRows, StoreError> {

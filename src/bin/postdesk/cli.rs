@@ -164,6 +164,28 @@ pub(crate) enum Command {
     /// opened, follow-ups, acknowledgements, quarantined, dropped and released messages,
     /// and the median time from a ticket's first message to its first agent reply.
     Stats(StatsArgs),
+    /// Delete old records (retention): quarantine records and records of dropped messages
+    /// received before the cutoff, and closed tickets whose last activity (latest message,
+    /// or closing) is before it, with their messages, attachments, participants and outbox
+    /// rows. Open tickets are never deleted. One transaction per batch of 500.
+    Purge(PurgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PurgeArgs {
+    /// The cutoff: records older than this, a number and a unit (m, h, d, w), e.g. 180d.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) older_than: String,
+    /// What to delete: quarantine, dropped or closed-tickets (repeatable) [default: all
+    /// three].
+    #[arg(long, value_name = "KIND")]
+    pub(crate) what: Vec<postdesk::store::PurgeKind>,
+    /// Only count what would be deleted.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Print the counts as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -46,6 +46,7 @@ pub(crate) fn ingest(globals: &Globals, args: &IngestArgs) -> u8 {
             queue: queue.clone(),
             sender: sender.clone(),
             total_size: (total > raw.len() as u64).then_some(total),
+            ..Delivery::default()
         };
         let rt = runtime()?;
         let outcome = rt.block_on(async {

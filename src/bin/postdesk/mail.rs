@@ -62,7 +62,19 @@ pub(crate) async fn explain(
             continue;
         }
         let files = match source::expand(input) {
-            Ok(files) => files,
+            Ok(expansion) => {
+                // As import does: what is not mail is skipped, named files with a warning.
+                for skipped in &expansion.skipped {
+                    if skipped.named {
+                        eprintln!(
+                            "postdesk: warning: skipped {}: {}",
+                            line(&skipped.path.display().to_string()),
+                            skipped.reason
+                        );
+                    }
+                }
+                expansion.files
+            }
             Err(e) => {
                 let e = Err(anyhow::Error::from(e));
                 code = code
@@ -227,11 +239,13 @@ async fn explain_one(
 }
 
 pub(crate) async fn import(p: Processor<AnyStore>, args: &ImportArgs) -> anyhow::Result<u8> {
-    let mut files = Vec::new();
+    let mut sources = source::Expansion::default();
     for path in &args.paths {
-        files.extend(source::expand(path).with_context(|| format!("reading {}", path.display()))?);
+        sources
+            .extend(source::expand(path).with_context(|| format!("reading {}", path.display()))?);
     }
-    let total_bytes: u64 = files
+    let total_bytes: u64 = sources
+        .files
         .iter()
         .filter_map(|f| std::fs::metadata(f.path()).ok())
         .map(|m| m.len())
@@ -247,7 +261,21 @@ pub(crate) async fn import(p: Processor<AnyStore>, args: &ImportArgs) -> anyhow:
     };
     let batch_size = args.batch_size.unwrap_or(p.config().import.batch_size);
     let summary =
-        postdesk::import::import(std::sync::Arc::new(p), files, batch_size, |e| match e {
+        postdesk::import::import(std::sync::Arc::new(p), sources, batch_size, |e| match e {
+            ImportEvent::Skipped {
+                path,
+                reason,
+                named,
+            } => {
+                if named {
+                    bar.suspend(|| {
+                        eprintln!(
+                            "postdesk: warning: skipped {}: {reason}",
+                            line(&path.display().to_string())
+                        )
+                    })
+                }
+            }
             ImportEvent::Stored { bytes, messages } => {
                 bar.inc(bytes);
                 bar.set_message(format!("{messages} messages"));
@@ -287,6 +315,12 @@ pub(crate) async fn import(p: Processor<AnyStore>, args: &ImportArgs) -> anyhow:
         outln!("  by verdict:");
         for (v, n) in &summary.by_verdict {
             outln!("    {:<10} {n}", v.as_str());
+        }
+        if summary.skipped > 0 {
+            outln!(
+                "  skipped      {} files that are not mail (POSTDESK_LOG=debug names them)",
+                summary.skipped
+            );
         }
         if summary.read_errors > 0 {
             outln!("  read errors  {}", summary.read_errors);

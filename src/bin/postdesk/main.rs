@@ -28,6 +28,7 @@ mod ingest;
 mod log;
 mod mail;
 mod outbox;
+mod purge;
 mod stats;
 mod tickets;
 
@@ -234,6 +235,12 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                     .await
                     .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
                 stats::stats(&store, args).await
+            }
+            Command::Purge(args) => {
+                let store = open_store(&cli.globals, &config, StoreUse::Read)
+                    .await
+                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                purge::purge(&store, args).await
             }
             Command::Ingest { .. }
             | Command::Config(_)
