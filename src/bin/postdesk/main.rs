@@ -4,7 +4,7 @@
 
 use std::io::{IsTerminal, Write as _};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
 
 use postdesk::config::{Config, DEFAULT_DATABASE};
@@ -144,6 +144,22 @@ pub(crate) async fn open_store(
     Ok(store::open_for(url, usage, &config.store_options()).await?)
 }
 
+/// [`open_store`], its error naming the database unless it does already.
+pub(crate) async fn open_store_named(
+    globals: &Globals,
+    config: &Config,
+    usage: StoreUse,
+) -> anyhow::Result<AnyStore> {
+    open_store(globals, config, usage)
+        .await
+        .map_err(|e| match e {
+            Error::Store(ref s) if s.names_the_database() => e.into(),
+            e => {
+                anyhow::Error::from(e).context(format!("opening {}", database_url(globals, config)))
+            }
+        })
+}
+
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
         return mail::config_check(file.as_deref().or(cli.globals.config.as_deref()));
@@ -180,33 +196,23 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 mail::import(processor, args).await
             }
             Command::Tickets(cmd) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Read)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Read).await?;
                 tickets::tickets(Processor::new(config, store), cmd).await
             }
             Command::Quarantine(cmd) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Read)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Read).await?;
                 held::quarantine(Processor::new(config, store), cmd).await
             }
             Command::Suppressions(cmd) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Read)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Read).await?;
                 held::suppressions(&store, cmd).await
             }
             Command::Outbox(cmd) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Read)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Read).await?;
                 outbox::outbox(Processor::new(config, store), cmd).await
             }
             Command::Reply(args) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Read)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Read).await?;
                 outbox::reply(Processor::new(config, store), args).await
             }
             Command::Template(cmd) => {
@@ -214,15 +220,11 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 outbox::template(Processor::new(config, store), cmd).await
             }
             Command::Poll(args) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Import)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Import).await?;
                 imap::poll(Processor::new(config, store), args).await
             }
             Command::Watch(args) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Import)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Import).await?;
                 imap::watch(Processor::new(config, store), args).await
             }
             Command::Mailboxes { json } => {
@@ -230,9 +232,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 imap::mailboxes(&store, &config, *json).await
             }
             Command::Stats(args) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Read)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Read).await?;
                 stats::stats(&store, args).await
             }
             Command::Ingest { .. }
