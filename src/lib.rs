@@ -21,6 +21,7 @@
 //!   and sent after the commit (RFC 3834-safe, rate-limited).
 //! - [`source`]: reading mbox files, Maildir folders and `.eml` files for import.
 //! - [`exit`]: the sysexits contract with MTAs.
+//! - [`init`]: a commented configuration file for a chosen setup (`postdesk init`).
 //!
 //! # Example
 //!
@@ -49,6 +50,7 @@ pub mod error;
 pub mod exit;
 pub mod imap;
 pub mod import;
+pub mod init;
 pub mod model;
 pub mod outbound;
 pub mod parse;

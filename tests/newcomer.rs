@@ -437,3 +437,83 @@ fn config_check_reports_every_error_of_a_file_in_file_order() {
         "{err}"
     );
 }
+
+#[test]
+fn init_writes_a_config_that_checks_clean_for_every_setup() {
+    let env = Env::sqlite();
+    let mut n = 0;
+    for mode in ["pipe", "imap"] {
+        for store in [
+            "sqlite",
+            "postgres",
+            "postgres://desk@db.example.net/desk",
+            "./tickets.db",
+        ] {
+            for outbound in ["none", "smtp", "sendmail"] {
+                let args = [
+                    "init",
+                    "--mode",
+                    mode,
+                    "--store",
+                    store,
+                    "--outbound",
+                    outbound,
+                ];
+                let out = env.run(&args, b"");
+                assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+                let text = stdout(&out);
+                assert!(text.contains("FILL IN"), "{args:?}");
+                assert_eq!(text.contains("\n[[mailbox]]\n"), mode == "imap", "{args:?}");
+                assert_eq!(
+                    text.contains("\n[outbound.smtp]\n"),
+                    outbound == "smtp",
+                    "{args:?}"
+                );
+                n += 1;
+                let file = env.write(&format!("c{n}.toml"), text.as_bytes());
+                let out = env.run(&["config", "check", file.to_str().unwrap()], b"");
+                assert_eq!(code(&out), 0, "{args:?}: {}\n{text}", stderr(&out));
+                assert_eq!(stdout(&out), format!("{}: ok\n", file.display()));
+            }
+        }
+    }
+    assert!(!env.path("postdesk.db").exists(), "init opened a database");
+}
+
+#[test]
+fn init_writes_a_file_and_keeps_an_existing_one_without_force() {
+    let env = Env::sqlite();
+    let path = env.path("postdesk.toml");
+    let file = path.to_str().unwrap();
+    let out = env.run(&["init", "--outbound", "smtp", "-o", file], b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("FILL IN"), "{}", stderr(&out));
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(written.contains(&format!("postdesk config check {file}")));
+    let out = env.run(&["config", "check", file], b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    std::fs::write(&path, "# mine\n").unwrap();
+    let out = env.run(&["init", "--mode", "imap", "-o", file], b"");
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        stderr(&out),
+        format!("postdesk: {file} exists already: give --force to overwrite it\n")
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "# mine\n");
+    let out = env.run(&["init", "--mode", "imap", "-o", file, "--force"], b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("[[mailbox]]")
+    );
+
+    // What is not a setup is a usage error that says what is.
+    let out = env.run(&["init", "--store", "mysql://db/x"], b"");
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("use a file path, sqlite://PATH or postgres://HOST/DB"));
+    let out = env.run(&["init", "--outbound", "carrier-pigeon"], b"");
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("one of: none, smtp, sendmail"));
+}

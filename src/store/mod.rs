@@ -193,6 +193,12 @@ fn backend(url: &str) -> Result<Backend, StoreError> {
     }
 }
 
+/// Whether `url` names a database this build can open (a file path, `sqlite:…`,
+/// `postgres://…`), without opening it.
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    backend(url).map(|_| ())
+}
+
 /// Open the store at `url`: a file path or `sqlite://PATH` (a SQLite file; `?mode=ro`
 /// opens it read-only), `sqlite::memory:`, or `postgres://…`/`postgresql://…` (with
 /// `sslmode` and the other libpq parameters).

@@ -167,6 +167,9 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     if let Command::Doctor { json } = cli.command {
         return doctor(&cli.globals, json);
     }
+    if let Command::Init(args) = &cli.command {
+        return init(args);
+    }
     let config = match load_config(&cli.globals) {
         Ok(c) => c,
         Err(Error::Config(errors)) => {
@@ -236,12 +239,34 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 stats::stats(&store, args).await
             }
             Command::Ingest { .. }
+            | Command::Init(_)
             | Command::Config(_)
             | Command::Doctor { .. }
             | Command::Completions { .. }
             | Command::Man => unreachable!("handled before"),
         }
     })
+}
+
+/// `init`: the configuration for the chosen setup, to standard output or a file.
+fn init(args: &cli::InitArgs) -> anyhow::Result<u8> {
+    let setup = postdesk::init::Setup {
+        mode: args.mode,
+        database: args.store.clone(),
+        outbound: args.outbound,
+    };
+    match &args.output {
+        Some(path) => {
+            setup.write(path, args.force)?;
+            eprintln!(
+                "wrote {}; fill in what is marked FILL IN, then run `postdesk config check {}`",
+                path.display(),
+                path.display()
+            );
+        }
+        None => write!(std::io::stdout().lock(), "{}", setup.render(None)?)?,
+    }
+    Ok(exit::OK)
 }
 
 /// `doctor`: every check on its own line (or a JSON array); 1 when any failed.
