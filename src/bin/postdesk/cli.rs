@@ -35,7 +35,8 @@ pub(crate) struct Globals {
     #[arg(long, global = true, env = "POSTDESK_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
-    /// Database URL [default: the config's `database`, else sqlite://postdesk.db].
+    /// Database: a SQLite file path, sqlite://PATH[?mode=ro] or postgres://… [default:
+    /// the config's `database`, else sqlite://postdesk.db].
     #[arg(long, global = true, env = "POSTDESK_DATABASE_URL", value_name = "URL")]
     pub(crate) database: Option<String>,
 
