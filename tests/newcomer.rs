@@ -217,6 +217,20 @@ fn a_postdesk_database_made_before_application_ids_is_still_ours() {
     assert!(stdout(&out).contains("PD-1"));
     let out = env.run(&["doctor"], b"");
     assert_eq!(code(&out), 0, "{}", stdout(&out));
+    // A reader that may not write to it reads it as it is.
+    env.execute("PRAGMA application_id = 0");
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(
+        env.path("tickets.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let db = env.path("tickets.db").display().to_string();
+    if let Some(out) = as_nobody(&env, &["--database", &db, "tickets", "list"]) {
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert!(stdout(&out).contains("PD-1"));
+        assert_eq!(env.pragma("application_id"), "0");
+    }
     // The next writer stamps it.
     env.ingest(&mail(
         "bob@example.org",

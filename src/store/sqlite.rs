@@ -362,7 +362,13 @@ fn recognise(conn: &Connection, path: &Path) -> Res<Found> {
 /// Apply the migrations the database lacks and stamp it with our application id, under
 /// the write lock (so twenty first deliveries racing on a new file migrate it once).
 fn migrate(conn: &Connection, path: &Path, patience: Duration) -> Res<()> {
-    if recognise(conn, path)?.current() {
+    let found = recognise(conn, path)?;
+    if found.current() {
+        return Ok(());
+    }
+    // Only the stamp is missing (a database made before it): a reader that may not write
+    // (an operator in the database's group) leaves it to the next delivery.
+    if found.version == MIGRATIONS.len() as i64 && conn.is_readonly(rusqlite::MAIN_DB)? {
         return Ok(());
     }
     retry_busy(patience, || conn.execute_batch("BEGIN IMMEDIATE"))?;
