@@ -1024,6 +1024,27 @@ mod tests {
     }
 
     #[test]
+    fn type_errors_unknown_keys_and_value_checks_all_come_in_file_order() {
+        let text = "[limits]\ndeadline_secs = 0\nmax_mime_parts = \"many\"\n\n[queues.billing]\naddresses = [\"billing@example.com\", 7, \"nope\"]\n\n[spam]\nthresold = 3\n";
+        let e = Config::from_toml(text).unwrap_err();
+        let got: Vec<(usize, &str)> = e
+            .iter()
+            .map(|e| (e.line, e.field.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, "limits.deadline_secs"),
+                (3, "limits.max_mime_parts"),
+                (6, "queues.billing.addresses"),
+                (6, "queues.billing.addresses"),
+                (9, "spam.thresold"),
+            ],
+            "{e:#?}"
+        );
+    }
+
+    #[test]
     fn queue_by_recipient_ignores_detail_and_case() {
         let c =
             Config::from_toml("[queues.billing]\naddresses = [\"billing@example.com\"]\n").unwrap();
