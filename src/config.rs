@@ -588,16 +588,42 @@ impl Config {
     /// assert_eq!(err[0].line, 2);
     /// assert_eq!(err[0].field.as_deref(), Some("limits.max_message_size"));
     /// ```
+    ///
+    /// Errors come in file order, whatever found them: TOML syntax, unknown keys and
+    /// wrong types (each offending entry is set aside and the rest read again, so one
+    /// mistake does not hide the next), then the checks of the values.
     pub fn from_toml(text: &str) -> Result<Config, Vec<ConfigError>> {
-        let cfg: Config = toml::from_str(text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            vec![located(text, span, e.message().to_string())]
-        })?;
-        let errors = cfg.validate(text);
-        if errors.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(errors)
+        use serde::Deserialize as _;
+        let (mut root, syntax) = toml::de::DeTable::parse_recoverable(text);
+        let mut errors: Vec<ConfigError> = syntax
+            .iter()
+            .map(|e| located(text, e.span().unwrap_or(0..0), e.message().to_string()))
+            .collect();
+        let mut config = None;
+        // Each round sets one entry aside; a file has far fewer mistakes than this.
+        for _ in 0..200 {
+            match Config::deserialize(toml::de::Deserializer::from(root.clone())) {
+                Ok(c) => {
+                    config = Some(c);
+                    break;
+                }
+                Err(e) => {
+                    let span = e.span().unwrap_or(0..0);
+                    errors.push(located(text, span.clone(), e.message().to_string()));
+                    if span == (0..0) || !set_aside(root.get_mut(), span.start) {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(cfg) = &config {
+            errors.extend(cfg.validate(text));
+        }
+        // File order; what has no known place comes last.
+        errors.sort_by_key(|e| (e.line == 0, e.line, e.column));
+        match config {
+            Some(cfg) if errors.is_empty() => Ok(cfg),
+            _ => Err(errors),
         }
     }
 
@@ -779,6 +805,58 @@ impl Config {
     }
 }
 
+/// Remove the entry of `table` (at any depth) that the deserialization error at byte
+/// `pos` is about: the innermost key or value whose span holds `pos`, or an array element
+/// of plain values. An element of an array of tables is never removed (the entries after
+/// it would change their numbers): its whole key goes. False when nothing holds `pos`.
+fn set_aside(table: &mut toml::de::DeTable<'_>, pos: usize) -> bool {
+    let mut hit = None;
+    for (key, value) in table.iter_mut() {
+        let here = key.span().contains(&pos) || value.span().contains(&pos);
+        if set_aside_in(value, pos, here) {
+            return true;
+        }
+        if here {
+            hit = Some(key.get_ref().clone());
+            break;
+        }
+    }
+    match hit {
+        Some(name) => table.remove(name.as_ref()).is_some(),
+        None => false,
+    }
+}
+
+/// [`set_aside`] inside one value; `here`: the value's own entry holds the position.
+fn set_aside_in(value: &mut Spanned<toml::de::DeValue<'_>>, pos: usize, here: bool) -> bool {
+    use toml::de::DeValue;
+    match value.get_mut() {
+        DeValue::Table(t) => set_aside(t, pos),
+        DeValue::Array(items) => {
+            if items.iter_mut().any(|item| match item.get_mut() {
+                DeValue::Table(t) => set_aside(t, pos),
+                _ => false,
+            }) {
+                return true;
+            }
+            let plain = items
+                .iter()
+                .all(|i| !matches!(i.get_ref(), DeValue::Table(_)));
+            if here && plain && items.iter().any(|i| i.span().contains(&pos)) {
+                let kept: toml::de::DeArray<'_> =
+                    std::mem::replace(items, toml::de::DeArray::new())
+                        .into_iter()
+                        .filter(|i| !i.span().contains(&pos))
+                        .collect();
+                *items = kept;
+                return true;
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
 fn strip_detail(addr: &str) -> String {
     let addr = addr.trim().trim_matches(|c| c == '<' || c == '>');
     match addr.rsplit_once('@') {
@@ -837,42 +915,60 @@ fn located(text: &str, span: Range<usize>, message: String) -> ConfigError {
     }
 }
 
-/// `table.key` for the `key = ...` on 1-based `line`, using the nearest `[table]` above.
+/// `table.key` for the `key = ...` on 1-based `line`, using the nearest table header
+/// above (`[[mailbox]]` entries are `mailbox[0]`, `mailbox[1]`, …); the table's own name
+/// on a header line.
 fn key_at_line(text: &str, line: usize) -> Option<String> {
     let lines: Vec<&str> = text.lines().collect();
     let this = lines.get(line.checked_sub(1)?)?.trim();
+    let mut arrays = BTreeMap::new();
+    let mut table = String::new();
+    for l in &lines[..line - 1] {
+        if let Some(t) = header(l, &mut arrays) {
+            table = t;
+        }
+    }
+    if this.starts_with('[') {
+        return header(this, &mut arrays).filter(|t| !t.is_empty());
+    }
     let key = this.split_once('=')?.0.trim().trim_matches('"');
-    if key.is_empty() || key.starts_with('[') {
+    if key.is_empty() {
         return None;
     }
-    let table = lines[..line - 1]
-        .iter()
-        .rev()
-        .map(|l| l.trim())
-        .find(|l| l.starts_with('[') && !l.starts_with("[["))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    Some(match table {
-        Some(t) if !t.is_empty() => format!("{t}.{key}"),
-        _ => key.to_string(),
+    Some(if table.is_empty() {
+        key.to_string()
+    } else {
+        format!("{table}.{key}")
     })
+}
+
+/// The table a header line opens, as field names spell it (`[[mailbox]]` →
+/// `mailbox[N]`, counting in `arrays`); `None` for other lines.
+fn header(line: &str, arrays: &mut BTreeMap<String, usize>) -> Option<String> {
+    let t = line.trim();
+    let t = t.split_once('#').map_or(t, |(h, _)| h.trim());
+    if t.starts_with("[[") {
+        let name = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        let n = arrays.entry(name.clone()).or_insert(0);
+        let table = format!("{name}[{n}]");
+        *n += 1;
+        Some(table)
+    } else if t.starts_with('[') {
+        Some(t.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+    } else {
+        None
+    }
 }
 
 /// Where the dotted `field` is set in `text` (line, column), if it is.
 fn find_key(text: &str, field: &str) -> Option<(usize, usize)> {
     let (table, key) = field.rsplit_once('.').unwrap_or(("", field));
     let mut current = String::new();
-    // `[[mailbox]]` entries are `mailbox[0]`, `mailbox[1]`, … in field names.
     let mut arrays: BTreeMap<String, usize> = BTreeMap::new();
     for (i, l) in text.lines().enumerate() {
-        let t = l.trim();
-        if t.starts_with("[[") {
-            let name = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
-            let n = arrays.entry(name.clone()).or_insert(0);
-            current = format!("{name}[{n}]");
-            *n += 1;
-        } else if t.starts_with('[') {
-            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
-        } else if let Some((k, _)) = t.split_once('=')
+        if let Some(t) = header(l, &mut arrays) {
+            current = t;
+        } else if let Some((k, _)) = l.trim().split_once('=')
             && current == table
             && k.trim().trim_matches('"') == key
         {
@@ -924,6 +1020,27 @@ mod tests {
                 (5, "queues.billing.addresses"),
                 (8, "limits.deadline_secs")
             ]
+        );
+    }
+
+    #[test]
+    fn type_errors_unknown_keys_and_value_checks_all_come_in_file_order() {
+        let text = "[limits]\ndeadline_secs = 0\nmax_mime_parts = \"many\"\n\n[queues.billing]\naddresses = [\"billing@example.com\", 7, \"nope\"]\n\n[spam]\nthresold = 3\n";
+        let e = Config::from_toml(text).unwrap_err();
+        let got: Vec<(usize, &str)> = e
+            .iter()
+            .map(|e| (e.line, e.field.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, "limits.deadline_secs"),
+                (3, "limits.max_mime_parts"),
+                (6, "queues.billing.addresses"),
+                (6, "queues.billing.addresses"),
+                (9, "spam.thresold"),
+            ],
+            "{e:#?}"
         );
     }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::config::{Config, DEFAULT_DATABASE};
 use crate::imap::{ImapError, MailboxConfig};
 use crate::outbound::send::Transport;
-use crate::store::{self, StoreUse};
+use crate::store::{self, StoreError, StoreUse};
 
 /// The result of one check.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -110,12 +110,21 @@ async fn database_checks(config: &Config, url: &str, checks: &mut Vec<Check>) ->
     let state = match store::inspect(url, &config.store_options()).await {
         Ok(state) => state,
         Err(e) => {
-            let fix = if e.to_string().contains("no database at") {
-                "it is created by the first `ingest`, `import` or `poll`; or point --database / POSTDESK_DATABASE_URL / `database` at the existing one"
-            } else {
-                "check the database URL, that the server runs and accepts this user"
+            let fix = match e {
+                StoreError::NoDatabase(_) => {
+                    "it is created by the first `ingest`, `import` or `poll`; or point --database / POSTDESK_DATABASE_URL / `database` at the existing one"
+                }
+                StoreError::NotPostdesk { .. } => {
+                    "point --database / POSTDESK_DATABASE_URL / `database` at postdesk's database, or at a path where none exists yet (the first `ingest` creates it there)"
+                }
+                _ => "check the database URL, that the server runs and accepts this user",
             };
-            checks.push(Check::fail("database", format!("{shown}: {e}"), fix));
+            let detail = if e.names_the_database() {
+                e.to_string()
+            } else {
+                format!("{shown}: {e}")
+            };
+            checks.push(Check::fail("database", detail, fix));
             return false;
         }
     };

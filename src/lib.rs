@@ -22,6 +22,7 @@
 //! - [`source`]: reading mbox files, Maildir folders and `.eml` files for import.
 //! - [`purge`]: retention: old quarantine and dropped records and closed tickets.
 //! - [`exit`]: the sysexits contract with MTAs.
+//! - [`init`]: a commented configuration file for a chosen setup (`postdesk init`).
 //!
 //! # Example
 //!
@@ -50,6 +51,7 @@ pub mod error;
 pub mod exit;
 pub mod imap;
 pub mod import;
+pub mod init;
 pub mod model;
 pub mod outbound;
 pub mod parse;

@@ -475,10 +475,14 @@ fn a_database_with_4_kib_pages_keeps_them() {
     if env.not_sqlite() {
         return;
     }
-    rusqlite::Connection::open(env.path("tickets.db"))
-        .unwrap()
-        .execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
+    // As an earlier postdesk left it: the first schema version, no application id.
+    let c = rusqlite::Connection::open(env.path("tickets.db")).unwrap();
+    c.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;")
         .unwrap();
+    c.execute_batch(include_str!("../migrations/sqlite/0001_initial.sql"))
+        .unwrap();
+    c.execute_batch("PRAGMA user_version = 1").unwrap();
+    drop(c);
     wal_stays_bounded(&env);
     assert_eq!(env.page_size(), 4096);
 }

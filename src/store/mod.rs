@@ -56,9 +56,30 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database error: {0}")]
     Other(String),
+    /// The SQLite database file does not exist, and this use does not create it.
+    #[error("no database at {}; it is created on the first `ingest` or `import`", .0.display())]
+    NoDatabase(std::path::PathBuf),
+    /// The file is not a postdesk database (another program's SQLite database, or not
+    /// SQLite at all). Nothing was written to it.
+    #[error("{} is not a postdesk database ({found}); nothing was written to it", path.display())]
+    NotPostdesk {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What it is instead.
+        found: String,
+    },
 }
 
 impl StoreError {
+    /// Whether the message names the database file already (no need to say which
+    /// database was being opened).
+    pub fn names_the_database(&self) -> bool {
+        matches!(
+            self,
+            StoreError::NoDatabase(_) | StoreError::NotPostdesk { .. }
+        )
+    }
+
     /// Whether trying again later may succeed. Every store error keeps a delivery
     /// unstored (exit 75); only transient ones are worth retrying at once.
     pub fn is_transient(&self) -> bool {
@@ -149,17 +170,48 @@ pub async fn open_for(
     }
 }
 
-/// Open the store at `url`: `sqlite://PATH`, `sqlite::memory:`, or
-/// `postgres://…`/`postgresql://…` (with `sslmode` and the other libpq parameters).
-pub async fn open(url: &str, options: &StoreOptions) -> Result<AnyStore, StoreError> {
+/// The backends, as a database URL names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Which backend `url` names: `postgres://`/`postgresql://`, `sqlite:`, or a bare file
+/// path (`./tickets.db`, `/var/lib/postdesk/tickets.db`), which is a SQLite database.
+fn backend(url: &str) -> Result<Backend, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(AnyStore::Postgres(PgStore::open(url, options).await?))
+        Ok(Backend::Postgres)
     } else if url.starts_with("sqlite:") {
-        Ok(AnyStore::Sqlite(SqliteStore::open(url, options).await?))
-    } else {
+        Ok(Backend::Sqlite)
+    } else if url.is_empty() || url.contains("://") {
         Err(StoreError::Config(format!(
-            "`{url}` is not a database URL: use sqlite://PATH or postgres://HOST/DB"
+            "`{url}` is not a database URL: use a file path, sqlite://PATH or postgres://HOST/DB"
         )))
+    } else {
+        Ok(Backend::Sqlite)
+    }
+}
+
+/// Whether `url` names a database this build can open (a file path, `sqlite:…`,
+/// `postgres://…`), without opening it.
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    backend(url).map(|_| ())
+}
+
+/// Open the store at `url`: a file path or `sqlite://PATH` (a SQLite file; `?mode=ro`
+/// opens it read-only), `sqlite::memory:`, or `postgres://…`/`postgresql://…` (with
+/// `sslmode` and the other libpq parameters).
+///
+/// A SQLite file that is another program's database, or not SQLite at all, is refused
+/// ([`StoreError::NotPostdesk`]) before anything is written to it. A file postdesk
+/// creates is readable and writable by its group (mode 0660 whatever the umask), so
+/// operators in the group of the database's directory can read what the MTA's user
+/// delivers.
+pub async fn open(url: &str, options: &StoreOptions) -> Result<AnyStore, StoreError> {
+    match backend(url)? {
+        Backend::Postgres => Ok(AnyStore::Postgres(PgStore::open(url, options).await?)),
+        Backend::Sqlite => Ok(AnyStore::Sqlite(SqliteStore::open(url, options).await?)),
     }
 }
 
@@ -176,10 +228,9 @@ pub async fn open_or_empty(url: &str, options: &StoreOptions) -> Result<AnyStore
 /// Whether the database at `url` exists already (a PostgreSQL database is assumed to).
 /// `explain` previews against an existing store without creating one.
 pub fn exists(url: &str) -> Result<bool, StoreError> {
-    if url.starts_with("sqlite:") {
-        SqliteStore::exists(url)
-    } else {
-        Ok(true)
+    match backend(url)? {
+        Backend::Sqlite => SqliteStore::exists(url),
+        Backend::Postgres => Ok(true),
     }
 }
 
@@ -197,14 +248,9 @@ pub struct SchemaState {
 /// Inspect the database at `url` without creating or migrating it (opening a store
 /// migrates): for `doctor`, which must report an out-of-date schema, not fix it.
 pub async fn inspect(url: &str, options: &StoreOptions) -> Result<SchemaState, StoreError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        PgStore::inspect(url, options).await
-    } else if url.starts_with("sqlite:") {
-        SqliteStore::inspect(url, options).await
-    } else {
-        Err(StoreError::Config(format!(
-            "`{url}` is not a database URL: use sqlite://PATH or postgres://HOST/DB"
-        )))
+    match backend(url)? {
+        Backend::Postgres => PgStore::inspect(url, options).await,
+        Backend::Sqlite => SqliteStore::inspect(url, options).await,
     }
 }
 

@@ -68,6 +68,8 @@ const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Opened with `?mode=ro`: writes are refused with a plain error.
+    read_only: bool,
 }
 
 /// What went wrong inside a blocking closure: SQLite's error, or one of ours.
@@ -139,12 +141,23 @@ struct Target {
     create: bool,
 }
 
-/// `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:`, with an optional `?mode=ro|rw|rwc`.
+/// `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:`, with an optional `?mode=ro|rw|rwc`;
+/// or a bare file path, taken as it is (a `?` in it is part of the name).
 fn target(url: &str, create_if_missing: bool) -> Result<Target, StoreError> {
-    let rest = url
+    let Some(rest) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| StoreError::Config(format!("`{url}` is not a sqlite: URL")))?;
+    else {
+        if url.is_empty() || url.contains("://") {
+            return Err(StoreError::Config(format!("`{url}` is not a sqlite: URL")));
+        }
+        return Ok(Target {
+            path: PathBuf::from(url),
+            memory: false,
+            read_only: false,
+            create: create_if_missing,
+        });
+    };
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     let mut t = Target {
         path: PathBuf::from(path),
@@ -190,7 +203,8 @@ fn retry_busy<R>(patience: Duration, mut f: impl FnMut() -> rusqlite::Result<R>)
     }
 }
 
-/// Open, configure and migrate the database of `t`.
+/// Open, configure and migrate the database of `t`. A file that is not ours is refused
+/// before anything is written to it.
 fn connect(t: &Target, opts: &StoreOptions) -> Res<Connection> {
     let conn = if t.memory {
         Connection::open_in_memory()?
@@ -202,17 +216,18 @@ fn connect(t: &Target, opts: &StoreOptions) -> Res<Connection> {
             OpenFlags::SQLITE_OPEN_READ_WRITE
         };
         if t.create {
+            create_file(&t.path)?;
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
         Connection::open_with_flags(&t.path, flags)?
     };
     conn.busy_timeout(opts.busy_timeout)?;
+    recognise(&conn, &t.path).map_err(|f| without_shm(f, t))?;
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
         opts.cache_size_kib
     ))?;
     if t.read_only {
-        check_version(&conn)?;
         return Ok(conn);
     }
     // Takes effect only on a new, empty database.
@@ -225,36 +240,154 @@ fn connect(t: &Target, opts: &StoreOptions) -> Res<Connection> {
     conn.execute_batch(&format!(
         "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
     ))?;
-    migrate(&conn, opts.busy_timeout)?;
+    migrate(&conn, &t.path, opts.busy_timeout)?;
     Ok(conn)
 }
 
-/// The schema version of `conn`, refused when it is newer than this build knows.
-fn check_version(conn: &Connection) -> Res<i64> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > MIGRATIONS.len() as i64 {
+/// Create the database file at `path` when it does not exist, readable and writable by
+/// its owner and group (0660) whatever the umask: an MTA delivers with umask 077, and the
+/// operators who read the tickets are in the group of the database's directory. SQLite
+/// gives the `-wal` and `-shm` files the database file's mode.
+fn create_file(path: &Path) -> Res<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o660)
+            .open(path)
+        {
+            // The umask took bits off the mode `open` asked for; set it exactly.
+            Ok(file) => file
+                .set_permissions(std::fs::Permissions::from_mode(0o660))
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("setting the mode of {}: {e}", path.display()))
+                })?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot create {}: {e}",
+                    path.display()
+                ))
+                .into());
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// `PRAGMA application_id` of postdesk's SQLite databases ("PDsk"): set with the schema,
+/// so another program's database is never taken for ours.
+const APPLICATION_ID: i64 = 0x5044_736b;
+
+/// What an opened database file is, as far as postdesk is concerned.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    /// `PRAGMA user_version`: the last migration applied.
+    version: i64,
+    /// Carries postdesk's application id (databases made before it was set do not).
+    stamped: bool,
+}
+
+impl Found {
+    /// Schema current and stamped: nothing to write.
+    fn current(self) -> bool {
+        self.stamped && self.version == MIGRATIONS.len() as i64
+    }
+}
+
+/// Read (never write) what the database of `conn` is. Ours: it carries our application
+/// id; or it is empty (a new or zero-length file, to be made ours); or, made before the
+/// application id, it has a schema version we know and our tables. Anything else is
+/// another program's database, or not SQLite at all: refused. A schema newer than this
+/// build knows is refused too.
+fn recognise(conn: &Connection, path: &Path) -> Res<Found> {
+    // One statement, so one snapshot: a first delivery racing on a new file commits its
+    // migrations between separate reads, and tables seen without their id look foreign.
+    let read = || -> rusqlite::Result<(i64, i64, Vec<String>)> {
+        let (app, version, tables): (i64, i64, Option<String>) = conn.query_row(
+            "SELECT (SELECT application_id FROM pragma_application_id), \
+                    (SELECT user_version FROM pragma_user_version), \
+                    (SELECT group_concat(name, char(10)) FROM sqlite_master WHERE type = 'table')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let tables = tables.map_or_else(Vec::new, |t| t.lines().map(str::to_string).collect());
+        Ok((app, version, tables))
+    };
+    let not_ours = |found: String| {
+        Failure::Store(StoreError::NotPostdesk {
+            path: path.to_path_buf(),
+            found,
+        })
+    };
+    let (app, version, tables) = match read() {
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
+            return Err(not_ours("the file is not a SQLite database".into()));
+        }
+        other => other?,
+    };
+    let latest = MIGRATIONS.len() as i64;
+    let has = |name: &str| tables.iter().any(|t| t == name);
+    let ours = app == APPLICATION_ID
+        || (app == 0 && version == 0 && tables.is_empty())
+        || (app == 0
+            && (1..=latest).contains(&version)
+            && ["tickets", "messages", "held_messages"]
+                .iter()
+                .all(|t| has(t)));
+    if !ours {
+        let mut shown: Vec<&str> = tables.iter().map(String::as_str).take(5).collect();
+        if tables.len() > shown.len() {
+            shown.push("…");
+        }
+        let what = if app != 0 {
+            format!("another program's SQLite database, application id {app:#x}")
+        } else {
+            "another program's SQLite database".to_string()
+        };
+        return Err(not_ours(if shown.is_empty() {
+            what
+        } else {
+            format!("{what}, with tables {}", shown.join(", "))
+        }));
+    }
+    if version > latest {
         return Err(StoreError::Corrupt(format!(
-            "the database has schema version {version}, newer than this postdesk knows ({}): upgrade postdesk",
-            MIGRATIONS.len()
+            "the database has schema version {version}, newer than this postdesk knows ({latest}): upgrade postdesk"
         ))
         .into());
     }
-    Ok(version)
+    Ok(Found {
+        version,
+        stamped: app == APPLICATION_ID,
+    })
 }
 
-/// Apply the migrations the database lacks, under the write lock (so twenty first
-/// deliveries racing on a new file migrate it once).
-fn migrate(conn: &Connection, patience: Duration) -> Res<()> {
-    let latest = MIGRATIONS.len() as i64;
-    if check_version(conn)? == latest {
+/// Apply the migrations the database lacks and stamp it with our application id, under
+/// the write lock (so twenty first deliveries racing on a new file migrate it once).
+fn migrate(conn: &Connection, path: &Path, patience: Duration) -> Res<()> {
+    let found = recognise(conn, path)?;
+    if found.current() {
+        return Ok(());
+    }
+    // Only the stamp is missing (a database made before it): a reader that may not write
+    // (an operator in the database's group) leaves it to the next delivery.
+    if found.version == MIGRATIONS.len() as i64 && conn.is_readonly(rusqlite::MAIN_DB)? {
         return Ok(());
     }
     retry_busy(patience, || conn.execute_batch("BEGIN IMMEDIATE"))?;
     let result = (|| -> Res<()> {
-        let current = check_version(conn)?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let found = recognise(conn, path)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found.version as usize) {
             conn.execute_batch(sql)?;
             conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        }
+        if !found.stamped {
+            conn.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}"))?;
         }
         conn.execute_batch("COMMIT")?;
         Ok(())
@@ -265,21 +398,62 @@ fn migrate(conn: &Connection, patience: Duration) -> Res<()> {
     result
 }
 
+/// SQLite's refusal to read a WAL database whose `-shm` file it cannot create (its
+/// directory is not writable by this user), said plainly: SQLite offers no safe way to
+/// read such a database while a writer may be at work.
+fn without_shm(f: Failure, t: &Target) -> Failure {
+    let mut shm = t.path.clone().into_os_string();
+    shm.push("-shm");
+    match f {
+        Failure::Sql(e)
+            if !t.memory
+                && matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen)
+                )
+                && !Path::new(&shm).exists() =>
+        {
+            Failure::Store(StoreError::Unavailable(format!(
+                "cannot read {path}: SQLite needs to create {shm} beside it, and this user may not write to its directory ({e}); give this user's group write access to the directory (see \"Delivering from an MTA\" in the README)",
+                path = t.path.display(),
+                shm = Path::new(&shm).display(),
+            )))
+        }
+        f => f,
+    }
+}
+
+/// The error for a write on a database opened with `?mode=ro`.
+fn read_only_error() -> StoreError {
+    StoreError::Config(
+        "the database is opened read-only (`?mode=ro` in its URL) and this command writes to it: leave `?mode=ro` out".into(),
+    )
+}
+
+/// SQLite's "attempt to write a readonly database" on a read-only store, said plainly.
+fn read_only_failure(f: Failure) -> Failure {
+    match f {
+        Failure::Sql(e) if e.sqlite_error_code() == Some(ErrorCode::ReadOnly) => {
+            Failure::Store(read_only_error())
+        }
+        f => f,
+    }
+}
+
 impl SqliteStore {
     /// Open (and create, and migrate) the database at `url`, e.g. `sqlite://postdesk.db`,
     /// `sqlite:///var/lib/postdesk/tickets.db`, `sqlite://t.db?mode=ro` or `sqlite::memory:`.
     pub async fn open(url: &str, opts: &StoreOptions) -> Result<SqliteStore, StoreError> {
         let t = target(url, opts.create_if_missing)?;
         if !t.memory && !t.create && !t.path.exists() {
-            return Err(StoreError::Unavailable(format!(
-                "no database at {}",
-                t.path.display()
-            )));
+            return Err(StoreError::NoDatabase(t.path));
         }
         let opts = opts.clone();
+        let read_only = t.read_only;
         let conn = blocking(move || connect(&t, &opts)).await?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            read_only,
         })
     }
 
@@ -296,10 +470,7 @@ impl SqliteStore {
             });
         }
         if !t.path.exists() {
-            return Err(StoreError::Unavailable(format!(
-                "no database at {}",
-                t.path.display()
-            )));
+            return Err(StoreError::NoDatabase(t.path));
         }
         let patience = opts.busy_timeout;
         blocking(move || {
@@ -311,7 +482,14 @@ impl SqliteStore {
                 };
             let conn = Connection::open_with_flags(&t.path, flags)?;
             conn.busy_timeout(patience)?;
-            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let version = match recognise(&conn, &t.path) {
+                Ok(found) => found.version,
+                // Reported as a version newer than this build knows.
+                Err(Failure::Store(StoreError::Corrupt(_))) => {
+                    conn.query_row("PRAGMA user_version", [], |r| r.get(0))?
+                }
+                Err(e) => return Err(e),
+            };
             let writable = !t.read_only
                 && !conn.is_readonly(rusqlite::MAIN_DB)?
                 && conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK").is_ok();
@@ -345,7 +523,16 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Res<R> + Send + 'static,
     ) -> Result<R, StoreError> {
         let conn = self.conn.clone().lock_owned().await;
-        blocking(move || f(&conn)).await
+        let read_only = self.read_only;
+        blocking(move || {
+            let result = f(&conn);
+            if read_only {
+                result.map_err(read_only_failure)
+            } else {
+                result
+            }
+        })
+        .await
     }
 }
 
@@ -797,6 +984,9 @@ impl Store for SqliteStore {
     type Tx<'a> = SqliteTx;
 
     async fn begin(&self) -> Result<SqliteTx, StoreError> {
+        if self.read_only {
+            return Err(read_only_error());
+        }
         let conn = self.conn.clone().lock_owned().await;
         let mut tx = SqliteTx { conn: Some(conn) };
         tx.with(|db| {

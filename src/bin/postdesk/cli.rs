@@ -35,7 +35,8 @@ pub(crate) struct Globals {
     #[arg(long, global = true, env = "POSTDESK_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
-    /// Database URL [default: the config's `database`, else sqlite://postdesk.db].
+    /// Database: a SQLite file path, sqlite://PATH[?mode=ro] or postgres://… [default:
+    /// the config's `database`, else sqlite://postdesk.db].
     #[arg(long, global = true, env = "POSTDESK_DATABASE_URL", value_name = "URL")]
     pub(crate) database: Option<String>,
 
@@ -160,6 +161,13 @@ pub(crate) enum Command {
     ///
     /// `postdesk man > /usr/local/share/man/man1/postdesk.1`
     Man,
+    /// Write a commented configuration file for a setup, to fill in and check.
+    ///
+    /// The file passes `postdesk config check` as written: what to fill in (servers,
+    /// addresses, password files) are placeholders of example.com under `FILL IN`
+    /// comments. Example: `postdesk init --mode imap --store postgres --outbound smtp -o
+    /// /etc/postdesk/postdesk.toml`.
+    Init(InitArgs),
     /// What happened to the mail, per day (UTC) and queue: messages by verdict, tickets
     /// opened, follow-ups, acknowledgements, quarantined, dropped and released messages,
     /// and the median time from a ticket's first message to its first agent reply.
@@ -186,6 +194,27 @@ pub(crate) struct PurgeArgs {
     /// Print the counts as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// How mail arrives: `pipe` (the MTA runs `postdesk ingest`) or `imap` (postdesk
+    /// fetches it: `poll`, `watch`).
+    #[arg(long, value_name = "MODE", default_value = "pipe")]
+    pub(crate) mode: postdesk::init::Mode,
+    /// The database: `sqlite`, `postgres` (a placeholder to fill in), or a database URL or
+    /// SQLite file path to use as it is.
+    #[arg(long, value_name = "sqlite|postgres|URL", default_value = "sqlite")]
+    pub(crate) store: postdesk::init::Database,
+    /// How acknowledgements and replies are sent: `none`, `smtp` or `sendmail`.
+    #[arg(long, value_name = "TRANSPORT", default_value = "none")]
+    pub(crate) outbound: postdesk::init::Outbound,
+    /// Write the file here instead of to standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Overwrite the --output file when it exists.
+    #[arg(long, requires = "output")]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@
 
 use std::io::{IsTerminal, Write as _};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
 
 use postdesk::config::{Config, DEFAULT_DATABASE};
@@ -145,12 +145,31 @@ pub(crate) async fn open_store(
     Ok(store::open_for(url, usage, &config.store_options()).await?)
 }
 
+/// [`open_store`], its error naming the database unless it does already.
+pub(crate) async fn open_store_named(
+    globals: &Globals,
+    config: &Config,
+    usage: StoreUse,
+) -> anyhow::Result<AnyStore> {
+    open_store(globals, config, usage)
+        .await
+        .map_err(|e| match e {
+            Error::Store(ref s) if s.names_the_database() => e.into(),
+            e => {
+                anyhow::Error::from(e).context(format!("opening {}", database_url(globals, config)))
+            }
+        })
+}
+
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
         return mail::config_check(file.as_deref().or(cli.globals.config.as_deref()));
     }
     if let Command::Doctor { json } = cli.command {
         return doctor(&cli.globals, json);
+    }
+    if let Command::Init(args) = &cli.command {
+        return init(args);
     }
     let config = match load_config(&cli.globals) {
         Ok(c) => c,
@@ -181,33 +200,23 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 mail::import(processor, args).await
             }
             Command::Tickets(cmd) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Read)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Read).await?;
                 tickets::tickets(Processor::new(config, store), cmd).await
             }
             Command::Quarantine(cmd) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Read)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Read).await?;
                 held::quarantine(Processor::new(config, store), cmd).await
             }
             Command::Suppressions(cmd) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Read)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Read).await?;
                 held::suppressions(&store, cmd).await
             }
             Command::Outbox(cmd) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Read)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Read).await?;
                 outbox::outbox(Processor::new(config, store), cmd).await
             }
             Command::Reply(args) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Read)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Read).await?;
                 outbox::reply(Processor::new(config, store), args).await
             }
             Command::Template(cmd) => {
@@ -215,15 +224,11 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 outbox::template(Processor::new(config, store), cmd).await
             }
             Command::Poll(args) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Import)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Import).await?;
                 imap::poll(Processor::new(config, store), args).await
             }
             Command::Watch(args) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Import)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Import).await?;
                 imap::watch(Processor::new(config, store), args).await
             }
             Command::Mailboxes { json } => {
@@ -231,24 +236,42 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 imap::mailboxes(&store, &config, *json).await
             }
             Command::Stats(args) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Read)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Read).await?;
                 stats::stats(&store, args).await
             }
             Command::Purge(args) => {
-                let store = open_store(&cli.globals, &config, StoreUse::Read)
-                    .await
-                    .with_context(|| format!("opening {}", database_url(&cli.globals, &config)))?;
+                let store = open_store_named(&cli.globals, &config, StoreUse::Read).await?;
                 purge::purge(&store, args).await
             }
             Command::Ingest { .. }
+            | Command::Init(_)
             | Command::Config(_)
             | Command::Doctor { .. }
             | Command::Completions { .. }
             | Command::Man => unreachable!("handled before"),
         }
     })
+}
+
+/// `init`: the configuration for the chosen setup, to standard output or a file.
+fn init(args: &cli::InitArgs) -> anyhow::Result<u8> {
+    let setup = postdesk::init::Setup {
+        mode: args.mode,
+        database: args.store.clone(),
+        outbound: args.outbound,
+    };
+    match &args.output {
+        Some(path) => {
+            setup.write(path, args.force)?;
+            eprintln!(
+                "wrote {}; fill in what is marked FILL IN, then run `postdesk config check {}`",
+                path.display(),
+                path.display()
+            );
+        }
+        None => write!(std::io::stdout().lock(), "{}", setup.render(None)?)?,
+    }
+    Ok(exit::OK)
 }
 
 /// `doctor`: every check on its own line (or a JSON array); 1 when any failed.
