@@ -612,6 +612,57 @@ fn mail_between_the_two_size_limits_is_quarantined_and_larger_mail_refused() {
     assert!(reply.starts_with("552"), "refused by Postfix: {reply}");
 }
 
+/// Section 1 of the document: an operator in the `postdesk` group reads the tickets that
+/// Postfix's deliveries (umask 077) wrote, without root.
+#[test]
+fn an_operator_in_the_postdesk_group_reads_the_tickets_without_root() {
+    let Some(mta) = mta() else { return };
+    let subject = unique("For the operator");
+    let id = format!("{}@customer.test", unique("operator"));
+    let from = customer("gina");
+    mta.send(
+        &from,
+        "support@example.com",
+        &request(&from, "support@example.com", &subject, &id, "", "Hello."),
+    );
+    mta.wait("the ticket", 30, || mta.ticket(&subject));
+    // `usermod -aG postdesk alice`, for a user of the test's own
+    let exists = Command::new("id").arg("pdoperator").output().unwrap();
+    if !exists.status.success() {
+        let made = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--groups",
+                "postdesk",
+                "pdoperator",
+            ])
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(mta.state_dir().join("tickets.db"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660, "{mode:o}");
+    let out = Command::new("runuser")
+        .args(["-u", "pdoperator", "--"])
+        .arg(mta.root.join("usr/local/bin/postdesk")) // the checkout may be private to root
+        .arg("--config")
+        .arg(mta.config())
+        .args(["tickets", "list", "--json", "--limit", "1000"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&subject));
+}
+
 fn file_owner(path: &Path) -> u32 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).unwrap().uid()
