@@ -1491,3 +1491,39 @@ fn the_acknowledgement_goes_to_the_envelope_sender() {
     assert!(out["outbound"].is_null(), "{out}");
     assert_eq!(sink.received(&d).len(), 1);
 }
+
+/// `reply --close`: the reply is stored and queued and the ticket closed in one
+/// transaction (it was closed after the commit, so a crash between left it open).
+#[test]
+fn reply_with_close_stores_the_reply_and_closes_the_ticket() {
+    let Some(sink) = sink() else { return };
+    let env = Env::new();
+    let d = domain("close");
+    let cfg = config(
+        &env,
+        &sink,
+        "support@desk.example",
+        "acknowledge = \"never\"\n",
+    );
+    ingest(
+        &env,
+        &cfg,
+        &mail(
+            &format!("Ann <ann@{d}>"),
+            "Thanks, solved",
+            "c1@client.example",
+            "",
+            "It works now.",
+        ),
+    );
+    let out = env.run(
+        &["reply", "PD-1", "--close", "--config", &cfg],
+        b"Glad to hear it.\n",
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let t = json(&env, &cfg, &["tickets", "show", "PD-1", "--json"]);
+    assert_eq!(t["status"], "closed", "{t}");
+    assert_eq!(t["thread"].as_array().unwrap().len(), 2);
+    assert_eq!(t["outbound"][0]["kind"], "reply");
+    assert_eq!(sink.received(&d).len(), 1);
+}

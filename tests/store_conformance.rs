@@ -282,6 +282,32 @@ async fn conformance(store: AnyStore) {
     assert_eq!(a.content, StoredContent::Part(b"From".to_vec()));
     assert!(store.attachment(9999).await.unwrap().is_none());
 
+    // Status, inside a transaction: with the other writes or not at all.
+    let status_of = |d: Option<postdesk::store::TicketDetail>| d.unwrap().ticket.status;
+    let mut tx = store.begin().await.unwrap();
+    tx.write(vec![Write::SetStatus {
+        ticket_id: t,
+        status: TicketStatus::Closed,
+        at: "2026-12-02T10:00:00.000Z".into(),
+    }])
+    .await
+    .unwrap();
+    drop(tx);
+    assert_eq!(
+        status_of(store.ticket(t).await.unwrap()),
+        TicketStatus::Open
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.write(vec![Write::SetStatus {
+            ticket_id: 9999,
+            status: TicketStatus::Closed,
+            at: "2026-12-02T10:00:00.000Z".into(),
+        }])
+        .await
+        .is_err()
+    );
+    drop(tx);
     // Status.
     assert!(store.set_status(t, TicketStatus::Closed).await.unwrap());
     assert!(!store.set_status(9999, TicketStatus::Closed).await.unwrap());

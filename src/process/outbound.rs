@@ -488,6 +488,7 @@ impl<S: Store> Processor<S> {
             received_at: now.clone(),
             activity_at: now.clone(),
         };
+        let now_at = now.clone();
         let mut recipients = vec![to.clone()];
         recipients.extend(cc.iter().cloned());
         let row = NewOutbound {
@@ -503,19 +504,25 @@ impl<S: Store> Processor<S> {
             raw: Some(raw.to_vec()),
             created_at: now,
         };
+        let mut writes = vec![
+            Write::Append {
+                ticket_id,
+                reopen: false,
+                participants: cc.clone(),
+                message: Box::new(message),
+            },
+            Write::Outbound(Box::new(row)),
+        ];
+        if reply.close {
+            writes.push(Write::SetStatus {
+                ticket_id,
+                status: crate::store::TicketStatus::Closed,
+                at: now_at,
+            });
+        }
         let mut tx = self.store.begin().await?;
         tx.lock(&[format!("mid:{message_id}")]).await?;
-        let written = tx
-            .write(vec![
-                Write::Append {
-                    ticket_id,
-                    reopen: false,
-                    participants: cc.clone(),
-                    message: Box::new(message),
-                },
-                Write::Outbound(Box::new(row)),
-            ])
-            .await?;
+        let written = tx.write(writes).await?;
         tx.commit().await?;
         let outbox_id = written
             .iter()
@@ -524,11 +531,6 @@ impl<S: Store> Processor<S> {
                 _ => None,
             })
             .ok_or_else(|| StoreError::Corrupt("the outbox row was not written".into()))?;
-        if reply.close {
-            self.store
-                .set_status(ticket_id, crate::store::TicketStatus::Closed)
-                .await?;
-        }
         Ok(ReplyOutcome {
             ticket_ref: reference,
             message_id,

@@ -309,6 +309,16 @@ pub enum Write {
     },
     /// Queue outgoing mail (or record why none is sent) in the outbox.
     Outbound(Box<NewOutbound>),
+    /// Set a ticket's status in the same transaction as the other writes (an agent's
+    /// reply that closes the ticket: both happen, or neither).
+    SetStatus {
+        /// The ticket.
+        ticket_id: i64,
+        /// Its new status.
+        status: TicketStatus,
+        /// When (RFC 3339): the ticket's last activity, unless a later one is recorded.
+        at: String,
+    },
 }
 
 /// What a write produced.

@@ -401,6 +401,25 @@ async fn write(db: &mut Conn, w: &Write) -> Result<Written, StoreError> {
             Written::Ticket(*ticket_id)
         }
         Write::Hold(h) => Written::Held(insert_held(db, h).await?),
+        Write::SetStatus {
+            ticket_id,
+            status,
+            at,
+        } => {
+            let changed = sqlx::query(
+                "UPDATE tickets SET status = $2, updated_at = GREATEST(updated_at, $3) WHERE id = $1",
+            )
+            .bind(ticket_id)
+            .bind(status.as_str())
+            .bind(at)
+            .execute(&mut *db)
+            .await
+            .db()?;
+            if changed.rows_affected() != 1 {
+                return Err(StoreError::Corrupt(format!("no ticket {ticket_id}")));
+            }
+            Written::Ticket(*ticket_id)
+        }
         Write::Suppress {
             addresses,
             status,

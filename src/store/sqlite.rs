@@ -778,6 +778,21 @@ fn write(db: &Connection, w: &Write) -> Res<Written> {
             Written::Ticket(*ticket_id)
         }
         Write::Hold(h) => Written::Held(insert_held(db, h)?),
+        Write::SetStatus {
+            ticket_id,
+            status,
+            at,
+        } => {
+            let changed = db
+                .prepare_cached(
+                    "UPDATE tickets SET status = ?2, updated_at = max(updated_at, ?3) WHERE id = ?1",
+                )?
+                .execute(params![ticket_id, status.as_str(), at])?;
+            if changed != 1 {
+                return Err(StoreError::Corrupt(format!("no ticket {ticket_id}")).into());
+            }
+            Written::Ticket(*ticket_id)
+        }
         Write::Suppress {
             addresses,
             status,
