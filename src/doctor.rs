@@ -112,7 +112,7 @@ async fn database_checks(config: &Config, url: &str, checks: &mut Vec<Check>) ->
         Err(e) => {
             let fix = match e {
                 StoreError::NoDatabase(_) => {
-                    "it is created by the first `ingest`, `import` or `poll`; or point --database / POSTDESK_DATABASE_URL / `database` at the existing one"
+                    "nothing, if this is a new setup (`poll` creates it too); to use an existing database, point --database / POSTDESK_DATABASE_URL / `database` at it"
                 }
                 StoreError::NotPostdesk { .. } => {
                     "point --database / POSTDESK_DATABASE_URL / `database` at postdesk's database, or at a path where none exists yet (the first `ingest` creates it there)"

@@ -223,7 +223,7 @@ fn a_missing_database_or_invalid_config_says_what_to_do() {
     let failed = failures(&lines);
     assert_eq!(failed.len(), 1, "{lines:#?}");
     assert!(
-        failed[0].contains("no database at") && failed[0].contains("created by the first"),
+        failed[0].contains("no database at") && failed[0].contains("created on the first"),
         "{lines:#?}"
     );
 
