@@ -103,17 +103,50 @@ pub async fn run(config_path: Option<&Path>, database: Option<&str>) -> Vec<Chec
     checks
 }
 
+/// Whether a file can be made in `path`'s directory, by making one and removing it (the
+/// one change `doctor` makes, and undoes).
+fn creatable(path: &std::path::Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let probe = dir.join(format!(".postdesk-doctor-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
 /// Reachable, schema current, writable. True when the store can be opened for reading
 /// without changing it.
 async fn database_checks(config: &Config, url: &str, checks: &mut Vec<Check>) -> bool {
     let shown = redact(url);
     let state = match store::inspect(url, &config.store_options()).await {
         Ok(state) => state,
+        // A new setup has no database until the first message: fine, if it can be made.
+        Err(StoreError::NoDatabase(path)) => {
+            checks.push(match creatable(&path) {
+                Ok(()) => Check::ok(
+                    "database",
+                    format!(
+                        "none yet at {}: the first `ingest`, `import` or `poll` creates it (its directory is writable)",
+                        path.display()
+                    ),
+                ),
+                Err(e) => Check::fail(
+                    "database",
+                    format!(
+                        "no database at {}, and it cannot be created there: {e}",
+                        path.display()
+                    ),
+                    "create the directory, writable by the user the mail arrives as (docs/OPERATIONS.md, section 1); or point --database / POSTDESK_DATABASE_URL / `database` at an existing database",
+                ),
+            });
+            return false;
+        }
         Err(e) => {
             let fix = match e {
-                StoreError::NoDatabase(_) => {
-                    "nothing, if this is a new setup (`poll` creates it too); to use an existing database, point --database / POSTDESK_DATABASE_URL / `database` at it"
-                }
                 StoreError::NotPostdesk { .. } => {
                     "point --database / POSTDESK_DATABASE_URL / `database` at postdesk's database, or at a path where none exists yet (the first `ingest` creates it there)"
                 }

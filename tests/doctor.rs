@@ -218,12 +218,32 @@ fn an_out_of_date_or_newer_database_is_one_failure_and_is_left_alone() {
 #[test]
 fn a_missing_database_or_invalid_config_says_what_to_do() {
     let env = Env::sqlite();
+    // A new setup: no database yet, in a directory where it can be made. Not a failure.
     let (status, lines) = doctor(&env, env.write("postdesk.toml", b"").to_str().unwrap());
+    assert_eq!(status, 0, "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ok   database: none yet at")
+                && l.contains("the first `ingest`, `import` or `poll` creates it")),
+        "{lines:#?}"
+    );
+    // ... but one that cannot be made is.
+    let out = env.run(
+        &["--database", "/nonexistent/dir/tickets.db", "doctor"],
+        b"",
+    );
+    let status = code(&out);
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
     assert_eq!(status, 1, "{lines:#?}");
     let failed = failures(&lines);
     assert_eq!(failed.len(), 1, "{lines:#?}");
     assert!(
-        failed[0].contains("no database at") && failed[0].contains("created on the first"),
+        failed[0]
+            .contains("no database at /nonexistent/dir/tickets.db, and it cannot be created there"),
         "{lines:#?}"
     );
 
