@@ -1199,7 +1199,7 @@ fn one_acknowledgement_per_ticket_even_when_follow_ups_are_acknowledged() {
 }
 
 #[test]
-fn the_sendmail_transport_hands_the_message_to_the_binary() {
+fn the_sendmail_transport_hands_the_message_to_the_binary_from_the_null_sender() {
     let env = Env::new();
     let script = env.write(
         "fake-sendmail",
@@ -1229,7 +1229,13 @@ fn the_sendmail_transport_hands_the_message_to_the_binary() {
     let rows = outbound(&env, &cfg, "PD-1");
     assert_eq!(rows[0]["status"], "sent", "{rows:?}");
     let args = std::fs::read_to_string(env.path("args")).unwrap();
-    assert!(args.lines().any(|a| a == "ann@client.example"), "{args}");
+    // An acknowledgement goes from the null sender, as RFC 3834 asks (lettre's sendmail
+    // transport passed no -f for it, so the local user became its return path).
+    assert_eq!(
+        args.lines().collect::<Vec<_>>(),
+        ["-i", "-f", "<>", "--", "ann@client.example"],
+        "{args}"
+    );
     let (subject, _) = decoded(&std::fs::read(env.path("message.eml")).unwrap());
     assert!(subject.starts_with("[PD-1] "), "{subject}");
 }

@@ -903,3 +903,52 @@ fn the_watch_service_command_stores_new_mail_and_stops_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "watch exits 0 on SIGTERM: {status:?}");
 }
+
+/// `[outbound.sendmail]` through Postfix's own `sendmail` (MAIL_CONFIG names the test
+/// instance): the acknowledgement leaves from the null sender and reaches the customer,
+/// and an agent's reply leaves from the support address.
+#[test]
+fn the_sendmail_transport_through_postfix_acknowledges_from_the_null_sender() {
+    let Some(mta) = mta() else { return };
+    let env = Env::sqlite();
+    let cfg = env.write(
+        "postdesk.toml",
+        b"[outbound]\nfrom = \"Example Support <support@example.com>\"\n[outbound.sendmail]\n",
+    );
+    let cfg = cfg.to_str().unwrap();
+    let hank = customer("hank");
+    let id = format!("{}@customer.test", unique("sendmail"));
+    let raw = request(
+        &hank,
+        "support@example.com",
+        "via sendmail",
+        &id,
+        "",
+        "Hello.",
+    );
+    let out = env.run(
+        &["--config", cfg, "ingest", "--sender", &hank],
+        raw.as_bytes(),
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let ack = mta.wait("the acknowledgement in the customer's INBOX", 30, || {
+        mta.inbox(&hank).into_iter().next()
+    });
+    assert_eq!(header(&ack, "Return-Path").as_deref(), Some("<>"), "{ack}");
+    assert_eq!(
+        header(&ack, "In-Reply-To").as_deref(),
+        Some(format!("<{id}>").as_str())
+    );
+
+    let out = env.run(&["--config", cfg, "reply", "PD-1"], b"Hello back.\n");
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let reply = mta.wait("the reply in the customer's INBOX", 30, || {
+        let inbox = mta.inbox(&hank);
+        (inbox.len() == 2).then(|| inbox[1].clone())
+    });
+    assert_eq!(
+        header(&reply, "Return-Path").as_deref(),
+        Some("<support@example.com>"),
+        "{reply}"
+    );
+}

@@ -5,6 +5,7 @@
 //! leaves the row queued with a back-off; a permanent one (SMTP 5xx) fails it and, for a
 //! message to one recipient, puts that address on the suppression list.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lettre::address::Envelope;
@@ -12,10 +13,7 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{
-    Address, AsyncFileTransport, AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport,
-    Tokio1Executor,
-};
+use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use futures_util::StreamExt;
 
@@ -31,7 +29,8 @@ pub struct Transport(Inner);
 #[derive(Debug)]
 enum Inner {
     Smtp(AsyncSmtpTransport<Tokio1Executor>, usize),
-    Sendmail(AsyncSendmailTransport<Tokio1Executor>),
+    /// The `sendmail` command's path.
+    Sendmail(PathBuf),
     File(AsyncFileTransport<Tokio1Executor>),
 }
 
@@ -111,10 +110,9 @@ impl Transport {
             return Ok(Some(Transport(Inner::Smtp(b.build(), pool))));
         }
         if let Some(s) = &o.sendmail {
-            return Ok(Some(Transport(Inner::Sendmail(match &s.path {
-                Some(p) => AsyncSendmailTransport::new_with_command(p.as_os_str()),
-                None => AsyncSendmailTransport::new(),
-            }))));
+            return Ok(Some(Transport(Inner::Sendmail(
+                s.path.clone().unwrap_or_else(|| SENDMAIL.into()),
+            ))));
         }
         if let Some(f) = &o.file {
             return Ok(Some(Transport(Inner::File(AsyncFileTransport::new(
@@ -135,7 +133,16 @@ impl Transport {
                 Ok(false) => Err("the server did not answer NOOP".into()),
                 Err(e) => Err(e.to_string()),
             },
-            Inner::Sendmail(_) => Ok("the local sendmail command".into()),
+            Inner::Sendmail(path) => {
+                use std::os::unix::fs::PermissionsExt;
+                match std::fs::metadata(path) {
+                    Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {
+                        Ok(format!("{} is an executable file", path.display()))
+                    }
+                    Ok(_) => Err(format!("{} is not an executable file", path.display())),
+                    Err(e) => Err(format!("{}: {e}", path.display())),
+                }
+            }
             Inner::File(_) => Ok("writing .eml files".into()),
         }
     }
@@ -184,11 +191,7 @@ impl Transport {
                     message,
                 }
             }),
-            Inner::Sendmail(t) => t.send_raw(&envelope, raw).await.map_err(|e| SendFailure {
-                permanent: false,
-                recipient_refused: false,
-                message: format!("sendmail: {e}"),
-            }),
+            Inner::Sendmail(path) => sendmail(path, &envelope, raw).await,
             Inner::File(t) => {
                 t.send_raw(&envelope, raw)
                     .await
@@ -201,6 +204,49 @@ impl Transport {
             }
         }
     }
+}
+
+/// Where `sendmail` is unless `[outbound.sendmail] path` says otherwise.
+const SENDMAIL: &str = "/usr/sbin/sendmail";
+
+/// Hand `raw` to the local `sendmail` (Postfix's, Exim's or Sendmail's):
+/// `-i -f SENDER -- RECIPIENTS`, the message on standard input. The null sender is
+/// `-f '<>'`, which all three read as `<>`; lettre's sendmail transport passes no `-f`
+/// for it, so the user running postdesk became the return path of its acknowledgements.
+/// Any failure is transient: the command's exit status does not say which are not.
+async fn sendmail(path: &Path, envelope: &Envelope, raw: &[u8]) -> Result<(), SendFailure> {
+    use tokio::io::AsyncWriteExt as _;
+    let failure = |message: String| SendFailure {
+        permanent: false,
+        recipient_refused: false,
+        message: format!("sendmail {}: {message}", path.display()),
+    };
+    let from = envelope.from().map_or("<>".to_string(), |a| a.to_string());
+    let mut child = tokio::process::Command::new(path)
+        .arg("-i")
+        .arg("-f")
+        .arg(&from)
+        .arg("--")
+        .args(envelope.to().iter().map(|a| a.to_string()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| failure(e.to_string()))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let written = stdin.write_all(raw).await;
+    drop(stdin);
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| failure(e.to_string()))?;
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        let said = crate::term::line(said.trim());
+        return Err(failure(format!("{}: {said}", out.status)));
+    }
+    written.map_err(|e| failure(format!("writing the message: {e}")))
 }
 
 /// How [`flush`] works.
