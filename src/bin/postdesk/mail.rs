@@ -1,7 +1,7 @@
 //! `postdesk explain`, `postdesk import` and `postdesk config check`: reading mail and
 //! configuration from files.
 
-use std::io::{IsTerminal as _, Read as _, Write};
+use std::io::{IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -52,11 +52,10 @@ pub(crate) async fn explain(
     let mut out = std::io::BufWriter::new(stdout.lock());
     for input in inputs {
         if input.as_os_str() == "-" {
-            let mut raw = Vec::new();
-            let read = std::io::stdin()
-                .lock()
-                .read_to_end(&mut raw)
-                .map(|_| raw)
+            // As ingest reads it: at most the hard cap is kept, the rest only counted.
+            let cap = p.config().limits.quarantine_raw_cap;
+            let read = source::read_capped(std::io::stdin().lock(), cap)
+                .map(|(raw, _total)| raw)
                 .context("reading standard input");
             code = code.max(explain_one(&p, &mut out, "-", read, json).await?);
             continue;
