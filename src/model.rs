@@ -49,6 +49,16 @@ macro_rules! names {
     };
 }
 
+/// The first reason of a message an operator released from quarantine, followed by
+/// ` (was VERDICT)`; the statistics count released messages by it.
+pub const RELEASED_REASON: &str = "released from quarantine by an operator";
+
+/// The SQL `LIKE` pattern that finds [`RELEASED_REASON`] first in a stored `reasons` array
+/// (JSON text).
+pub fn released_reasons_pattern() -> String {
+    format!("[\"{RELEASED_REASON} (%")
+}
+
 /// At most this many referenced Message-IDs of one message are looked up or stored.
 pub const MAX_REFERENCES: usize = 100;
 

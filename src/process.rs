@@ -533,13 +533,10 @@ impl<S: Store> Processor<S> {
         match &mut prepared[0].body {
             PreparedBody::Message { class, .. } => {
                 // The store's statistics recognise a released message by this first
-                // reason (`Store::stats_rows`): keep the two in step.
+                // reason (`Store::stats_rows`).
                 class.reasons.insert(
                     0,
-                    format!(
-                        "released from quarantine by an operator (was {})",
-                        class.verdict
-                    ),
+                    format!("{} (was {})", crate::model::RELEASED_REASON, class.verdict),
                 );
                 class.verdict = Verdict::Human;
             }

@@ -608,7 +608,7 @@ fn held_summary(r: &PgRow) -> Result<HeldSummary, StoreError> {
 const STATS_MESSAGES: &str = "SELECT m.received_at, t.queue, m.verdict,
            m.id = (SELECT min(f.id) FROM messages f
                    WHERE f.ticket_id = m.ticket_id AND f.dedup_key NOT LIKE 'out:%') AS opened,
-           m.reasons LIKE '[\"released from quarantine by an operator (%' AS released
+           m.reasons LIKE $2 AS released
     FROM messages m JOIN tickets t ON t.id = m.ticket_id
     WHERE m.received_at >= $1 AND m.dedup_key NOT LIKE 'out:%'
     ORDER BY m.id";
@@ -940,7 +940,10 @@ impl Store for PgStore {
                 .bind(since.to_string())
                 .fetch_all(&self.pool)
         };
-        let messages = fetch(STATS_MESSAGES)
+        let messages = sqlx::query(STATS_MESSAGES)
+            .bind(since.to_string())
+            .bind(crate::model::released_reasons_pattern())
+            .fetch_all(&self.pool)
             .await
             .db()?
             .iter()

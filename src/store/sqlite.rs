@@ -978,7 +978,7 @@ fn held_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<HeldSummary> {
 const STATS_MESSAGES: &str = "SELECT m.received_at, t.queue, m.verdict,
            m.id = (SELECT min(f.id) FROM messages f
                    WHERE f.ticket_id = m.ticket_id AND f.dedup_key NOT LIKE 'out:%') AS opened,
-           m.reasons LIKE '[\"released from quarantine by an operator (%' AS released
+           m.reasons LIKE ?2 AS released
     FROM messages m JOIN tickets t ON t.id = m.ticket_id
     WHERE m.received_at >= ?1 AND m.dedup_key NOT LIKE 'out:%'
     ORDER BY m.id";
@@ -1347,7 +1347,7 @@ impl Store for SqliteStore {
         self.call(move |db| {
             let messages = db
                 .prepare(STATS_MESSAGES)?
-                .query_map([&since], |r| {
+                .query_map([&since, &crate::model::released_reasons_pattern()], |r| {
                     Ok(StatsMessage {
                         received_at: r.get(0)?,
                         queue: r.get(1)?,
