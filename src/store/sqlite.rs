@@ -222,7 +222,7 @@ fn connect(t: &Target, opts: &StoreOptions) -> Res<Connection> {
         Connection::open_with_flags(&t.path, flags)?
     };
     conn.busy_timeout(opts.busy_timeout)?;
-    recognise(&conn, &t.path).map_err(|f| without_shm(f, t))?;
+    let found = recognise(&conn, &t.path).map_err(|f| without_shm(f, t))?;
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
         opts.cache_size_kib
@@ -240,7 +240,7 @@ fn connect(t: &Target, opts: &StoreOptions) -> Res<Connection> {
     conn.execute_batch(&format!(
         "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
     ))?;
-    migrate(&conn, &t.path, opts.busy_timeout)?;
+    migrate(&conn, found, &t.path, opts.busy_timeout)?;
     Ok(conn)
 }
 
@@ -369,8 +369,8 @@ fn recognise(conn: &Connection, path: &Path) -> Res<Found> {
 
 /// Apply the migrations the database lacks and stamp it with our application id, under
 /// the write lock (so twenty first deliveries racing on a new file migrate it once).
-fn migrate(conn: &Connection, path: &Path, patience: Duration) -> Res<()> {
-    let found = recognise(conn, path)?;
+/// `found` is what `connect` read; under the lock it is read again.
+fn migrate(conn: &Connection, found: Found, path: &Path, patience: Duration) -> Res<()> {
     if found.current() {
         return Ok(());
     }
