@@ -196,6 +196,16 @@ impl Mta {
             .cloned()
     }
 
+    /// The quarantine record of the message with Message-ID `id`, once it exists.
+    fn held(&self, id: &str) -> Option<Value> {
+        let out = self.postdesk(&["quarantine", "list", "--json"], b"");
+        let list: Value = serde_json::from_slice(&out.stdout).ok()?;
+        list.as_array()?
+            .iter()
+            .find(|h| h["message_id"] == id)
+            .cloned()
+    }
+
     fn show(&self, reference: &str) -> Value {
         self.json(&["tickets", "show", reference, "--json"])
     }
@@ -415,14 +425,7 @@ fn mail_from_the_null_sender_is_held_as_automatic_and_never_answered() {
             "Please call me.",
         ),
     );
-    let held = mta.wait("the held message", 30, || {
-        let out = mta.postdesk(&["quarantine", "list", "--json"], b"");
-        let list: Value = serde_json::from_slice(&out.stdout).ok()?;
-        list.as_array()?
-            .iter()
-            .find(|h| h.to_string().contains(&id))
-            .cloned()
-    });
+    let held = mta.wait("the held message", 30, || mta.held(&id));
     let shown = mta.json(&["quarantine", "show", &held["id"].to_string(), "--json"]);
     assert_eq!(shown["verdict"], "autoreply", "{shown}");
     assert!(
@@ -589,14 +592,7 @@ fn mail_between_the_two_size_limits_is_quarantined_and_larger_mail_refused() {
     let body = line.repeat(27 * 1024 * 1024 / line.len());
     let raw = request(&erin, "support@example.com", "a large file", &id, "", &body);
     mta.send(&erin, "support@example.com", &raw);
-    let held = mta.wait("the oversize message in quarantine", 60, || {
-        let out = mta.postdesk(&["quarantine", "list", "--json"], b"");
-        let list: Value = serde_json::from_slice(&out.stdout).ok()?;
-        list.as_array()?
-            .iter()
-            .find(|h| h.to_string().contains(&id))
-            .cloned()
-    });
+    let held = mta.wait("the oversize message in quarantine", 60, || mta.held(&id));
     assert!(held.to_string().contains("max_message_size"), "{held}");
 
     let body = line.repeat(31 * 1024 * 1024 / line.len());
