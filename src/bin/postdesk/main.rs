@@ -35,6 +35,13 @@ mod tickets;
 use cli::{Cli, Command, ConfigCommand, Globals};
 
 fn main() -> std::process::ExitCode {
+    // What postdesk and SQLite create is for the user and the group, never others, and is
+    // made so from the start: SQLite creates a database's -wal and -shm files under the
+    // process's umask and only then gives them the database's mode and owner. Under
+    // Postfix's umask 077 (or root's 022) a delivery or an operator in the group that
+    // opened them in between failed ("attempt to write a readonly database"; a delivery
+    // exited 75 and was retried).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o007));
     std::process::ExitCode::from(postdesk_main(std::env::args_os().collect()))
 }
 
