@@ -303,7 +303,7 @@ fn nobody(env: &Env, args: &[&str]) -> Option<Command> {
     }
     let mut c = Command::new("setpriv");
     c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(shared_bin())
+        .arg(shared_bin(env))
         .args(args)
         .current_dir(env.dir.path())
         .env_remove("POSTDESK_CONFIG")
@@ -341,19 +341,15 @@ fn mode_ro_on_a_file_another_user_owns() {
     assert!(stderr(&out).contains("read-only"), "{}", stderr(&out));
 }
 
-/// A copy of the binary under test that any user may run (the checkout may be private to
-/// root).
-fn shared_bin() -> &'static std::path::Path {
-    static COPY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    COPY.get_or_init(|| {
-        let dir = std::env::temp_dir().join(unique("postdesk-bin"));
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let copy = dir.join("postdesk");
-        std::fs::copy(bin(), &copy).unwrap();
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-        copy
-    })
+/// The binary under test where any user may run it (the checkout may be private to
+/// root): linked, else copied, into the test's directory, which goes with the test.
+fn shared_bin(env: &Env) -> std::path::PathBuf {
+    let path = env.path("postdesk-bin");
+    if !path.exists() && std::fs::hard_link(bin(), &path).is_err() {
+        std::fs::copy(bin(), &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    path
 }
 
 /// An operator's `postdesk tickets list` as root, holding the database open, leaves the
