@@ -1005,42 +1005,41 @@ mod tests {
         assert!(e[0].message.contains("unknown field"), "{}", e[0].message);
     }
 
-    #[test]
-    fn semantic_errors_are_all_reported_with_lines() {
-        let text = "[tickets]\nprefix = \"P D\"\n\n[queues.billing]\naddresses = [\"billing@example.com\", \"nope\"]\n\n[limits]\ndeadline_secs = 0\n";
+    /// `Config::from_toml` reports exactly these errors for `text`, as (line, field).
+    fn assert_errors(text: &str, expected: &[(usize, &str)]) {
         let e = Config::from_toml(text).unwrap_err();
         let got: Vec<(usize, &str)> = e
             .iter()
             .map(|e| (e.line, e.field.as_deref().unwrap()))
             .collect();
-        assert_eq!(
-            got,
-            vec![
+        assert_eq!(got, expected, "{e:#?}");
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported_with_lines() {
+        let text = "[tickets]\nprefix = \"P D\"\n\n[queues.billing]\naddresses = [\"billing@example.com\", \"nope\"]\n\n[limits]\ndeadline_secs = 0\n";
+        assert_errors(
+            text,
+            &[
                 (2, "tickets.prefix"),
                 (5, "queues.billing.addresses"),
-                (8, "limits.deadline_secs")
-            ]
+                (8, "limits.deadline_secs"),
+            ],
         );
     }
 
     #[test]
     fn type_errors_unknown_keys_and_value_checks_all_come_in_file_order() {
         let text = "[limits]\ndeadline_secs = 0\nmax_mime_parts = \"many\"\n\n[queues.billing]\naddresses = [\"billing@example.com\", 7, \"nope\"]\n\n[spam]\nthresold = 3\n";
-        let e = Config::from_toml(text).unwrap_err();
-        let got: Vec<(usize, &str)> = e
-            .iter()
-            .map(|e| (e.line, e.field.as_deref().unwrap()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
+        assert_errors(
+            text,
+            &[
                 (2, "limits.deadline_secs"),
                 (3, "limits.max_mime_parts"),
                 (6, "queues.billing.addresses"),
                 (6, "queues.billing.addresses"),
                 (9, "spam.thresold"),
             ],
-            "{e:#?}"
         );
     }
 

@@ -365,18 +365,7 @@ fn a_root_reader_leaves_the_wal_to_the_databases_owner() {
     };
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     // Root holds the database open (`reply` waits for its body on standard input).
-    let mut child = env
-        .cmd(&["--database", &db, "reply", "PD-1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (wal, shm) = (env.path("tickets.db-wal"), env.path("tickets.db-shm"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !(wal.exists() && shm.exists()) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let (mut child, wal, shm) = holding_open(&env, env.cmd(&["--database", &db, "reply", "PD-1"]));
     std::thread::sleep(std::time::Duration::from_millis(100));
     let owners = (owner(&wal), owner(&shm));
     let second = mail("bob@example.org", "Other", "m2@example.org", "", "Hi");
@@ -404,6 +393,27 @@ fn files_postdesk_creates_are_the_users_and_groups_from_the_start() {
     let out = output(under_umask_077(&env, &["init", "-o", "new.toml"]), b"");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(mode(&env.path("new.toml")), 0o660);
+}
+
+/// Start `cmd`, a `reply` (which opens the database, then waits for its body on standard
+/// input), and wait until the database's `-wal` and `-shm` files exist: they do while a
+/// process has it open. The child and the two paths.
+fn holding_open(
+    env: &Env,
+    mut cmd: Command,
+) -> (std::process::Child, std::path::PathBuf, std::path::PathBuf) {
+    let child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (wal, shm) = (env.path("tickets.db-wal"), env.path("tickets.db-shm"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !(wal.exists() && shm.exists()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child, wal, shm)
 }
 
 fn owner(path: &std::path::Path) -> u32 {
@@ -437,19 +447,8 @@ fn a_database_made_under_umask_077_is_group_readable() {
     let db = env.path("tickets.db");
     assert_eq!(mode(&db), 0o660);
 
-    // The -wal and -shm files exist while a process has the database open: `reply`
-    // opens it, then waits for its body on standard input.
-    let mut child = under_umask_077(&env, &["reply", "PD-1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (wal, shm) = (env.path("tickets.db-wal"), env.path("tickets.db-shm"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !(wal.exists() && shm.exists()) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // The -wal and -shm files, while a process has the database open.
+    let (mut child, wal, shm) = holding_open(&env, under_umask_077(&env, &["reply", "PD-1"]));
     let modes = (mode(&wal), mode(&shm));
     drop(child.stdin.take());
     child.wait().unwrap();
