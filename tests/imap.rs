@@ -586,6 +586,16 @@ fn overlapping_workers_without_the_lease_still_store_once() {
 
 // --- watch ------------------------------------------------------------------------------
 
+/// `postdesk watch` with the configuration `cfg`, its log piped.
+fn spawn_watch(env: &Env, cfg: &str) -> Child {
+    env.cmd(&["--config", cfg, "watch"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// `watch` with `extra` settings: a message appended while it waits is stored within
 /// 5 seconds, and SIGTERM makes it exit 0 promptly.
 fn watch_stores_within_5_s(test: &str, extra: &str) {
@@ -594,53 +604,29 @@ fn watch_stores_within_5_s(test: &str, extra: &str) {
         let user = fresh_user(test);
         let cfg = config(&env, &server, &user, extra, "");
         poll_ok(&env, &cfg); // creates the database
-        let mut watch = env
-            .cmd(&["--config", &cfg, "watch"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut watch = spawn_watch(&env, &cfg);
         // Its first pass is done when it holds the lease and has recorded a success.
-        let started = Instant::now();
-        while env.query_i64("SELECT count(*) FROM imap_leases") == 0
-            || env.query_i64("SELECT consecutive_failures FROM imap_health") != 0
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "watch did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until("watch did not start", Duration::from_secs(10), || {
+            env.query_i64("SELECT count(*) FROM imap_leases") > 0
+                && env.query_i64("SELECT consecutive_failures FROM imap_health") == 0
+        });
         std::thread::sleep(Duration::from_millis(300));
         let mut imap = Client::login(&server, &user);
         for n in 0..3 {
             imap.append("INBOX", &messages(n..n + 1, test));
-            let appended = Instant::now();
-            while env.query_i64("SELECT count(*) FROM imap_uids") < n as i64 + 1 {
-                assert!(
-                    appended.elapsed() < Duration::from_secs(5),
-                    "message {n} not stored within 5 s"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let term = std::process::Command::new("kill")
-            .args(["-TERM", &watch.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(term.success());
-        let asked = Instant::now();
-        let status = loop {
-            if let Some(status) = watch.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                asked.elapsed() < Duration::from_secs(10),
-                "no exit after SIGTERM"
+            wait_until(
+                &format!("message {n} not stored within 5 s"),
+                Duration::from_secs(5),
+                || env.query_i64("SELECT count(*) FROM imap_uids") > n as i64,
             );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        }
+        sigterm(&watch);
+        let mut status = None;
+        wait_until("no exit after SIGTERM", Duration::from_secs(10), || {
+            status = watch.try_wait().unwrap();
+            status.is_some()
+        });
+        let status = status.unwrap();
         let out = watch.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(status.code(), Some(0), "{stderr}");
@@ -680,25 +666,11 @@ fn watch_stops_after_the_batch_in_hand() {
         poll_ok(&env, &cfg);
         let mut imap = Client::login(&server, &user);
         imap.append("INBOX", &messages(0..1000, "stop"));
-        let mut watch = env
-            .cmd(&["--config", &cfg, "watch"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while env.query_i64("SELECT count(*) FROM imap_uids") < 50 {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "watch did not start"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::process::Command::new("kill")
-            .args(["-TERM", &watch.id().to_string()])
-            .status()
-            .unwrap();
+        let mut watch = spawn_watch(&env, &cfg);
+        wait_until("watch did not start", Duration::from_secs(30), || {
+            env.query_i64("SELECT count(*) FROM imap_uids") >= 50
+        });
+        sigterm(&watch);
         let asked = Instant::now();
         let status = watch.wait().unwrap();
         assert!(asked.elapsed() < Duration::from_secs(5), "slow to stop");
@@ -740,37 +712,18 @@ fn watch_serves_several_mailboxes() {
         env.write("watch.toml", text.as_bytes());
         let cfg = env.path("watch.toml").display().to_string();
         poll_ok(&env, &cfg);
-        let mut watch = env
-            .cmd(&["--config", &cfg, "watch"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while env.query_i64("SELECT count(*) FROM imap_leases") < 2 {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "watch did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut watch = spawn_watch(&env, &cfg);
+        wait_until("watch did not start", Duration::from_secs(10), || {
+            env.query_i64("SELECT count(*) FROM imap_leases") >= 2
+        });
         std::thread::sleep(Duration::from_millis(300));
         for (i, user) in users.iter().enumerate() {
             Client::login(&server, user).append("INBOX", &messages(i..i + 1, "watch-multi"));
         }
-        let appended = Instant::now();
-        while env.query_i64("SELECT count(*) FROM imap_uids") < 2 {
-            assert!(
-                appended.elapsed() < Duration::from_secs(5),
-                "not stored within 5 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::process::Command::new("kill")
-            .args(["-TERM", &watch.id().to_string()])
-            .status()
-            .unwrap();
+        wait_until("not stored within 5 s", Duration::from_secs(5), || {
+            env.query_i64("SELECT count(*) FROM imap_uids") >= 2
+        });
+        sigterm(&watch);
         assert_eq!(watch.wait().unwrap().code(), Some(0));
         assert_eq!(counts(&env), (2, 2, 0, 2));
         assert_eq!(
@@ -792,51 +745,28 @@ fn watch_reconnects_after_losing_the_connection() {
         imap.run("CREATE Support");
         let cfg = config(&env, &server, &user, "folders = [\"Support\"]", "");
         poll_ok(&env, &cfg);
-        let mut watch = env
-            .cmd(&["--config", &cfg, "watch"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while env.query_i64("SELECT count(*) FROM imap_leases") == 0 {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "watch did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut watch = spawn_watch(&env, &cfg);
+        wait_until("watch did not start", Duration::from_secs(10), || {
+            env.query_i64("SELECT count(*) FROM imap_leases") > 0
+        });
         std::thread::sleep(Duration::from_millis(300));
         imap.run("DELETE Support");
         // Let it notice (its retries fail while the folder is missing).
-        let noticed = Instant::now();
-        while env
-            .query_i64("SELECT count(*) FROM imap_health WHERE last_error LIKE '%SELECT failed%'")
-            == 0
-        {
-            assert!(
-                noticed.elapsed() < Duration::from_secs(10),
-                "no error recorded"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until("no error recorded", Duration::from_secs(10), || {
+            env.query_i64(
+                "SELECT count(*) FROM imap_health WHERE last_error LIKE '%SELECT failed%'",
+            ) > 0
+        });
         // The lost connection and the failed retry are both in the health record.
         assert!(env.query_i64("SELECT consecutive_failures FROM imap_health") >= 2);
         imap.run("CREATE Support");
         imap.append("Support", &messages(0..1, "reconnect"));
-        let appended = Instant::now();
-        while env.query_i64("SELECT count(*) FROM messages") < 1 {
-            assert!(
-                appended.elapsed() < Duration::from_secs(20),
-                "not stored after reconnecting"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::process::Command::new("kill")
-            .args(["-TERM", &watch.id().to_string()])
-            .status()
-            .unwrap();
+        wait_until(
+            "not stored after reconnecting",
+            Duration::from_secs(20),
+            || env.query_i64("SELECT count(*) FROM messages") >= 1,
+        );
+        sigterm(&watch);
         let status = watch.wait().unwrap();
         let mut stderr = String::new();
         std::io::Read::read_to_string(watch.stderr.as_mut().unwrap(), &mut stderr).unwrap();

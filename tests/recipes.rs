@@ -892,10 +892,7 @@ fn the_watch_service_command_stores_new_mail_and_stops_on_sigterm() {
         (tickets_with(&env, &config, &subject) == 1).then_some(())
     });
     // systemd stops the service with SIGTERM (KillSignal's default).
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "watch exits 0 on SIGTERM: {status:?}");
 }

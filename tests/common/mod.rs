@@ -321,3 +321,21 @@ pub fn output(mut cmd: Command, stdin: &[u8]) -> Output {
     writer.join().unwrap();
     out
 }
+
+/// Check `done` every 20 ms until it holds; fail with `what` once `limit` has passed.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Send SIGTERM to `child`, as systemd and `kill` do to stop a daemon.
+pub fn sigterm(child: &std::process::Child) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -TERM {}", child.id());
+}
