@@ -301,6 +301,17 @@ names!(PurgeKind, "purge kind", [
     ClosedTickets => "closed-tickets",
 ]);
 
+impl PurgeKind {
+    /// The held records this kind deletes; `None` for tickets.
+    pub fn held_action(self) -> Option<HeldAction> {
+        match self {
+            PurgeKind::Quarantine => Some(HeldAction::Quarantined),
+            PurgeKind::Dropped => Some(HeldAction::Dropped),
+            PurgeKind::ClosedTickets => None,
+        }
+    }
+}
+
 /// A message that does not join a ticket.
 #[derive(Debug, Clone)]
 pub struct HeldMessage {

@@ -13,15 +13,6 @@ use crate::store::{PurgeCounts, PurgeKind, StoreError};
 /// The closed tickets a purge takes (`$1`: the cutoff).
 const OLD_CLOSED: &str = "SELECT id FROM tickets WHERE status = 'closed' AND updated_at < $1";
 
-/// The held action a kind of held record has.
-fn held_action(kind: PurgeKind) -> Option<&'static str> {
-    match kind {
-        PurgeKind::Quarantine => Some("quarantined"),
-        PurgeKind::Dropped => Some("dropped"),
-        PurgeKind::ClosedTickets => None,
-    }
-}
-
 fn n(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -33,7 +24,7 @@ impl PgStore {
         kind: PurgeKind,
         before: &str,
     ) -> Result<PurgeCounts, StoreError> {
-        if let Some(action) = held_action(kind) {
+        if let Some(action) = kind.held_action().map(|a| a.as_str()) {
             let records: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM held_messages WHERE action = $2 AND received_at < $1",
             )
@@ -76,7 +67,7 @@ impl PgStore {
         limit: u32,
     ) -> Result<PurgeCounts, StoreError> {
         let mut tx = self.pool.begin().await.db()?;
-        if let Some(action) = held_action(kind) {
+        if let Some(action) = kind.held_action().map(|a| a.as_str()) {
             // A record being released right now is left for the next purge.
             let done = sqlx::query(
                 "DELETE FROM held_messages WHERE id IN (

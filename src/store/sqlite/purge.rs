@@ -8,18 +8,9 @@ use crate::store::{PurgeCounts, PurgeKind, Store, StoreError, StoreTx};
 /// The closed tickets a purge takes (`?1`: the cutoff).
 const OLD_CLOSED: &str = "SELECT id FROM tickets WHERE status = 'closed' AND updated_at < ?1";
 
-/// The held action a kind of held record has.
-fn held_action(kind: PurgeKind) -> Option<&'static str> {
-    match kind {
-        PurgeKind::Quarantine => Some("quarantined"),
-        PurgeKind::Dropped => Some("dropped"),
-        PurgeKind::ClosedTickets => None,
-    }
-}
-
 fn count(db: &Connection, kind: PurgeKind, before: &str) -> Res<PurgeCounts> {
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
-    if let Some(action) = held_action(kind) {
+    if let Some(action) = kind.held_action().map(|a| a.as_str()) {
         let records: i64 = db.query_row(
             "SELECT count(*) FROM held_messages WHERE action = ?2 AND received_at < ?1",
             params![before, action],
@@ -49,7 +40,7 @@ fn count(db: &Connection, kind: PurgeKind, before: &str) -> Res<PurgeCounts> {
 
 /// Delete one batch inside the caller's transaction.
 fn delete(db: &Connection, kind: PurgeKind, before: &str, limit: u32) -> Res<PurgeCounts> {
-    if let Some(action) = held_action(kind) {
+    if let Some(action) = kind.held_action().map(|a| a.as_str()) {
         let records = db.execute(
             "DELETE FROM held_messages WHERE id IN (
                 SELECT id FROM held_messages WHERE action = ?2 AND received_at < ?1
